@@ -1,0 +1,41 @@
+"""What rules see of a file while the engine walks it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from nnlint.imports import ImportTable
+
+if TYPE_CHECKING:
+    from nnlint.rule import Rule
+
+
+@dataclass
+class Report:
+    rule: type["Rule"]
+    node: cst.CSTNode
+    message: str
+
+
+class FileContext:
+    def __init__(self, path: str, module: cst.Module):
+        self.path = path
+        self.module = module
+        self.imports = ImportTable()
+        self.reports: list[Report] = []
+
+    def report(self, rule: "Rule", node: cst.CSTNode, message: str) -> None:
+        self.reports.append(Report(type(rule), node, message))
+
+    def qualname(self, expr: cst.BaseExpression) -> str | None:
+        """The qualified name behind an imported dotted expression, e.g. `F.softmax`."""
+        return self.imports.resolve(expr)
+
+    def call_name(self, node: cst.CSTNode) -> str | None:
+        """The qualified name of the function a call invokes, when it resolves through imports."""
+        if isinstance(node, cst.Call):
+            return self.imports.resolve(node.func)
+        return None

@@ -1,0 +1,214 @@
+"""Check files: read once, parse once, run every enabled rule in one walk, suppress, collect."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnlint.context import FileContext, Report
+from nnlint.diagnostics import Diagnostic
+from nnlint.rule import Rule, StaticRule, registry
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.suppression import is_suppressed
+from nnlint.tree import children
+
+# Below this many files, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 24
+
+
+@dataclass(frozen=True)
+class FileTask:
+    path: str  # where to read it
+    display: str  # how reports name it
+    enabled: frozenset[str]  # codes enabled for this file
+
+
+@dataclass
+class FileResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    suppressed: list[Diagnostic] = field(default_factory=list)
+
+
+def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
+                message: str, line_text: str = "") -> Diagnostic:
+    return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column,
+                      rule.severity, "static", line_text)
+
+
+def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
+    cached = rule_type.__dict__.get("_handler_cache")
+    if cached is None:
+        cached = [
+            (attr.split("_", 1)[0], attr.split("_", 1)[1], attr)
+            for attr in dir(rule_type)
+            if attr.startswith(("visit_", "leave_"))
+        ]
+        rule_type._handler_cache = cached
+    return cached
+
+
+class _Walk:
+    """One pass over the tree, calling each rule's visit_/leave_ methods."""
+
+    def __init__(self, ctx: FileContext, rules: list[StaticRule]):
+        self.ctx = ctx
+        self.rules = rules
+        self.crashes: list[tuple[type[Rule], cst.CSTNode, BaseException]] = []
+        self._build_dispatch()
+
+    def _build_dispatch(self) -> None:
+        self.visits: dict[str, list] = defaultdict(list)
+        self.leaves: dict[str, list] = defaultdict(list)
+        for rule in self.rules:
+            for kind, node_type, attr in _handlers(type(rule)):
+                table = self.visits if kind == "visit" else self.leaves
+                table[node_type].append((rule, getattr(rule, attr)))
+
+    def _call(self, handlers: list, node: cst.CSTNode) -> None:
+        # Rebuilding the dispatch makes new lists, so iterating `handlers` stays safe.
+        for rule, handler in handlers:
+            try:
+                handler(node)
+            except Exception as exc:  # a rule bug must not hide the other rules' findings
+                self.crashes.append((type(rule), node, exc))
+                self.rules.remove(rule)
+                self._build_dispatch()
+
+    def run(self) -> None:
+        imports = self.ctx.imports
+        stack: list[tuple[cst.CSTNode, bool]] = [(self.ctx.module, False)]
+        while stack:
+            node, leaving = stack.pop()
+            type_name = type(node).__name__
+            if leaving:
+                self._call(self.leaves.get(type_name, ()), node)
+                continue
+            if type_name in ("Import", "ImportFrom"):
+                imports.add(node)
+            handlers = self.visits.get(type_name)
+            if handlers:
+                self._call(handlers, node)
+            if type_name in self.leaves:
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(list(children(node))))
+
+
+def _static_rules(enabled: frozenset[str]) -> list[type[StaticRule]]:
+    return [r for code, r in registry().items() if code in enabled and issubclass(r, StaticRule)]
+
+
+def _positions(module: cst.Module, reports: list[Report]):
+    if not reports:
+        return {}
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+
+def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
+    rule = registry()[code]
+    return _diagnostic(rule, path, line, column, line, column + 1, message)
+
+
+def _syntax_error_location(text: str, exc: Exception) -> tuple[int, int, str]:
+    """Python's own compiler gives the precise place and message (e.g. Python 2 prints)."""
+    try:
+        compile(text, "<checked>", "exec", ast.PyCF_ONLY_AST)
+    except SyntaxError as error:
+        return error.lineno or 1, max(error.offset or 1, 1), f"cannot parse: {error.msg}"
+    except (RecursionError, MemoryError, ValueError) as error:
+        return 1, 1, f"cannot parse: {type(error).__name__}: {error}"
+    detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
+    return 1, 1, f"libcst cannot parse this file although Python can: {detail}"
+
+
+def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
+    """Check source text already decoded. `path` is only used to name the file in diagnostics."""
+    try:
+        module = cst.parse_module(text)
+    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
+        line, column, message = _syntax_error_location(text, exc)
+        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
+
+    ctx = FileContext(path, module)
+    walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
+    try:
+        walk.run()
+    except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
+        walk.crashes.append((registry()["NNL003"], module, exc))
+    found: list[Diagnostic] = []
+    try:
+        positions = _positions(module, ctx.reports + [Report(r, n, "") for r, n, _ in walk.crashes])
+    except RecursionError:
+        positions = {}
+    lines = text.split("\n")
+
+    def located(rule: type[Rule], node: cst.CSTNode, message: str) -> Diagnostic:
+        where = positions.get(node)
+        if where is None:
+            return _diagnostic(rule, path, 1, 1, 1, 1, message)
+        start, end = where.start, where.end
+        line_text = lines[start.line - 1].rstrip("\r") if start.line <= len(lines) else ""
+        return _diagnostic(rule, path, start.line, start.column + 1, end.line, end.column + 1, message, line_text)
+
+    for report in ctx.reports:
+        found.append(located(report.rule, report.node, report.message))
+    for rule, node, exc in walk.crashes:
+        message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
+        found.append(located(registry()["NNL003"], node, message))
+    return _finish(found, text, enabled)
+
+
+def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> FileResult:
+    result = FileResult()
+    lines = text.split("\n")
+    for diagnostic in found:
+        if diagnostic.code not in enabled and diagnostic.code != "NNL003":
+            continue
+        if not diagnostic.line_text and diagnostic.line <= len(lines):
+            diagnostic = _with_line_text(diagnostic, lines[diagnostic.line - 1].rstrip("\r"))
+        if is_suppressed(diagnostic.code, diagnostic.line_text):
+            result.suppressed.append(diagnostic)
+        else:
+            result.diagnostics.append(diagnostic)
+    return result
+
+
+def _with_line_text(diagnostic: Diagnostic, line_text: str) -> Diagnostic:
+    return replace(diagnostic, line_text=line_text)
+
+
+def lint_file(task: FileTask) -> FileResult:
+    try:
+        text = decode(read_bytes(task.path))
+    except UnreadableFile as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+    except DecodeError as exc:
+        return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
+    return lint_text(text, task.display, task.enabled)
+
+
+def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:
+    """Check every file, in worker processes when there are many; results keep the tasks' order."""
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1 or len(tasks) < PARALLEL_THRESHOLD:
+        results = []
+        for task in tasks:
+            results.append(lint_file(task))
+            if progress:
+                progress()
+        return results
+    import multiprocessing
+
+    chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = []
+        for result in pool.map(lint_file, tasks, chunksize=chunksize):
+            results.append(result)
+            if progress:
+                progress()
+        return results

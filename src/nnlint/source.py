@@ -1,0 +1,58 @@
+"""Reading a file's bytes into text, honouring PEP 263 encoding declarations."""
+
+from __future__ import annotations
+
+import io
+import tokenize
+from dataclasses import dataclass
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read at all (NNL002)."""
+
+
+@dataclass
+class DecodeError(Exception):
+    """The bytes do not decode (NNL001): `line` is where the first bad byte sits."""
+
+    message: str
+    line: int
+    column: int
+
+
+def read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise UnreadableFile("cannot read file: it does not exist (a dangling symlink?)") from None
+    except PermissionError:
+        raise UnreadableFile("cannot read file: permission denied") from None
+    except IsADirectoryError:
+        raise UnreadableFile("cannot read file: it is a directory") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        raise UnreadableFile("cannot read file: it is binary (contains NUL bytes), not Python source")
+    return data
+
+
+def decode(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise DecodeError(f"bad encoding declaration: {exc.msg}", exc.lineno or 1, 1) from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DecodeError(
+            f"cannot decode byte 0x{data[exc.start]:02x} as {encoding} "
+            "(declare the encoding with a '# -*- coding: ... -*-' line)",
+            line,
+            column,
+        ) from None
+    except LookupError:
+        raise DecodeError(f"unknown encoding {encoding!r}", 1, 1) from None
+    return text.removeprefix("\ufeff")

@@ -1,0 +1,1 @@
+"""Tracing layer: hazards found by running the model on synthesized input."""
