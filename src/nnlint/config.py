@@ -1,0 +1,171 @@
+"""`[tool.nnlint]` configuration: finding it, validating it, and turning it into enabled codes per file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlint.diagnostics import Severity
+
+
+class ConfigError(Exception):
+    """Bad configuration or usage: the CLI prints it on one line and exits 2."""
+
+
+_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "trace", "models"}
+_TRACE_KEYS = {"timeout", "memory", "fake-threshold", "batch-size"}
+_MODEL_KEYS = {"args", "kwargs", "input"}
+
+
+@dataclass
+class Settings:
+    root: Path  # the directory patterns in the file are relative to
+    source: str | None = None  # the config file, for messages
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    fail_on: Severity | None = None
+    trace: dict = field(default_factory=dict)
+    models: dict[str, dict] = field(default_factory=dict)
+    _specs: dict = field(default_factory=dict, repr=False)
+
+    def _spec(self, patterns: tuple[str, ...]):
+        spec = self._specs.get(patterns)
+        if spec is None:
+            import pathspec
+
+            spec = self._specs[patterns] = pathspec.GitIgnoreSpec.from_lines(patterns)
+        return spec
+
+    def relative(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
+
+    def is_excluded(self, path: Path) -> bool:
+        if not self.exclude:
+            return False
+        rel = self.relative(path)
+        return rel is not None and self._spec(tuple(self.exclude)).match_file(rel)
+
+    def ignored_for(self, path: Path) -> set[str]:
+        codes: set[str] = set()
+        rel = self.relative(path) if self.per_file_ignores else None
+        if rel is None:
+            return codes
+        for pattern, pattern_codes in self.per_file_ignores.items():
+            if self._spec((pattern,)).match_file(rel):
+                codes.update(pattern_codes)
+        return codes
+
+
+def expand_codes(specs: list[str], known: list[str], where: str) -> set[str]:
+    """Codes and prefixes (`NNL3`) to the set of known codes they name; unknown ones are an error."""
+    codes: set[str] = set()
+    for spec in specs:
+        spec = spec.strip().upper()
+        if not spec:
+            continue
+        matched = [code for code in known if code.startswith(spec)]
+        if not matched:
+            raise ConfigError(f"unknown rule code or prefix {spec!r} in {where}")
+        codes.update(matched)
+    return codes
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def _string_list(value, key: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"'{key}' in {where} must be a list of strings")
+    return value
+
+
+def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Settings:
+    unknown = sorted(set(table) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint] of {where}")
+    settings = Settings(root=root, source=where)
+    if "select" in table:
+        settings.select = _string_list(table["select"], "select", where)
+        expand_codes(settings.select, known, f"'select' of {where}")
+    settings.ignore = _string_list(table.get("ignore", []), "ignore", where)
+    expand_codes(settings.ignore, known, f"'ignore' of {where}")
+    settings.exclude = _string_list(table.get("exclude", []), "exclude", where)
+    per_file = table.get("per-file-ignores", {})
+    if not isinstance(per_file, dict):
+        raise ConfigError(f"'per-file-ignores' in {where} must be a table of glob = [codes]")
+    for pattern, codes in per_file.items():
+        codes = _string_list(codes, f"per-file-ignores.{pattern}", where)
+        settings.per_file_ignores[pattern] = sorted(expand_codes(codes, known, f"'per-file-ignores' of {where}"))
+    if "fail-on" in table:
+        try:
+            settings.fail_on = Severity.parse(str(table["fail-on"]))
+        except ValueError as exc:
+            raise ConfigError(f"'fail-on' in {where}: {exc}") from None
+    trace = table.get("trace", {})
+    unknown = sorted(set(trace) - _TRACE_KEYS) if isinstance(trace, dict) else ["trace"]
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint.trace] of {where}")
+    settings.trace = trace
+    models = table.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f"'models' in {where} must be a table of model tables")
+    for model, entry in models.items():
+        bad = sorted(set(entry) - _MODEL_KEYS) if isinstance(entry, dict) else ["(not a table)"]
+        if bad:
+            raise ConfigError(f"unknown key '{bad[0]}' in [tool.nnlint.models.\"{model}\"] of {where}")
+    settings.models = models
+    return settings
+
+
+def load_file(path: Path, known: list[str]) -> Settings:
+    """An explicit --config file: a pyproject.toml with [tool.nnlint], or a file of bare nnlint keys."""
+    data = _load_toml(path)
+    table = data.get("tool", {}).get("nnlint") if "tool" in data else data
+    return parse_settings(table or {}, path.parent.resolve(), str(path), known)
+
+
+class ConfigFinder:
+    """Nearest pyproject.toml with a [tool.nnlint] table above each directory, cached."""
+
+    def __init__(self, known: list[str]):
+        self.known = known
+        self._by_dir: dict[str, Settings | None] = {}
+
+    def for_path(self, path: Path) -> Settings | None:
+        directory = os.path.dirname(os.path.abspath(path)) if not path.is_dir() else os.path.abspath(path)
+        return self._for_dir(directory)
+
+    def _for_dir(self, directory: str) -> Settings | None:
+        if directory in self._by_dir:
+            return self._by_dir[directory]
+        settings = None
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate):
+            data = _load_toml(Path(candidate))
+            table = data.get("tool", {}).get("nnlint")
+            if table is not None:
+                settings = parse_settings(table, Path(directory), candidate, self.known)
+        if settings is None:
+            parent = os.path.dirname(directory)
+            settings = self._for_dir(parent) if parent != directory else None
+        self._by_dir[directory] = settings
+        return settings

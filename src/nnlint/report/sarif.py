@@ -1,0 +1,98 @@
+"""SARIF 2.1.0, as GitHub code scanning and other CI dashboards ingest it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from urllib.parse import quote
+
+from nnlint import __version__
+from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.docs import rule_page, rule_url
+from nnlint.rule import registry
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def _rule_descriptor(rule) -> dict:
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": rule.summary()},
+        "fullDescription": {"text": rule.doc()},
+        "help": {"text": rule.doc(), "markdown": rule_page(rule)},
+        "helpUri": rule_url(rule.code),
+        "defaultConfiguration": {"level": _LEVELS[rule.severity]},
+        "properties": {"tags": [rule.layer], "precision": "high" if rule.severity == Severity.ERROR else "medium"},
+    }
+
+
+def fingerprint(diagnostic: Diagnostic, occurrence: int) -> str:
+    """Stable under unrelated edits: built from the rule, the file and the line's text, not its number."""
+    normalized = " ".join(diagnostic.line_text.split())
+    key = f"{diagnostic.code}\0{diagnostic.path}\0{normalized}\0{occurrence}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _uri(path: str) -> str:
+    return quote(Path(path).as_posix())
+
+
+def render(diagnostics: list[Diagnostic]) -> str:
+    rules = registry()
+    codes = list(rules)
+    seen: Counter = Counter()
+    results = []
+    for d in diagnostics:
+        key = (d.code, d.path, " ".join(d.line_text.split()))
+        occurrence = seen[key]
+        seen[key] += 1
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": codes.index(d.code),
+                "level": _LEVELS[d.severity],
+                "message": {"text": d.message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
+                            "region": {
+                                "startLine": d.line,
+                                "startColumn": d.column,
+                                "endLine": d.end_line,
+                                "endColumn": max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column,
+                            },
+                        }
+                    }
+                ],
+                "partialFingerprints": {"nnlintFingerprint/v1": fingerprint(d, occurrence)},
+                "properties": {"source": d.source},
+            }
+        )
+    root = Path(os.getcwd()).as_uri() + "/"
+    log = {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "nnlint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": rule_url("README").rsplit("/", 1)[0],
+                        "rules": [_rule_descriptor(rule) for rule in rules.values()],
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": root}},
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"

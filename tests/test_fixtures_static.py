@@ -1,0 +1,49 @@
+"""The static rules on the realistic fixtures: each `# expect: CODE[, CODE]` comment marks a finding.
+
+Buggy fixtures must yield exactly the marked (line, code) pairs among static codes; clean twins none.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from nnlint.engine import FileTask, lint_file
+from nnlint.rule import registry
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+STATIC_CODES = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "tool"))
+_EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>NNL\d{3}(?:\s*,\s*NNL\d{3})*)")
+
+
+def expected_findings(path: Path, codes: frozenset[str]) -> list[tuple[int, str]]:
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        match = _EXPECT.search(line)
+        if match:
+            pairs += [(number, c.strip()) for c in match.group("codes").split(",") if c.strip() in codes]
+    return sorted(pairs)
+
+
+def _files(kind: str):
+    return sorted((FIXTURES / kind).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _files("buggy"), ids=lambda p: p.name)
+def test_buggy_fixture_findings_match_markers(path):
+    found = lint_file(FileTask(str(path), path.name, STATIC_CODES)).diagnostics
+    assert sorted((d.line, d.code) for d in found) == expected_findings(path, STATIC_CODES)
+
+
+@pytest.mark.parametrize("path", _files("clean"), ids=lambda p: p.name)
+def test_clean_fixture_has_no_static_findings(path):
+    found = lint_file(FileTask(str(path), path.name, STATIC_CODES)).diagnostics
+    assert [(d.line, d.code, d.message) for d in found] == []
+
+
+def test_every_static_rule_has_a_buggy_fixture():
+    marked = {code for path in _files("buggy") for _, code in expected_findings(path, STATIC_CODES)}
+    missing = {c for c, r in registry().items() if r.layer == "static"} - marked
+    assert not missing, f"rules without a realistic buggy fixture: {sorted(missing)}"
