@@ -19,3 +19,12 @@ def test_rule_pages_are_up_to_date():
 def test_rule_command_prints_the_page(cli):
     for code in registry():
         assert cli("rule", code).stdout == expected_pages()[f"{code}.md"]
+
+
+def test_readme_rule_table_is_up_to_date():
+    from nnlint.docs import readme_with_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == readme_with_table(readme), "run: python -m nnlint.docs"
+    for code, rule in registry().items():
+        assert f"[{code}](rules/{code}.md)" in readme or f"[{code}]({code}.md)" in readme

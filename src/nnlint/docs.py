@@ -60,6 +60,17 @@ def expected_pages() -> dict[str, str]:
     return pages
 
 
+README_START, README_END = "<!-- rules:start -->", "<!-- rules:end -->"
+
+
+def readme_with_table(readme: str) -> str:
+    """README.md with the rule table between its markers replaced by the current one."""
+    head, _, rest = readme.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    table = index_page(registry()).split("\n\n", 2)[2]
+    return f"{head}{README_START}\n{table}{README_END}{tail}"
+
+
 def write_pages(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     pages = expected_pages()
@@ -71,6 +82,9 @@ def write_pages(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "rules"
+    checkout = Path(__file__).resolve().parents[2]
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else checkout / "rules"
     write_pages(target)
+    readme = checkout / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")
     print(f"wrote {len(expected_pages())} pages to {target}")

@@ -1,0 +1,121 @@
+"""Static-only speed and memory against the libcst parse-only floor, measured side by side in one run.
+
+    bash bench/fetch_corpus.sh            # once: timm, torchvision, lightning, transformers sources
+    python bench/static_bench.py [FOLDER ...] [--one-file FILE] [--repeat N]
+
+Corpus: each pass runs in a fresh process (so peak RSS is its own): libcst parse-only (1 process, and
+split over all cores), and `nnlint check --static-only` (serial, and its default parallel run).
+One file: wall time of the CLI against `python -c "import libcst; libcst.parse_module(...)"`, best of N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+PARSE_ONLY = r"""
+import os, sys, libcst
+from concurrent.futures import ProcessPoolExecutor
+from nnlint.source import decode, read_bytes
+
+def parse(path):
+    try:
+        libcst.parse_module(decode(read_bytes(path)))
+    except Exception:
+        pass
+    return 0
+
+files = sys.argv[2:]
+jobs = int(sys.argv[1])
+if jobs == 1:
+    for f in files:
+        parse(f)
+else:
+    import multiprocessing
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        list(pool.map(parse, files, chunksize=16))
+"""
+
+NNLINT_SERIAL = r"""
+import sys
+from nnlint.engine import FileTask, lint_files
+from nnlint.rule import registry
+codes = frozenset(registry())
+files = sys.argv[2:]
+results = lint_files([FileTask(f, f, codes) for f in files], jobs=int(sys.argv[1]))
+print(sum(len(r.diagnostics) for r in results), "findings", file=sys.stderr)
+"""
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024
+
+
+def _files(folders: list[Path]) -> list[str]:
+    return sorted(str(p) for folder in folders for p in folder.rglob("*.py") if "wheels" not in p.parts)
+
+
+def corpus(folders: list[Path]) -> None:
+    files = _files(folders)
+    size = sum(os.path.getsize(f) for f in files) / 1e6
+    print(f"corpus: {len(files)} files, {size:.1f} MB, {os.cpu_count()} cores")
+    py = sys.executable
+    # The file list goes through argv; the CLI walks the folders itself.
+    runs = {
+        "libcst parse-only, 1 process": [py, "-c", PARSE_ONLY, "1", *files],
+        f"libcst parse-only, {os.cpu_count()} processes": [py, "-c", PARSE_ONLY, str(os.cpu_count()), *files],
+        "nnlint static, 1 process": [py, "-c", NNLINT_SERIAL, "1", *files],
+        "nnlint check --static-only (CLI)": [py, "-m", "nnlint", "check", "--static-only", "--exit-zero",
+                                             "--format", "concise", *map(str, folders)],
+    }
+    results = {}
+    for name, cmd in runs.items():
+        wall, peak = _timed(cmd)
+        results[name] = wall
+        print(f"{name:<38} {wall:7.2f} s  {len(files) / wall:7.1f} files/s  peak RSS {peak:7.1f} MiB")
+    floor = results["libcst parse-only, 1 process"]
+    print(f"ratio nnlint serial / parse-only serial: {results['nnlint static, 1 process'] / floor:.2f}x")
+    print(f"ratio nnlint CLI / parse-only serial:    {results['nnlint check --static-only (CLI)'] / floor:.2f}x")
+    parallel_floor = results[f"libcst parse-only, {os.cpu_count()} processes"]
+    print(f"ratio nnlint CLI / parse-only parallel:  {results['nnlint check --static-only (CLI)'] / parallel_floor:.2f}x")
+
+
+def one_file(path: str, repeat: int) -> None:
+    py = sys.executable
+    floor_cmd = [py, "-c", f"import libcst; libcst.parse_module(open({path!r}).read())"]
+    ours_cmd = [py, "-m", "nnlint", "check", "--static-only", "--exit-zero", path]
+    floor = min(_timed(floor_cmd)[0] for _ in range(repeat))
+    ours = min(_timed(ours_cmd)[0] for _ in range(repeat))
+    print(f"one file {path} ({os.path.getsize(path)} bytes), best of {repeat}:")
+    print(f"  python -c 'import libcst; parse'   {floor:.3f} s")
+    print(f"  nnlint check --static-only         {ours:.3f} s   ratio {ours / floor:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="*", type=Path)
+    parser.add_argument("--one-file", default=str(HERE.parent / "fixtures" / "buggy" / "cnn_classifier.py"))
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    folders = args.folders or [p for p in sorted((HERE / "corpus").glob("*")) if p.is_dir() and p.name != "wheels"]
+    if not folders:
+        sys.exit("no corpus: run bash bench/fetch_corpus.sh first, or pass folders")
+    corpus(folders)
+    one_file(args.one_file, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
