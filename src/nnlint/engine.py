@@ -96,7 +96,7 @@ class _Walk:
                 self._call(handlers, node)
             if type_name in self.leaves:
                 stack.append((node, True))
-            stack.extend((child, False) for child in reversed(list(children(node))))
+            stack.extend((child, False) for child in reversed(children(node)))
 
 
 def _static_rules(enabled: frozenset[str]) -> list[type[StaticRule]]:

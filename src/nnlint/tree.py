@@ -34,16 +34,28 @@ def _child_fields(node_type: type) -> tuple[str, ...]:
     return fields
 
 
-def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+_is_node_type: dict[type, bool] = {}
+
+
+def _is_node(value_type: type) -> bool:
+    # CSTNode is an ABC: isinstance() on it is slow, so answer once per concrete type.
+    known = _is_node_type.get(value_type)
+    if known is None:
+        known = _is_node_type[value_type] = issubclass(value_type, cst.CSTNode)
+    return known
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The node's child nodes in field order (close to source order)."""
+    found = []
     for name in _child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                if isinstance(item, cst.CSTNode):
-                    yield item
+        value_type = type(value)
+        if value_type is list or value_type is tuple:
+            found.extend(item for item in value if _is_node(type(item)))
+        elif _is_node(value_type):
+            found.append(value)
+    return found
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -52,7 +64,7 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed(list(children(current))))
+        stack.extend(reversed(children(current)))
 
 
 def walk_no_defs(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -63,4 +75,4 @@ def walk_no_defs(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         yield current
         if current is not node and isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        stack.extend(reversed(list(children(current))))
+        stack.extend(reversed(children(current)))
