@@ -1,0 +1,153 @@
+"""Facts about random number generators shared by the data and reproducibility rules.
+
+Which calls seed which global RNG, which calls draw from an unseeded global RNG, and which calls
+show that a file trains a model. Static only: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from nnlint.imports import dotted_name
+
+TORCH, PYTHON, NUMPY = "torch", "random", "numpy"
+ALL_RNGS = frozenset({TORCH, PYTHON, NUMPY})
+TORCH_ONLY = frozenset({TORCH})
+NOTHING: frozenset[str] = frozenset()
+
+_TORCH_SEEDS = frozenset({"torch.manual_seed", "torch.random.manual_seed"})
+_PYTHON_SEEDS = frozenset({"random.seed", "random.setstate"})
+_NUMPY_SEEDS = frozenset({"numpy.random.seed", "numpy.random.set_state"})
+# Calls with "seed" in their name that read or derive a seed rather than set one.
+_NOT_SEEDING = frozenset({"initial_seed", "seed_worker", "SeedSequence"})
+# Helpers that seed every RNG without saying so in their name (transformers calls set_seed inside).
+_ALSO_SEEDING = frozenset({"enable_full_determinism"})
+
+# Functions drawing from Python's and numpy's legacy global RNGs.
+PYTHON_DRAWS = frozenset(
+    "random." + f
+    for f in ("random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform", "gauss",
+              "normalvariate", "lognormvariate", "betavariate", "expovariate", "gammavariate", "triangular",
+              "vonmisesvariate", "paretovariate", "weibullvariate", "getrandbits", "randbytes", "binomialvariate")
+)
+NUMPY_DRAWS = frozenset(
+    "numpy.random." + f
+    for f in ("rand", "randn", "randint", "random", "random_sample", "random_integers", "ranf", "sample", "choice",
+              "shuffle", "permutation", "uniform", "normal", "standard_normal", "beta", "binomial", "poisson",
+              "exponential", "gamma", "laplace", "logistic", "lognormal", "multinomial", "multivariate_normal",
+              "dirichlet", "geometric", "bytes")
+)
+TORCH_DRAWS = frozenset(
+    "torch." + f
+    for f in ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
+              "bernoulli", "multinomial", "poisson")
+)
+
+DRAW_NAMES = frozenset(q.rsplit(".", 1)[1] for q in PYTHON_DRAWS | NUMPY_DRAWS | TORCH_DRAWS)
+
+
+def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
+    """The global RNGs a call seeds, e.g. {"torch"} for `torch.manual_seed(0)`; `resolve` gives qualified names.
+
+    Lightning's `seed_everything`, transformers' and accelerate's `set_seed`, and any other call whose
+    name contains "seed" (`utils.random_seed(args.seed)`, a local `set_seed` helper) count as seeding
+    every RNG: we cannot see an imported body, and assuming it seeds less would report seeded scripts.
+    """
+    last = last_name(call.func)
+    if last is None:
+        return NOTHING
+    lowered = last.lower()
+    if "seed" not in lowered and "state" not in lowered and last not in _ALSO_SEEDING:
+        return NOTHING  # the cheap test every call goes through
+    qualname = resolve(call.func)
+    if qualname is not None:
+        if qualname in _TORCH_SEEDS:
+            return TORCH_ONLY
+        if qualname in _PYTHON_SEEDS:
+            return frozenset({PYTHON})
+        if qualname in _NUMPY_SEEDS:
+            return frozenset({NUMPY})
+        root, _, rest = qualname.partition(".")
+        if root in (PYTHON, NUMPY):  # random.Random(seed), numpy.random.default_rng(seed): not the globals
+            return NOTHING
+        if root == TORCH and not rest.startswith("cuda."):
+            return NOTHING
+    if last in _ALSO_SEEDING:
+        return ALL_RNGS
+    if "seed" not in lowered or last in _NOT_SEEDING or lowered.startswith("get_"):
+        return NOTHING
+    if lowered.startswith("manual_seed"):
+        # torch.cuda.manual_seed_all seeds torch's CUDA RNGs; `generator.manual_seed(0)` only that generator.
+        return TORCH_ONLY if qualname is not None else NOTHING
+    return ALL_RNGS
+
+
+def last_name(expr: cst.BaseExpression) -> str | None:
+    """`opt` for `opt`, `optimizer` for `self.optimizer`, else None."""
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    return None
+
+
+def looks_like_optimizer(expr: cst.BaseExpression) -> bool:
+    name = last_name(expr)
+    if name is None:
+        return False
+    name = name.lower()
+    return "optim" in name or name == "opt" or name.startswith("opt_") or name.endswith("_opt")
+
+
+class TrainingCalls:
+    """Recognizes the calls that train a model: `.backward()`, an optimizer's `.step()`, a Lightning `Trainer.fit`.
+
+    Feed it the assignments of calls (`note_assign`) to learn which names hold optimizers and trainers.
+    """
+
+    def __init__(self) -> None:
+        self.optimizers: set[str] = set()
+        self.trainers: set[str] = set()
+
+    def note_assign(self, target: str, qualname: str | None) -> None:
+        if qualname is None:
+            return
+        if is_optimizer_class(qualname):
+            self.optimizers.add(target)
+        elif is_lightning_trainer(qualname):
+            self.trainers.add(target)
+
+    def is_training(self, call: cst.Call, resolve) -> bool:
+        func = call.func
+        if not isinstance(func, cst.Attribute):
+            return False
+        method = func.attr.value
+        if method == "backward":
+            return True
+        receiver = func.value
+        if method == "step":
+            if dotted_name(receiver) in self.optimizers or looks_like_optimizer(receiver):
+                return True
+            # GradScaler: scaler.step(optimizer)
+            return bool(call.args) and looks_like_optimizer(call.args[0].value)
+        if method == "fit":
+            if isinstance(receiver, cst.Call):
+                return is_lightning_trainer(resolve(receiver.func))
+            return dotted_name(receiver) in self.trainers
+        return False
+
+
+def is_optimizer_class(qualname: str) -> bool:
+    # torch.optim.Adam, torch.optim.adamw.AdamW; not torch.optim.lr_scheduler.*
+    return qualname.startswith("torch.optim.") and ".lr_scheduler" not in qualname \
+        and qualname.rsplit(".", 1)[-1][:1].isupper()
+
+
+def is_lightning_trainer(qualname: str | None) -> bool:
+    return qualname is not None and qualname.split(".", 1)[0] in ("lightning", "pytorch_lightning") \
+        and qualname.endswith(".Trainer")
+
+
+def is_main_guard(test: cst.BaseExpression) -> bool:
+    """`__name__ == "__main__"`."""
+    return isinstance(test, cst.Comparison) and isinstance(test.left, cst.Name) and test.left.value == "__name__"

@@ -1,0 +1,273 @@
+"""Analyze one constructed model on example inputs: trace it, then run the hazard checks.
+
+Runs inside a worker process that has already imported torch. The result is plain data, so the
+checker process never sees a tensor. Path 1 is torch.fx (fxpath), path 2 eager recording
+(eagerpath); with `fake=True` either runs on fake tensors, and the checks that need values
+(NNL704, NNL706-NNL709) are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_map
+
+from nnlint.trace import eagerpath, fxpath
+from nnlint.trace.checks import (
+    Context, Locator, OpRecord, check_activations, check_loss_shapes, check_nonfinite, definition_loc,
+    finding, gradient_norm_findings, initial_loss, mixing_location, shape_findings, tensors_in,
+)
+
+VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
+_TIME_MAJOR_OPS = frozenset({
+    "module:RNN", "module:LSTM", "module:GRU", "module:MultiheadAttention", "module:Transformer",
+    "module:TransformerEncoder", "module:TransformerDecoder", "module:TransformerEncoderLayer",
+    "module:TransformerDecoderLayer", "lstm", "gru", "rnn_tanh", "rnn_relu", "multi_head_attention_forward",
+})
+
+
+def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: bool = False,
+                  int_inputs: bool = False) -> dict:
+    """Trace `model(*args, **kwargs)` and report hazards at lines of `source_file`.
+
+    Returns {"path": "fx" | "eager" | "fake-fx" | "fake-eager", "why": str, "findings": [{"code",
+    "message", "line", "column", "end_line", "end_column"}], "notes": [str]}: plain data. Raises only
+    when the forward pass itself fails (on the fake path: also when forward needs tensor values).
+
+    `int_inputs` is a hint only: token inputs are recognized from their dtype, and the batch-mixing
+    test then differentiates the first embedding output instead.
+    """
+    locate = Locator(source_file)
+    notes: list[str] = []
+    was_training = model.training
+    model.eval()  # BatchNorm/Dropout must not couple or randomize samples
+    try:
+        mode: Any = contextlib.nullcontext()
+        if fake:
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            mode = FakeTensorMode(allow_non_fake_inputs=True)
+            args, kwargs = _fakeify(model, args, kwargs, mode)
+        with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
+            trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
+        batch, axis = _batch(model, trace.records, args, kwargs)
+        ctx = Context(batch, definition_loc(source_file, model))
+        findings = shape_findings(trace.records, ctx)
+        if fake:
+            notes.append(VALUE_CODES_NOTE)
+        else:
+            findings += _value_findings(model, trace, args, kwargs, ctx, axis, notes)
+    except eagerpath.ForwardFailed as failed:
+        # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
+        # the NNL702 finding, not a model that cannot be traced.
+        ctx = Context(None, definition_loc(source_file, model))
+        findings = [f for f in (check_loss_shapes(r, ctx) for r in failed.records[-1:]) if f]
+        if not findings:
+            if fake and "DataDependent" in type(failed.cause).__name__:
+                raise RuntimeError("forward branches on tensor values, which fake tensors do not have "
+                                   f"(model too big for the real path): {failed}") from None
+            raise failed.cause from None
+        path, why = "eager", f"forward raised {failed}"
+    finally:
+        model.train(was_training)
+    if fake:
+        path = "fake-" + path
+    return {"path": path, "why": why, "findings": _dedupe(findings), "notes": notes}
+
+
+def _trace(model, args, kwargs, locate: Locator, *, values: bool):
+    try:
+        return fxpath.trace(model, args, kwargs, locate, values=values), "fx", "torch.fx symbolic trace succeeded"
+    except Exception as exc:  # data-dependent control flow, unsupported Python, ...
+        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        why = f"torch.fx failed ({type(exc).__name__}: {message}); traced eagerly"
+    return eagerpath.trace(model, args, kwargs, locate, values=values), "eager", why
+
+
+def _fakeify(model: torch.nn.Module, args: tuple, kwargs: dict, mode) -> tuple[tuple, dict]:
+    """Swap the (meta) model's parameters and buffers, and the inputs, for fake CPU tensors in place.
+
+    Fake tensors on "cpu" rather than "meta" keep device logic in forward (`torch.arange(T)` next to
+    an activation) working as it would on a real CPU model, without allocating any data.
+    """
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    memo: dict[int, Any] = {}
+    cpu = torch.device("cpu")
+
+    def fake(t: torch.Tensor) -> torch.Tensor:
+        # Wrapping the meta tensor directly costs microseconds; a factory under the mode, milliseconds.
+        if id(t) not in memo:
+            new = FakeTensor(mode, t.detach() if t.is_meta else t.detach().to("meta"), cpu)
+            if isinstance(t, torch.nn.Parameter):
+                new = torch.nn.Parameter(new, requires_grad=t.requires_grad)
+            memo[id(t)] = new
+        return memo[id(t)]
+
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None:
+                module._parameters[name] = fake(param)
+        for name, buffer in module._buffers.items():
+            if buffer is not None:
+                module._buffers[name] = fake(buffer)
+    as_fake = lambda v: fake(v) if isinstance(v, torch.Tensor) else v  # noqa: E731
+    return tree_map(as_fake, tuple(args)), tree_map(as_fake, dict(kwargs))
+
+
+def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tuple[int | None, int]:
+    """Batch size and axis of the first input tensor: axis 1 when it feeds a time-major RNN/attention."""
+    leaves = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > 0]
+    if not leaves:
+        return None, 0
+    shape = tuple(leaves[0].shape)
+    axis = 0
+    if len(shape) >= 2:
+        consumer = next((r for r in records if any(t.shape == shape for t in tensors_in(r.args))), None)
+        batch_first = next((m.batch_first for m in model.modules() if hasattr(m, "batch_first")), True)
+        if consumer is not None and consumer.op in _TIME_MAJOR_OPS and batch_first is False:
+            axis = 1
+    return int(shape[axis]), axis
+
+
+def _value_findings(model, trace, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+    found = check_nonfinite(trace.records, ctx) + check_activations(trace.records, ctx)
+    outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
+    if outputs:
+        producer = trace.producer(outputs[0])
+        found += initial_loss(outputs[0], producer.loc if producer and producer.loc else ctx.fallback, ctx)
+    for name, check in (("NNL704", _gradient_test), ("NNL709", _gradient_norms)):
+        try:
+            found += check(model, trace.records, args, kwargs, ctx, axis, notes)
+        except Exception as exc:  # one failed check must not lose the others
+            notes.append(f"{name} check failed: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            model.zero_grad(set_to_none=True)
+    return found
+
+
+@contextlib.contextmanager
+def _batch_statistics(model: torch.nn.Module):
+    """BatchNorm as in the first training step (batch statistics), leaving its running stats untouched.
+
+    In eval mode a fresh BatchNorm (running mean 0, variance 1) is the identity, so deep networks
+    show activations and gradients that training never sees: the "at initialization" value checks
+    (NNL706-NNL709) use batch statistics. Dropout stays off.
+    """
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.training, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in norms]
+    for m in norms:
+        m.train()
+        m.momentum = 0.0  # the running averages keep their values
+    try:
+        yield
+    finally:
+        for m, (training, momentum, tracked) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+    """NNL704 from one backward pass of sum(out[sample 0]).
+
+    In eval mode every sample's output may depend only on that sample, so the gradient of sample 0's
+    output with respect to the other samples' inputs (or, for token inputs, their embeddings) must be
+    exactly zero.
+    """
+    batch = ctx.batch
+    watched: list[torch.Tensor] = []
+
+    def watch(value):
+        if (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > axis
+                and value.shape[axis] == batch):
+            value = value.detach().clone().requires_grad_(True)
+            watched.append(value)
+        return value
+
+    args, kwargs = tree_map(watch, tuple(args)), tree_map(watch, dict(kwargs))
+    hooks = []
+    if not watched:  # token inputs (int_inputs): watch the first embedding output with the batch dimension
+        def capture(module, inputs, output):
+            if (not watched and isinstance(output, torch.Tensor) and output.requires_grad
+                    and output.dim() > axis and output.shape[axis] == batch):
+                output.retain_grad()
+                watched.append(output)
+
+        hooks = [m.register_forward_hook(capture) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    try:
+        with torch.enable_grad():
+            output = model(*args, **kwargs)
+            tensors = [t for t in tree_flatten(output)[0]
+                       if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+            per_sample = [t.select(_out_axis(t, axis, batch), 0).sum() for t in tensors
+                          if batch and _out_axis(t, axis, batch) is not None]
+            if per_sample and watched:
+                # Kept: modules that cache tensors across calls in eval mode (LeViT's attention
+                # biases) reuse this graph in the NNL709 pass.
+                torch.stack([o.float() for o in per_sample]).sum().backward(retain_graph=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    found: list[dict] = []
+    if not per_sample or not batch or batch < 2:
+        notes.append("NNL704 skipped: no output has the batch dimension")
+        return found
+    if not watched:
+        notes.append("NNL704 skipped: no float input or embedding output to differentiate")
+        return found
+    for value in watched:
+        grad = value.grad
+        if grad is None:
+            continue
+        own = float(grad.narrow(axis, 0, 1).abs().max())
+        leak = float(grad.narrow(axis, 1, batch - 1).abs().max())
+        if leak > 1e-6 * own:
+            loc = mixing_location(records, ctx)
+            found.append(finding("NNL704", f"samples leak into each other: in eval mode the output of "
+                                 f"sample 0 has a gradient of {leak:.2e} with respect to other samples' "
+                                 f"inputs (own: {own:.2e}); a view/reshape used where a transpose was "
+                                 "meant, or a reduction over the batch, mixes the batch", loc))
+            break
+    return found
+
+
+def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+    """NNL709: first vs last layer weight gradients of the summed output, with batch statistics."""
+    if any(t.finite is False for r in records for t in tensors_in(r.out)):
+        return []  # non-finite activations (NNL706) make every gradient non-finite: not a second finding
+    with torch.enable_grad(), _batch_statistics(model):
+        output = model(*args, **kwargs)
+        tensors = [t for t in tree_flatten(output)[0]
+                   if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+        if not tensors:
+            notes.append("NNL709 skipped: the output does not depend on trainable values")
+            return []
+        # A random projection, not a plain sum: the sum of a BatchNorm output has no gradient at all.
+        generator = torch.Generator().manual_seed(0)
+        objective = torch.stack([(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors])
+        objective.sum().backward(retain_graph=True)
+    return gradient_norm_findings(model, ctx)
+
+
+def _out_axis(t: torch.Tensor, axis: int, batch: int | None) -> int | None:
+    if not batch or t.dim() == 0:
+        return None
+    if t.dim() > axis and t.shape[axis] == batch:
+        return axis
+    return next((i for i, s in enumerate(t.shape) if s == batch), None)
+
+
+def _dedupe(findings: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for item in sorted(findings, key=lambda f: (f["line"], f["column"], f["code"])):
+        key = (item["code"], item["line"])  # one report per hazard and line: `a.mean(0) / a.std(0)`
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique

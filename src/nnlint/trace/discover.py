@@ -1,0 +1,460 @@
+"""Find the models in a file, and every hint the file gives on how to build and feed them.
+
+Runs in the checker process with libcst only: nothing here imports torch or the checked code.
+Values are reduced to plain JSON data: numbers, strings, lists, `{"$tuple": [...]}` and
+`{"$ref": "nn.ReLU"}` for a name the worker resolves in the loaded module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nnlint.imports import ImportTable, dotted_name
+
+_INPUT_COMMENT = re.compile(r"#\s*nnlint:\s*input\s*=\s*(.+?)\s*$")
+_TENSOR_FACTORIES = {"randn": "float32", "rand": "float32", "zeros": "float32", "ones": "float32",
+                     "empty": "float32", "randint": "int64", "randn_like": None}
+_DTYPE_NAMES = {"float": "float32", "float32": "float32", "float64": "float64", "double": "float64",
+                "half": "float16", "float16": "float16", "bfloat16": "bfloat16", "long": "int64",
+                "int64": "int64", "int": "int32", "int32": "int32", "bool": "bool", "uint8": "uint8"}
+# Method calls that return the same model (`Net().to(device)`).
+_MODEL_PASSTHROUGH = {"to", "cuda", "cpu", "eval", "train", "float", "double", "half", "requires_grad_"}
+
+
+class NotLiteral(Exception):
+    pass
+
+
+@dataclass
+class ModelClass:
+    name: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    bases: list[str]  # qualified where the import table knows them, else as written
+    is_module: bool | None  # None: decided later, from classes in other files
+    input: list[str] | None = None  # from `# nnlint: input=...` on the class line
+    required: list[str] = field(default_factory=list)  # required __init__ parameters, for messages
+    first_layers: list[str] = field(default_factory=list)  # `self.<attr>` called first in forward
+
+
+@dataclass
+class FileModels:
+    classes: list[ModelClass] = field(default_factory=list)
+    # class name (as called) -> literal (args, kwargs, line) of each instantiation in this file
+    instantiations: dict[str, list[dict]] = field(default_factory=dict)
+    # class name -> input spec lists from `model(torch.randn(64, 784))`
+    input_shapes: dict[str, list[list[str]]] = field(default_factory=dict)
+    # class name -> module-level functions without required arguments that build it
+    factories: dict[str, list[str]] = field(default_factory=dict)
+
+    def models(self) -> list[ModelClass]:
+        return [c for c in self.classes if c.is_module]
+
+
+def _is_torch_module(qualified: str) -> bool:
+    return qualified.startswith("torch.nn.") and qualified.rsplit(".", 1)[-1][:1].isupper()
+
+
+class _Collector(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        self.imports = ImportTable()
+        self.assigned: dict[str, list[cst.BaseExpression]] = {}
+        self.class_nodes: list[cst.ClassDef] = []
+        self.calls: list[cst.Call] = []
+        self.functions: list[cst.FunctionDef] = []
+        self.depth = 0  # function/class nesting; module-level factories only
+
+    def visit_Import(self, node):
+        self.imports.add(node)
+
+    def visit_ImportFrom(self, node):
+        self.imports.add(node)
+
+    def visit_Assign(self, node):
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self.assigned.setdefault(node.targets[0].target.value, []).append(node.value)
+
+    def visit_AnnAssign(self, node):
+        if isinstance(node.target, cst.Name) and node.value is not None:
+            self.assigned.setdefault(node.target.value, []).append(node.value)
+
+    def visit_ClassDef(self, node):
+        if self.depth == 0:
+            self.class_nodes.append(node)
+        self.depth += 1
+
+    def leave_ClassDef(self, node):
+        self.depth -= 1
+
+    def visit_FunctionDef(self, node):
+        if self.depth == 0:
+            self.functions.append(node)
+        self.depth += 1
+
+    def leave_FunctionDef(self, node):
+        self.depth -= 1
+
+    def visit_Call(self, node):
+        self.calls.append(node)
+
+
+class _Evaluator:
+    """Literal values of expressions, through simple assignments of this file."""
+
+    def __init__(self, collector: _Collector, refs: set[str]):
+        self.c = collector
+        self.refs = refs  # names the worker can resolve in the loaded module
+
+    def value(self, node: cst.BaseExpression, depth: int = 0):
+        if depth > 20:
+            raise NotLiteral
+        if isinstance(node, cst.Integer):
+            return int(node.value.replace("_", ""), 0)
+        if isinstance(node, cst.Float):
+            return float(node.value.replace("_", ""))
+        if isinstance(node, cst.SimpleString):
+            return node.evaluated_value
+        if isinstance(node, cst.Name):
+            if node.value in ("True", "False", "None"):
+                return {"True": True, "False": False, "None": None}[node.value]
+            values = self.c.assigned.get(node.value)
+            if values:
+                results = set()
+                for expr in values:
+                    results.add(repr(self.value(expr, depth + 1)))
+                if len(results) == 1:
+                    return self.value(values[-1], depth + 1)
+                raise NotLiteral
+            if node.value in self.refs:
+                return {"$ref": node.value}
+            raise NotLiteral
+        if isinstance(node, cst.Attribute):
+            name = dotted_name(node)
+            if name and name.split(".", 1)[0] in self.refs:
+                return {"$ref": name}
+            raise NotLiteral
+        if isinstance(node, (cst.List, cst.Tuple)):
+            items = []
+            for element in node.elements:
+                if not isinstance(element, cst.Element):
+                    raise NotLiteral
+                items.append(self.value(element.value, depth + 1))
+            return items if isinstance(node, cst.List) else {"$tuple": items}
+        if isinstance(node, cst.Dict):
+            out = {}
+            for element in node.elements:
+                if not isinstance(element, cst.DictElement):
+                    raise NotLiteral
+                key = self.value(element.key, depth + 1)
+                if not isinstance(key, str):
+                    raise NotLiteral
+                out[key] = self.value(element.value, depth + 1)
+            return out
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
+            operand = self.value(node.expression, depth + 1)
+            if not isinstance(operand, (int, float)) or isinstance(operand, bool):
+                raise NotLiteral
+            return -operand if isinstance(node.operator, cst.Minus) else operand
+        if isinstance(node, cst.BinaryOperation):
+            left, right = self.value(node.left, depth + 1), self.value(node.right, depth + 1)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+                raise NotLiteral
+            ops = {cst.Add: lambda a, b: a + b, cst.Subtract: lambda a, b: a - b,
+                   cst.Multiply: lambda a, b: a * b, cst.FloorDivide: lambda a, b: a // b,
+                   cst.Divide: lambda a, b: a / b, cst.Modulo: lambda a, b: a % b,
+                   cst.Power: lambda a, b: a ** b if abs(b) < 64 else None}
+            op = ops.get(type(node.operator))
+            if op is None:
+                raise NotLiteral
+            try:
+                result = op(left, right)
+            except ArithmeticError:
+                raise NotLiteral from None
+            if result is None:
+                raise NotLiteral
+            return result
+        raise NotLiteral
+
+    def call_arguments(self, call: cst.Call) -> tuple[list, dict]:
+        args, kwargs = [], {}
+        for arg in call.args:
+            if arg.star:
+                raise NotLiteral
+            value = self.value(arg.value)
+            if arg.keyword is None:
+                args.append(value)
+            else:
+                kwargs[arg.keyword.value] = value
+        return args, kwargs
+
+
+def _callee_name(call: cst.Call) -> str | None:
+    name = dotted_name(call.func)
+    return name.rsplit(".", 1)[-1] if name else None
+
+
+def _strip_passthrough(node: cst.BaseExpression) -> cst.BaseExpression:
+    while (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+           and node.func.attr.value in _MODEL_PASSTHROUGH):
+        node = node.func.value
+    return node
+
+
+def _dims_after_first(dims: list) -> list:
+    # The first dimension of a literal example is the batch: keep it free so sizes stay coprime.
+    return ["B", *dims[1:]] if len(dims) >= 2 else dims
+
+
+def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> str | None:
+    """`torch.randn(64, 784)` (or a name assigned one) as "float32[B,784]"."""
+    if depth > 5:
+        return None
+    if isinstance(node, cst.Name):
+        values = ev.c.assigned.get(node.value)
+        return _tensor_spec(values[-1], ev, depth + 1) if values and len(values) == 1 else None
+    # `.to(device)`, `.cuda()`, `.float()` keep the shape.
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
+            node.func.attr.value in ("to", "cuda", "cpu", "float", "double", "long", "requires_grad_"):
+        return _tensor_spec(node.func.value, ev, depth + 1)
+    if not isinstance(node, cst.Call):
+        return None
+    qualified = ev.c.imports.resolve(node.func) or ""
+    if not qualified.startswith("torch."):
+        return None
+    factory = qualified.rsplit(".", 1)[-1]
+    if factory not in _TENSOR_FACTORIES or factory == "randn_like":
+        return None
+    dtype = _TENSOR_FACTORIES[factory]
+    positional = [a for a in node.args if a.keyword is None and not a.star]
+    try:
+        if factory == "randint":
+            size_args = [a for a in node.args if a.keyword and a.keyword.value == "size"] or positional[-1:]
+            values = [ev.value(size_args[0].value)] if size_args else []
+        else:
+            values = [ev.value(a.value) for a in positional]
+        for arg in node.args:
+            if arg.keyword and arg.keyword.value == "dtype":
+                dtype_name = (dotted_name(arg.value) or "").rsplit(".", 1)[-1]
+                dtype = _DTYPE_NAMES.get(dtype_name)
+                if dtype is None:
+                    return None
+    except NotLiteral:
+        return None
+    if len(values) == 1 and isinstance(values[0], (list, dict)):
+        values = values[0]["$tuple"] if isinstance(values[0], dict) else values[0]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        return None
+    return f"{dtype}[{','.join(str(d) for d in _dims_after_first(values))}]"
+
+
+def _required_params(node: cst.ClassDef) -> list[str] | None:
+    for stmt in node.body.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
+            params = stmt.params
+            return [p.name.value for p in list(params.posonly_params) + list(params.params)
+                    if p.default is None][1:] + [p.name.value for p in params.kwonly_params
+                                                  if p.default is None]
+    return None
+
+
+def _first_layers(node: cst.ClassDef, limit: int = 4) -> list[str]:
+    """The submodules forward calls, in source order: the first one decides the input's shape."""
+    for stmt in node.body.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
+            found: list[str] = []
+            for sub in _post_order(stmt.body):
+                if not isinstance(sub, cst.Call):
+                    continue
+                func = sub.func
+                while isinstance(func, cst.Subscript):
+                    func = func.value
+                name = dotted_name(func) or ""
+                parts = name.split(".")
+                if len(parts) >= 2 and parts[0] == "self" and parts[1] not in found:
+                    found.append(parts[1])
+                if len(found) >= limit:
+                    break
+            return found
+    return []
+
+
+def _factory_target(func: cst.FunctionDef, class_names: set[str]) -> str | None:
+    """The class a no-argument module-level function builds, from its return annotation or body."""
+    params = func.params
+    if any(p.default is None for p in list(params.posonly_params) + list(params.params)
+           + list(params.kwonly_params)):
+        return None
+    if func.returns is not None:
+        name = (dotted_name(func.returns.annotation) or "").rsplit(".", 1)[-1]
+        if name in class_names:
+            return name
+    built: dict[str, str] = {}
+    for node in _walk(func.body):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and \
+                len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            callee = _callee_name(_strip_passthrough(node.value)) if isinstance(
+                _strip_passthrough(node.value), cst.Call) else None
+            if callee in class_names:
+                built[node.targets[0].target.value] = callee
+        if isinstance(node, cst.Return) and node.value is not None:
+            value = _strip_passthrough(node.value)
+            if isinstance(value, cst.Call) and _callee_name(value) in class_names:
+                return _callee_name(value)
+            if isinstance(value, cst.Name) and value.value in built:
+                return built[value.value]
+    return None
+
+
+def _walk(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef)) and current is not node:
+            continue
+        stack.extend(reversed(current.children))
+
+
+def _post_order(node: cst.CSTNode):
+    """Children before parents: the order in which nested calls run."""
+    stack = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            yield current
+            continue
+        stack.append((current, True))
+        if not isinstance(current, (cst.FunctionDef, cst.ClassDef)) or current is node:
+            stack.extend((child, False) for child in reversed(current.children))
+
+
+def _split_specs(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+def discover(source: str) -> FileModels:
+    """The classes, instantiations, example inputs and factories of one file's source."""
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    lines = source.splitlines()
+    collector = _Collector(lines)
+    wrapper.visit(collector)
+    positions = wrapper.resolve(PositionProvider)
+    result = FileModels()
+
+    # Names the worker can resolve in the loaded module: its classes, functions and imports.
+    refs = {c.name.value for c in collector.class_nodes} | {f.name.value for f in collector.functions}
+    refs |= set(collector.imports._aliases)
+    ev = _Evaluator(collector, refs)
+
+    local: dict[str, ModelClass] = {}
+    for node in collector.class_nodes:
+        bases = []
+        for arg in node.bases:
+            qualified = collector.imports.resolve(arg.value) or dotted_name(arg.value)
+            if qualified:
+                bases.append(qualified)
+        name_pos = positions[node.name]
+        body_line = positions[node.body].start.line
+        spec = None
+        for text in lines[name_pos.start.line - 1:max(body_line - 1, name_pos.start.line)]:
+            match = _INPUT_COMMENT.search(text)
+            if match:
+                spec = _split_specs(match.group(1))
+        model = ModelClass(node.name.value, name_pos.start.line, name_pos.start.column + 1,
+                           name_pos.end.line, name_pos.end.column + 1, bases, None, spec,
+                           _required_params(node) or [], _first_layers(node))
+        local[model.name] = model
+        result.classes.append(model)
+
+    # Local bases, to a fixpoint; a base from another file stays undecided (None).
+    changed = True
+    while changed:
+        changed = False
+        for model in result.classes:
+            if model.is_module is not None:
+                continue
+            verdicts = []
+            for base in model.bases:
+                if _is_torch_module(base):
+                    verdicts.append(True)
+                elif base in local:
+                    verdicts.append(local[base].is_module)
+                elif base in ("object", "ABC", "abc.ABC", "Exception") or base.startswith("typing."):
+                    verdicts.append(False)
+                else:
+                    verdicts.append(None)
+            if True in verdicts:
+                model.is_module, changed = True, True
+            elif all(v is False for v in verdicts):
+                model.is_module, changed = False, True
+    for model in result.classes:
+        if model.is_module is None and all(base in local for base in model.bases):
+            model.is_module = False  # a cycle of undecided local bases
+
+    class_names = set(local)
+    for func in collector.functions:
+        target = _factory_target(func, class_names)
+        if target is not None:
+            result.factories.setdefault(target, []).append(func.name.value)
+
+    # Instantiations `Net(784, 10)`: any capitalized callee, matched to classes of any file later.
+    instance_of: dict[str, str] = {}  # variable -> class it holds
+    for name, values in collector.assigned.items():
+        for value in values:
+            value = _strip_passthrough(value)
+            if isinstance(value, cst.Call):
+                callee = _callee_name(value)
+                if callee and callee[:1].isupper():
+                    instance_of[name] = callee
+    for call in collector.calls:
+        callee = _callee_name(call)
+        if callee and callee[:1].isupper() and call.args is not None:
+            try:
+                args, kwargs = ev.call_arguments(call)
+            except NotLiteral:
+                continue
+            entry = {"args": args, "kwargs": kwargs, "line": positions[call].start.line}
+            if entry not in result.instantiations.get(callee, []):
+                result.instantiations.setdefault(callee, []).append(entry)
+        # Example inputs: `model(torch.randn(64, 784))`, `Net(...)(x)`, `model.forward(x)`.
+        target = call.func
+        if isinstance(target, cst.Attribute) and target.attr.value == "forward":
+            target = target.value
+        target = _strip_passthrough(target)
+        owner = None
+        if isinstance(target, cst.Name):
+            owner = instance_of.get(target.value)
+        elif isinstance(target, cst.Call):
+            owner = _callee_name(target)
+        if owner and call.args and not any(a.star for a in call.args):
+            specs = []
+            for arg in call.args:
+                spec = _tensor_spec(arg.value, ev)
+                if spec is None:
+                    specs = None
+                    break
+                specs.append(spec if arg.keyword is None else f"{arg.keyword.value}={spec}")
+            if specs and specs not in result.input_shapes.get(owner, []):
+                result.input_shapes.setdefault(owner, []).append(specs)
+    return result

@@ -1,0 +1,403 @@
+"""Orchestration of tracing: find the models, hand files to sandboxed workers, collect diagnostics.
+
+Runs in the nnlint process and never imports torch or the checked code. Each worker is a separate
+`python -m nnlint.trace.worker` process (stdin closed, output captured, address space capped) that
+imports torch once and then checks file after file. The wall-clock limit of a file is enforced
+here: a worker past it is killed and replaced, its file gets NNL790, and the other files go on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from nnlint.diagnostics import Diagnostic
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.trace.discover import FileModels, ModelClass, discover
+
+STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
+WORKER_MODULE = "nnlint.trace.worker"
+
+
+@dataclass
+class TraceOptions:
+    timeout: float = 30.0            # seconds per file
+    memory: int = 4 * 1024**3        # address-space cap per worker, bytes
+    fake_threshold: int = 50_000_000 # parameters above which the fake-tensor path is used
+    batch_size: int | None = None    # override of the synthesized batch size
+    fake: bool = False               # --fake: always use the fake path
+    verbose: bool = False
+    jobs: int = 2
+    models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
+    config_root: str = "."           # directory of the pyproject.toml the options came from
+
+
+@dataclass
+class _File:
+    path: str
+    display: str
+    lines: list[str]
+    found: FileModels
+
+
+class WorkerError(Exception):
+    """The worker died or overran: `reason` says how, for NNL790."""
+
+
+class Worker:
+    """One sandboxed worker process, restarted on demand after a crash or a timeout."""
+
+    def __init__(self, options: TraceOptions):
+        self.options = options
+        self.process: subprocess.Popen | None = None
+        self.buffer = b""
+        self.log = None
+        self.started = False
+
+    def start(self) -> None:
+        request_read, request_write = os.pipe()
+        response_read, response_write = os.pipe()
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+        env.setdefault("NNLINT_TRACE_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, self.options.jobs))))
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(request_read), str(response_write),
+             str(self.options.memory)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            pass_fds=(request_read, response_write), env=env, start_new_session=True,
+        )
+        os.close(request_read)
+        os.close(response_write)
+        self.requests = os.fdopen(request_write, "w", encoding="utf-8")
+        self.responses = response_read
+        self.buffer = b""
+        self.started = False
+        message = self.receive(time.monotonic() + STARTUP_TIMEOUT)
+        if not message.get("ready"):
+            raise WorkerError(f"the worker did not start: {message}")
+        self.started = True
+
+    def receive(self, deadline: float) -> dict:
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.responses], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self.responses, 1 << 16)
+            if not chunk:
+                raise WorkerError(self._death())
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _death(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the worker closed its pipe"
+        tail = self.output_tail()
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            cause = {"SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
+                     "SIGKILL": "was killed (SIGKILL; out of memory?)",
+                     "SIGABRT": "aborted (SIGABRT; often a failed allocation under the memory cap)"}
+            reason = f"the worker {cause.get(name, 'died of ' + name)}"
+        elif not self.started:
+            reason = f"the worker failed to start (status {code}): {tail.strip()[-300:]}"
+        else:
+            reason = f"the worker exited with status {code} (the checked code called os._exit?)"
+        if "MemoryError" in tail or "bad_alloc" in tail:
+            reason += f": exceeded the memory cap ({self.options.memory / 1024**3:.1f} GiB)"
+        return reason
+
+    def output_tail(self, limit: int = 600) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0, os.SEEK_END)
+        size = self.log.tell()
+        self.log.seek(max(0, size - limit))
+        return self.log.read().decode("utf-8", "replace")
+
+    def send(self, request: dict) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        try:
+            self.requests.write(json.dumps(request) + "\n")
+            self.requests.flush()
+        except BrokenPipeError:
+            raise WorkerError(self._death()) from None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        self.close()
+
+    def close(self) -> None:
+        for handle in (getattr(self, "requests", None),):
+            try:
+                if handle is not None:
+                    handle.close()
+            except OSError:
+                pass
+        if self.process is not None and getattr(self, "responses", None) is not None:
+            try:
+                os.close(self.responses)
+            except OSError:
+                pass
+            self.responses = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.requests.write(json.dumps({"stop": True}) + "\n")
+                self.requests.flush()
+                self.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dict | None]:
+    """The `[tool.nnlint.models]` entry for a class: "path.py::Name" beats "Name"."""
+    try:
+        relative = os.path.relpath(os.path.abspath(file.path), os.path.abspath(options.config_root))
+    except ValueError:
+        relative = file.path
+    for key, value in options.models.items():
+        path, sep, cls = key.rpartition("::")
+        if not sep or cls != name:
+            continue
+        path = path.replace("\\", "/")
+        for candidate in (relative.replace(os.sep, "/"), file.display.replace(os.sep, "/")):
+            if candidate == path or candidate.endswith("/" + path.lstrip("./")):
+                return key, value
+    return name, options.models.get(name)
+
+
+def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
+    out = []
+    for path, display in files:
+        try:
+            text = decode(read_bytes(path))
+            found = discover(text)
+        except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
+            continue  # the static layer reports unreadable and unparsable files
+        out.append(_File(path, display, text.splitlines(), found))
+    # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
+    verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
+    changed = True
+    while changed:
+        changed = False
+        for file in out:
+            for cls in file.found.classes:
+                if cls.is_module is None:
+                    bases = [verdict.get(b.rsplit(".", 1)[-1]) for b in cls.bases]
+                    if True in bases:
+                        cls.is_module = verdict[cls.name] = True
+                        changed = True
+    return out
+
+
+def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
+    instantiations: dict[str, list[dict]] = {}
+    input_shapes: dict[str, list[list[str]]] = {}
+    for file in files:
+        for name, entries in file.found.instantiations.items():
+            for entry in entries:
+                instantiations.setdefault(name, []).append({**entry, "where": f"{file.display}:{entry['line']}"})
+        for name, specs in file.found.input_shapes.items():
+            input_shapes.setdefault(name, []).extend(specs)
+    user_dirs = sorted({os.path.dirname(os.path.abspath(f.path)) for f in files})
+    requests = []
+    for file in files:
+        models = []
+        for cls in file.found.models():
+            key, config = _config_for(cls.name, file, options)
+            models.append({
+                "name": cls.name, "config_key": key, "config": config, "inline_input": cls.input,
+                "literal_inputs": input_shapes.get(cls.name, []),
+                "instantiations": instantiations.get(cls.name, [])[:4],
+                "factories": file.found.factories.get(cls.name, [])[:2],
+                "first_layers": cls.first_layers,
+            })
+        if models:
+            requests.append({
+                "path": os.path.abspath(file.path), "display": file.display, "models": models,
+                "user_dirs": user_dirs,
+                "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
+                            "batch_size": options.batch_size},
+            })
+    return requests
+
+
+def _diagnostic(code: str, message: str, file: _File, line: int, column: int, end_line: int,
+                end_column: int) -> Diagnostic:
+    from nnlint.rule import registry
+
+    rule = registry()[code]
+    text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
+    return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
+                      rule.severity, "trace", text)
+
+
+def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
+    message = f"{cls.name} was not traced: {reason}"
+    if snippet:
+        message += f"\nTo fix, add to pyproject.toml:\n{snippet}"
+    return _diagnostic("NNL790", message, file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
+def _timeout_snippet(options: TraceOptions) -> str:
+    return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
+
+
+class _Collector:
+    def __init__(self, options: TraceOptions):
+        self.options = options
+        self.diagnostics: list[Diagnostic] = []
+        self.notes: list[str] = []
+        self.lock = threading.Lock()
+
+    def model_result(self, file: _File, message: dict) -> None:
+        cls = next((c for c in file.found.models() if c.name == message["model"]), None)
+        if cls is None:
+            return
+        with self.lock:
+            if message.get("ok"):
+                for finding in message.get("findings", []):
+                    try:
+                        self.diagnostics.append(_diagnostic(
+                            finding["code"], finding["message"], file, finding["line"], finding["column"],
+                            finding.get("end_line", finding["line"]),
+                            finding.get("end_column", finding["column"] + 1)))
+                    except KeyError:
+                        continue
+                self.notes.append(
+                    f"{file.display}:{cls.line}: {cls.name}: traced via {message.get('path')}"
+                    f" ({message.get('why') or 'no fallback needed'}); built with {message.get('built')};"
+                    f" input {message.get('shapes')} from {message.get('input_source')};"
+                    f" {message.get('params', 0):,} parameters; {message.get('seconds', 0):.2f} s")
+                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in message.get("notes", []))
+            elif message.get("skip"):
+                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
+            else:
+                self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
+                                                    message.get("snippet", "")))
+                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+
+    def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
+        for cls in file.found.models():
+            if cls.name in pending:
+                self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
+
+
+def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+    pending = {m["name"] for m in request["models"]}
+    worker.send(request)  # a worker that cannot start raises to the caller
+    try:
+        deadline = time.monotonic() + collector.options.timeout
+        while True:
+            message = worker.receive(deadline)
+            if message.get("done"):
+                return
+            if "grace" in message:  # one-time warm-up of the worker, not the file's own time
+                deadline += float(message["grace"])
+                continue
+            pending.discard(message.get("model"))
+            collector.model_result(file, message)
+    except TimeoutError:
+        worker.kill()
+        collector.file_failed(file, pending, f"timed out after {collector.options.timeout:g} s "
+                              "(construction or the forward pass is too slow, or loops forever)",
+                              _timeout_snippet(collector.options))
+    except WorkerError as exc:
+        worker.kill()
+        collector.file_failed(file, pending, str(exc), "")
+
+
+class WorkerPool:
+    """Up to `options.jobs` workers, started on first use and kept across `trace_files` calls."""
+
+    def __init__(self, options: TraceOptions):
+        self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
+                pool: WorkerPool | None = None) -> tuple[list[Diagnostic], list[str]]:
+    """Trace every model of the files; (diagnostics, verbose notes). `pool` lets callers (tests,
+    long-lived tools) reuse workers, whose torch import is the expensive part."""
+    if importlib.util.find_spec("torch") is None:
+        return [], ["tracing skipped: torch is not importable here (install it, e.g. pip install "
+                    "'nnlint[trace]', or pass --static-only to silence this)"]
+    found = _discover_all(files)
+    by_path = {os.path.abspath(f.path): f for f in found}
+    requests = _requests(found, options)
+    collector = _Collector(options)
+    if not requests:
+        return [], collector.notes
+    own_pool = pool is None
+    if own_pool:
+        pool = WorkerPool(options)
+    queue = list(reversed(requests))
+    queue_lock = threading.Lock()
+
+    def serve(worker: Worker) -> None:
+        while True:
+            with queue_lock:
+                if not queue:
+                    return
+                request = queue.pop()
+            file = by_path[request["path"]]
+            try:
+                _run_file(worker, file, request, collector)
+            except (WorkerError, TimeoutError, OSError) as exc:  # the worker did not even start
+                worker.kill()
+                reason = str(exc) or "the worker did not start in time"
+                collector.file_failed(file, {m["name"] for m in request["models"]}, reason, "")
+
+    workers = pool.workers[:max(1, min(len(pool.workers), len(requests)))]
+    threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        if own_pool:
+            pool.close()
+    diagnostics = sorted(collector.diagnostics, key=Diagnostic.sort_key)
+    return diagnostics, collector.notes
