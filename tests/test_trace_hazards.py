@@ -90,7 +90,8 @@ def expected(path: Path) -> set[tuple[int, str]]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         match = _EXPECT.search(line)
         if match:
-            pairs |= {(number, c.strip()) for c in match.group("codes").split(",") if c.strip() in TRACE_CODES}
+            codes = {c.strip() for c in match.group("codes").split(",")}
+            pairs |= {(number, code) for code in codes & TRACE_CODES}
     return pairs
 
 
@@ -152,9 +153,10 @@ def test_untraceable_model_goes_through_eager_path_and_says_why(analyze):
 
 
 def test_fake_path_finds_shape_hazards_and_skips_value_checks(analyze):
-    result = analyze(FIXTURES / "buggy" / "trace_heads_merge.py", fake=True)
+    path = FIXTURES / "buggy" / "trace_heads_merge.py"
+    result = analyze(path, fake=True)
     assert result["path"] == "fake-fx"
-    assert {(f["line"], f["code"]) for f in result["findings"]} == expected(FIXTURES / "buggy" / "trace_heads_merge.py")
+    assert {(f["line"], f["code"]) for f in result["findings"]} == expected(path)
     assert any("skipped on fake tensors" in note for note in result["notes"])
     # The classic batch mix is still a misaligned reshape on fake tensors; NNL704 needs values.
     mixing = analyze(FIXTURES / "buggy" / "trace_batch_mixing.py", fake=True)
@@ -205,9 +207,21 @@ def test_forward_failure_that_is_not_a_loss_mismatch_raises(analyze, tmp_path):
     from nnlint.trace.analyze import analyze_model
 
     source = tmp_path / "broken.py"
-    source.write_text("from torch import nn\n\nclass Broken(nn.Module):\n"
-                      "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
-                      "    def forward(self, x):\n        return self.fc(x)\n")
+    source.write_text(
+        "from torch import nn\n\n\nclass Broken(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n"
+    )
     module = _load(source)
     with pytest.raises(RuntimeError):
         analyze_model(module.Broken(), (torch.randn(B, 3),), {}, str(source))
+
+
+def test_initial_loss_only_judges_linear_classifier_heads(analyze):
+    from nnlint.trace.analyze import analyze_model
+
+    # Pooled features with constant softmax weights are large, but they are not logits.
+    path = FIXTURES / "buggy" / "trace_softmax.py"
+    pooling = _load(path).AttentionPooling(32)
+    result = analyze_model(pooling, (torch.randn(B, T, 32),), {}, str(path))
+    assert {f["code"] for f in result["findings"]} == {"NNL703"}

@@ -20,7 +20,7 @@ import libcst as cst
 
 from nnlint.imports import dotted_name
 from nnlint.static.calls import get_arg
-from nnlint.tree import walk, walk_no_defs
+from nnlint.tree import walk_no_defs
 
 # Tensor kinds.
 SOFTMAX = "softmax"
@@ -594,7 +594,8 @@ def _message(family: str, value: Tensor, loss: str, given: str) -> str:
     return f"{what}, but {loss} expects log-probabilities: use log_softmax instead of softmax"
 
 
-def _final_name(expr: cst.BaseExpression) -> str | None:
+def final_name(expr: cst.BaseExpression) -> str | None:
+    """`c` for `a.b.c` or `c`: a cheap key for prefiltering calls."""
     if isinstance(expr, cst.Attribute):
         return expr.attr.value
     if isinstance(expr, cst.Name):
@@ -629,7 +630,7 @@ class Collector:
         self._scopes.pop()
 
     def call(self, node: cst.Call) -> None:
-        self.called[self._scopes[-1]].add(_final_name(node.func))
+        self.called[self._scopes[-1]].add(final_name(node.func))
 
     def assignment(self, targets: list[cst.BaseExpression], value: cst.BaseExpression | None) -> None:
         for target in targets:
@@ -638,8 +639,8 @@ class Collector:
                 self.reassigned_attrs.add(target.attr.value)
         # `criterion = nn.CrossEntropyLoss().to(device)`: the name may hold a loss.
         while isinstance(value, cst.Call):
-            if _final_name(value.func) in ALL_TRIGGERS:
-                self.loss_names.update(filter(None, map(_final_name, targets)))
+            if final_name(value.func) in ALL_TRIGGERS:
+                self.loss_names.update(filter(None, map(final_name, targets)))
                 return
             value = value.func.value if isinstance(value.func, cst.Attribute) else None
 

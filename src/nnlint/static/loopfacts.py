@@ -80,6 +80,8 @@ class Event:
         self.loops = loops  # enclosing loops of this scope, outermost first
         self.no_grad = no_grad  # inside `with torch.no_grad()` (or inference_mode) in this scope
         self.index = index
+        # backward: the receiver expression; step: whether the call is a whole statement;
+        # accum: the added value; assign: the assigned value; call: its resolved qualified name.
         self.extra = extra
 
     @property
@@ -96,9 +98,6 @@ class Scope:
         self.class_name = class_name
         self.no_grad_decorated = no_grad_decorated
         self.events: list[Event] = []
-
-    def kinds(self) -> set[str]:
-        return {e.kind for e in self.events}
 
 
 class LoopFacts:

@@ -10,14 +10,6 @@ from nnlint.static import flow
 from nnlint.static.calls import get_arg
 
 
-def _final_name(expr: cst.BaseExpression) -> str | None:
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    return None
-
-
 class _LossFlowRule(StaticRule):
     """Reports the findings of the shared flow analysis that belong to one loss family.
 
@@ -41,11 +33,11 @@ class _LossFlowRule(StaticRule):
     def visit_Call(self, node: cst.Call) -> None:
         if self._feeds:
             self._collector.call(node)
-        if not self._mentioned and _final_name(node.func) in self._triggers:
+        if not self._mentioned and flow.final_name(node.func) in self._triggers:
             self._mentioned = True
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
-        if not self._mentioned and _final_name(node.name) in self._triggers:
+        if not self._mentioned and flow.final_name(node.name) in self._triggers:
             self._mentioned = True
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -256,5 +248,5 @@ class LogOfSoftmax(StaticRule):
 
     def _describe(self, source: cst.Call) -> str:
         if self.ctx.qualname(source.func) is None:
-            return f"`.{_final_name(source.func)}(...)`"
+            return f"`.{flow.final_name(source.func)}(...)`"
         return f"`{self.ctx.module.code_for_node(source.func)}(...)`"

@@ -20,6 +20,7 @@ from nnlint.trace.checks import (
     finding, gradient_norm_findings, initial_loss, mixing_location, shape_findings, tensors_in,
 )
 
+_LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
 VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
 _TIME_MAJOR_OPS = frozenset({
     "module:RNN", "module:LSTM", "module:GRU", "module:MultiheadAttention", "module:Transformer",
@@ -79,7 +80,8 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
 
 def _trace(model, args, kwargs, locate: Locator, *, values: bool):
     try:
-        return fxpath.trace(model, args, kwargs, locate, values=values), "fx", "torch.fx symbolic trace succeeded"
+        trace = fxpath.trace(model, args, kwargs, locate, values=values)
+        return trace, "fx", "torch.fx symbolic trace succeeded"
     except Exception as exc:  # data-dependent control flow, unsupported Python, ...
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         why = f"torch.fx failed ({type(exc).__name__}: {message}); traced eagerly"
@@ -135,9 +137,9 @@ def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tup
 def _value_findings(model, trace, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
     found = check_nonfinite(trace.records, ctx) + check_activations(trace.records, ctx)
     outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
-    if outputs:
-        producer = trace.producer(outputs[0])
-        found += initial_loss(outputs[0], producer.loc if producer and producer.loc else ctx.fallback, ctx)
+    producer = trace.producer(outputs[0]) if outputs else None
+    if producer is not None and producer.op in _LOGIT_PRODUCERS:  # a classifier head, not features
+        found += initial_loss(outputs[0], producer.loc or ctx.fallback, ctx)
     for name, check in (("NNL704", _gradient_test), ("NNL709", _gradient_norms)):
         try:
             found += check(model, trace.records, args, kwargs, ctx, axis, notes)
@@ -158,8 +160,7 @@ def _batch_statistics(model: torch.nn.Module):
     """
     norms = [m for m in model.modules()
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [(m.training, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
-             for m in norms]
+    saved = [(m.training, m.momentum, _clone(m.num_batches_tracked)) for m in norms]
     for m in norms:
         m.train()
         m.momentum = 0.0  # the running averages keep their values
@@ -171,6 +172,10 @@ def _batch_statistics(model: torch.nn.Module):
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.clone()
 
 
 def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
@@ -199,7 +204,8 @@ def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes:
                 output.retain_grad()
                 watched.append(output)
 
-        hooks = [m.register_forward_hook(capture) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+        embeddings = [m for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
+        hooks = [m.register_forward_hook(capture) for m in embeddings]
     try:
         with torch.enable_grad():
             output = model(*args, **kwargs)
@@ -250,8 +256,8 @@ def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes
             return []
         # A random projection, not a plain sum: the sum of a BatchNorm output has no gradient at all.
         generator = torch.Generator().manual_seed(0)
-        objective = torch.stack([(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors])
-        objective.sum().backward(retain_graph=True)
+        projections = [(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors]
+        torch.stack(projections).sum().backward(retain_graph=True)
     return gradient_norm_findings(model, ctx)
 
 

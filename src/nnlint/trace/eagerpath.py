@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
 
 from nnlint.trace.checks import (
     ACTIVATIONS, FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, op_name, summarize,
@@ -56,6 +57,7 @@ class _Recorder(TorchFunctionMode):
             rec.device_fixed = self._tensor_devices.get(id(device)) is not device or device is None
         self.records.append(rec)
         out = func(*args, **kwargs)
+        self.note_devices(out)
         rec.out = summarize(out, self.values)
         if name in ACTIVATIONS and self.values:
             rec.stats = activation_stats(name, out)
@@ -63,6 +65,15 @@ class _Recorder(TorchFunctionMode):
             self.producers[id(out)] = rec
             self._alive.append(out)
         return out
+
+
+    def note_devices(self, value) -> None:
+        """FakeTensor.device is a Python property that bypasses __torch_function__; it returns the
+        tensor's `fake_device` object itself, so those objects count as devices read off tensors."""
+        for leaf in tree_flatten(value)[0]:
+            device = getattr(leaf, "fake_device", None) if isinstance(leaf, torch.Tensor) else None
+            if device is not None:
+                self._tensor_devices[id(device)] = device
 
 
 class EagerTrace:
@@ -78,6 +89,8 @@ class EagerTrace:
 def trace(model: torch.nn.Module, args: tuple, kwargs: dict, locate: Locator, *, values: bool) -> EagerTrace:
     """Run model(*args, **kwargs) once, recording ops. Raises ForwardFailed if forward raises."""
     recorder = _Recorder(locate, values)
+    if not values:  # fake tensors: `device=x.device` may name an input's or a parameter's device
+        recorder.note_devices((args, kwargs, list(model.parameters()), list(model.buffers())))
     try:
         with torch.no_grad(), recorder:
             output = model(*args, **kwargs)

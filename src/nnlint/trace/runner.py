@@ -72,7 +72,9 @@ class Worker:
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
-        env.setdefault("NNLINT_TRACE_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, self.options.jobs))))
+        # One intra-op thread per worker: on shared cores more threads made small models slower
+        # (resnet18 7x on 2 cores); parallelism comes from the workers.
+        env.setdefault("NNLINT_TRACE_THREADS", "1")
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", WORKER_MODULE, str(request_read), str(response_write),
@@ -399,5 +401,10 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     finally:
         if own_pool:
             pool.close()
-    diagnostics = sorted(collector.diagnostics, key=Diagnostic.sort_key)
+    # A class is analysed on its own and inside the models that use it: one report per hazard.
+    diagnostics, seen = [], set()
+    for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
+        if (d.path, d.line, d.code) not in seen:
+            seen.add((d.path, d.line, d.code))
+            diagnostics.append(d)
     return diagnostics, collector.notes

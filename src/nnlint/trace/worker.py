@@ -382,7 +382,7 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
     # Free prime sides first; then larger primes (Inception needs 75 px); then the exact sizes
     # fixed heads insist on.
     spatial_sides = [None] + [(h, h) for h in hints] + [(79, 83)] + [(s, s) for s in COMMON_SIDES]
-    if isinstance(layer, nn.Embedding):
+    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):  # a 2-D input to EmbeddingBag is B bags
         return [(["int64[B,T]"], {})]
     if isinstance(layer, nn.Linear):
         return [([f"float32[B,{layer.in_features}]"], {}), ([f"float32[B,T,{layer.in_features}]"], {})]
@@ -500,11 +500,17 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
         _TORCH_DTYPES.update({name: getattr(torch, name) for name in
                               ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
                                "uint8", "bool")})
-    embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+    embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
     high = min(embeddings) if embeddings else 2
+    # Integer inputs after the first (`forward(tokens, labels)`) or named like targets are probably
+    # class labels: keep them below the classes of the last Linear (cross_entropy checks bounds),
+    # and still below every embedding size in case they are token ids after all.
+    heads = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
     generator = torch.Generator().manual_seed(seed)
+    seen_int = []
 
-    def one(tensor_spec: TensorSpec):
+    def one(tensor_spec: TensorSpec, name: str = ""):
         shape = tensor_spec.shape(sizes)
         dtype = _TORCH_DTYPES[tensor_spec.dtype]
         if device == "meta":
@@ -512,10 +518,15 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
         if tensor_spec.dtype == "bool":
             return torch.randint(0, 2, shape, generator=generator).bool()
         if tensor_spec.is_int:
-            return torch.randint(0, high, shape, generator=generator, dtype=dtype)
+            labels = bool(seen_int) or any(w in name.lower() for w in _LABEL_NAMES)
+            seen_int.append(tensor_spec)
+            return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
         return torch.randn(shape, generator=generator).to(dtype)
 
-    return [one(s) for s in spec.args], {k: one(s) for k, s in spec.kwargs}
+    return [one(s) for s in spec.args], {k: one(s, k) for k, s in spec.kwargs}
+
+
+_LABEL_NAMES = ("label", "target", "class", "y_true")
 
 
 # --- one model --------------------------------------------------------------------------------
@@ -563,8 +574,10 @@ def _warm_analyzer(fake: bool) -> None:
         pass
 
 
-def _forward(model, args, kwargs):
-    with torch.no_grad():
+def _forward(model, args, kwargs, device="cpu"):
+    # On the meta device, factories in forward (`torch.ones(T, T)`) must make meta tensors too,
+    # or the input search fails where the real or fake run would not.
+    with torch.no_grad(), torch.device(device):
         model(*args, **kwargs)
 
 
@@ -589,20 +602,26 @@ def _real_build(build):
     return model
 
 
-def _find_input(model, request, options, device, attempts, how):
-    """The first input candidate whose forward pass runs: (source, spec, sizes, args, kwargs)."""
+def _find_input(model, request, options, device, attempts, how, failed=None):
+    """The first input candidate whose forward pass runs: (source, spec, sizes, args, kwargs).
+
+    `failed`, a list, receives the first candidate whose tensors were made but whose forward raised.
+    """
     dims = _param_dims(model)
     for source, spec, fixed in input_candidates(model, request):
         symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
         sizes = dict(fixed)
         sizes.update(choose_sizes(symbols, dims, batch=options.get("batch_size"), spatial=SPATIAL))
+        args = None
         try:
             args, kwargs = make_tensors(spec, sizes, model, device)
-            _forward(model, args, kwargs)
+            _forward(model, args, kwargs, device)
         except BaseException as exc:  # noqa: BLE001 - SystemExit from user code included
             if isinstance(exc, KeyboardInterrupt):
                 raise
             attempts.append((f"{how}, input {spec.config_value()} ({source}): {_describe(exc)}", spec))
+            if failed is not None and not failed and args is not None:
+                failed.append((source, spec, sizes, args, kwargs))
             continue
         return source, spec, sizes, args, kwargs
     return None
@@ -617,6 +636,7 @@ def check_model(cls, namespace, request, options, path) -> dict:
     """
     started = time.perf_counter()
     attempts: list[tuple[str, object]] = []
+    raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
         request = {**request, "sequence_hints": sequence_hints(arguments)}
         try:
@@ -637,7 +657,7 @@ def check_model(cls, namespace, request, options, path) -> dict:
             continue
         if fake:
             _warm_meta()
-            model, (source, spec, sizes, args, kwargs) = meta_model, found
+            model = meta_model
         else:
             try:
                 model = _real_build(build)
@@ -649,27 +669,41 @@ def check_model(cls, namespace, request, options, path) -> dict:
                 continue
             params = sum(p.numel() for p in model.parameters())
             if found is not None:  # the meta run chose the input: the same tensors, for real
-                source, spec, sizes = found[:3]
-                args, kwargs = make_tensors(spec, sizes, model, "cpu")
+                found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
             else:  # no meta build, or ops without meta kernels: try the inputs for real
-                found = _find_input(model, request, options, "cpu", attempts, how)
+                failed: list = []
+                found = _find_input(model, request, options, "cpu", attempts, how, failed)
                 if found is None:
+                    if failed and raised is None:
+                        raised = (how, model, params, failed[0])
                     continue
-                source, spec, sizes, args, kwargs = found
-        concrete = InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
-                             tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
-        result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
-        result.update({
-            "ok": True, "built": how, "input": spec.config_value(), "input_source": source,
-            "shapes": concrete.config_value(), "params": params,
-            "seconds": time.perf_counter() - started,
-        })
-        return result
+        return _analyzed(model, how, found, params, path, fake, started)
+    if raised is not None:
+        # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
+        # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
+        how, model, params, found = raised
+        try:
+            return _analyzed(model, how, found, params, path, False, started)
+        except ModelFailure:
+            pass
     best_guess = next(((text, spec) for text, spec in attempts if spec is not None), None)
     reasons = [text for text, _ in attempts[-4:]]
     if not attempts:
         reasons = ["built, but no input shape could be inferred"]
     raise ModelFailure("; ".join(reasons), best_guess)
+
+
+def _analyzed(model, how, found, params, path, fake, started) -> dict:
+    source, spec, sizes, args, kwargs = found
+    concrete = InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
+                         tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
+    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+    result.update({
+        "ok": True, "built": how, "input": spec.config_value(), "input_source": source,
+        "shapes": concrete.config_value(), "params": params,
+        "seconds": time.perf_counter() - started,
+    })
+    return result
 
 
 def _analyze(model, args, kwargs, path, fake, int_inputs) -> dict:
@@ -746,6 +780,8 @@ def check_file(request: dict, send) -> None:
             reason, best_guess = exc.args
             send({"model": name, "ok": False, "reason": reason,
                   "snippet": _snippet(model_request.get("config_key") or name, model_request, cls, best_guess)})
+        except SpecError as exc:
+            send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -778,8 +814,8 @@ def main(argv: list[str]) -> int:
         os.environ["NNLINT_MEMORY_CAP"] = str(memory)
         limit = _address_space() + memory
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    threads = int(os.environ.get("NNLINT_TRACE_THREADS", "0"))
-    if threads > 0:
+    threads = int(os.environ.get("NNLINT_TRACE_THREADS", "1") or 1)
+    if threads > 0:  # 1 by default: the models are small and the cores are shared by the workers
         torch.set_num_threads(threads)
     _warm_analyzer(fake=False)
     torch.empty(2, device="meta") + 1  # loads the meta kernels, used for every model's input search
