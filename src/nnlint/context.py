@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,16 @@ class FileContext:
         self.module = module
         self.imports = ImportTable()
         self.reports: list[Report] = []
+        self._shared: dict = {}
 
     def report(self, rule: "Rule", node: cst.CSTNode, message: str) -> None:
         self.reports.append(Report(type(rule), node, message))
+
+    def shared(self, key: str, build: Callable[[], object]):
+        """Per-file facts several rules of a family use, built once by whichever rule asks first."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
 
     def qualname(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name behind an imported dotted expression, e.g. `F.softmax`."""

@@ -8,12 +8,11 @@ returns softmax). Branches merge by keeping only what every path agrees on, and 
 does not understand becomes unknown: the rules built on it report only what is certain.
 
 The analysis runs once per file, only for files that use a loss the rules care about, and is
-shared by the rules through a per-context cache.
+shared by the rules through the file context.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -654,12 +653,6 @@ class Collector:
         return self._analysis
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def collector(ctx) -> Collector:
     """The file's collector, shared by every loss rule (created before the walk)."""
-    found = _CACHE.get(ctx)
-    if found is None:
-        found = _CACHE[ctx] = Collector(ctx.module)
-    return found
+    return ctx.shared("losses.flow", lambda: Collector(ctx.module))

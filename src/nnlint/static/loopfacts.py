@@ -9,7 +9,6 @@ whether gradients are disabled. The rules then query these facts; nothing here i
 from __future__ import annotations
 
 import re
-import weakref
 from collections import defaultdict
 
 import libcst as cst
@@ -102,7 +101,6 @@ class Scope:
 
 class LoopFacts:
     def __init__(self, ctx):
-        # No reference to ctx is kept: the per-file cache is keyed weakly on it.
         self.module_scope = Scope(ctx.module, "<module>", None, False)
         self.scopes: list[Scope] = [self.module_scope]
         self.loop_iters: dict[cst.CSTNode, cst.CSTNode] = {}
@@ -352,17 +350,11 @@ class LoopFacts:
         return grouped
 
 
-_CACHE: "weakref.WeakKeyDictionary[object, LoopFacts]" = weakref.WeakKeyDictionary()
 _TORCH_PACKAGES = ("torch", "lightning", "pytorch_lightning", "accelerate", "transformers", "timm",
                    "torchvision", "deepspeed")
 
 
 def loop_facts(ctx) -> LoopFacts | None:
     """The file's loop facts, built on first request (at leave_Module); None for files not using torch."""
-    if ctx in _CACHE:
-        return _CACHE[ctx]
-    facts = None
-    if any(ctx.imports.imports_module(p) for p in _TORCH_PACKAGES):
-        facts = LoopFacts(ctx)
-    _CACHE[ctx] = facts
-    return facts
+    uses_torch = any(ctx.imports.imports_module(p) for p in _TORCH_PACKAGES)
+    return ctx.shared("loop.facts", lambda: LoopFacts(ctx) if uses_torch else None)
