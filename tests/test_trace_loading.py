@@ -18,7 +18,7 @@ from nnlint.trace.discover import discover
 from nnlint.trace.inputs import SpecError, choose_sizes, parse_input, parse_spec
 from nnlint.trace.slicing import slice_module
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "trace"
+FIXTURES = Path(__file__).resolve().parent / "trace_fixtures"
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
 
@@ -32,7 +32,8 @@ def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=Fal
                          "end_line": 20, "end_column": 20})
     return {"path": "fake-stub" if fake else "stub", "why": "", "findings": findings,
             "notes": [f"shapes={shapes} device={tensors[0].device.type} int={int_inputs}"
-                      f" training={model.training} file={os.path.basename(source_file)}"]}
+                      f" training={model.training} file={os.path.basename(source_file)}"
+                      f" threads={__import__('torch').get_num_threads()}"]}
 
 
 # --- pure-Python parts: no worker needed -------------------------------------------------------
@@ -204,14 +205,21 @@ def test_findings_become_trace_diagnostics_and_timing(traced):
 
 
 @pytestmark_torch
+def test_workers_use_one_thread_each(traced):
+    # More intra-op threads than cores per worker made small models several times slower.
+    threads = {n.rsplit("threads=", 1)[1] for n in traced[1] if "threads=" in n}
+    assert threads == {"1"}
+
+
+@pytestmark_torch
 def test_fake_path_builds_on_meta(workspace, pool):
     from nnlint.trace.runner import TraceOptions, trace_files
 
-    options = TraceOptions(jobs=2, fake=True, timeout=60)
+    options = TraceOptions(jobs=2, fake=True, timeout=60, verbose=True)
     _, notes = trace_files(_files(workspace, "args")[:1], options, pool=pool)  # factory.py
     assert "traced via fake-stub" in _note(notes, "Backbone")
     assert "device=meta" in _note(notes, "Backbone")
-    options = TraceOptions(jobs=2, fake_threshold=1000, timeout=60)
+    options = TraceOptions(jobs=2, fake_threshold=1000, timeout=60, verbose=True)
     _, notes = trace_files([(str(workspace / "safety" / "writes_marker.py"), "w.py")], options, pool=pool)
     assert "traced via fake-stub" in _note(notes, "Tagger")  # 1,668 parameters > 1,000
 

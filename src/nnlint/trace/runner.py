@@ -298,18 +298,27 @@ class _Collector:
                             finding.get("end_column", finding["column"] + 1)))
                     except KeyError:
                         continue
+                # Without --verbose only the info line that value checks were skipped is shown.
+                notes = message.get("notes", [])
+                if not self.options.verbose:
+                    self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes
+                                      if "skipped on fake tensors" in n)
+                    return
                 self.notes.append(
                     f"{file.display}:{cls.line}: {cls.name}: traced via {message.get('path')}"
                     f" ({message.get('why') or 'no fallback needed'}); built with {message.get('built')};"
                     f" input {message.get('shapes')} from {message.get('input_source')};"
                     f" {message.get('params', 0):,} parameters; {message.get('seconds', 0):.2f} s")
-                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in message.get("notes", []))
+                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes)
             elif message.get("skip"):
+                if not self.options.verbose:
+                    return
                 self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
             else:
                 self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
                                                     message.get("snippet", "")))
-                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+                if self.options.verbose:  # the NNL790 diagnostic already says it
+                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
 
     def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
         for cls in file.found.models():

@@ -305,6 +305,21 @@ def sequence_hints(arguments: dict) -> list[int]:
             and 1 < v <= 4096 and any(n in k.lower() for n in _SEQUENCE_NAMES)]
 
 
+_IMAGE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_res", "image_res")
+
+
+def image_hints(arguments: dict) -> list[int]:
+    """Image sides the constructor fixed (`PatchClassifier(image_size=16)`: its head needs exactly 16)."""
+    out = []
+    for key, value in arguments.items():
+        if any(n in key.lower() for n in _IMAGE_NAMES):
+            if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
+                value = value[-1]
+            if isinstance(value, int) and not isinstance(value, bool) and 4 < value <= 1024:
+                out.append(value)
+    return out
+
+
 def construction_candidates(cls, namespace, request):
     """(how, build) pairs in the issue's order: config, no args, literals, factories, synthesis."""
     config = request.get("config") or {}
@@ -443,7 +458,7 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
             out.append(("literal example input in the file", _parse_list(specs), {}))
         except SpecError:
             continue
-    hints = _size_hints(model)
+    hints = list(dict.fromkeys(request.get("image_hints", []) + _size_hints(model)))
     seen = set()
     tried_layers = 0
     for layer in _leaf_layers(model, request.get("first_layers", [])):
@@ -502,13 +517,13 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
                                "uint8", "bool")})
     embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
     high = min(embeddings) if embeddings else 2
-    # Integer inputs after the first (`forward(tokens, labels)`) or named like targets are probably
-    # class labels: keep them below the classes of the last Linear (cross_entropy checks bounds),
-    # and still below every embedding size in case they are token ids after all.
+    # Integer inputs after the first (`forward(tokens, labels)`, `forward(x, y)`) or named like
+    # targets are probably class labels: keep them below the classes of the last Linear
+    # (cross_entropy checks bounds), and below every embedding size in case they are token ids.
     heads = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
     label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
     generator = torch.Generator().manual_seed(seed)
-    seen_int = []
+    made = []
 
     def one(tensor_spec: TensorSpec, name: str = ""):
         shape = tensor_spec.shape(sizes)
@@ -517,9 +532,9 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
             return torch.empty(shape, dtype=dtype, device="meta")
         if tensor_spec.dtype == "bool":
             return torch.randint(0, 2, shape, generator=generator).bool()
+        made.append(tensor_spec)
         if tensor_spec.is_int:
-            labels = bool(seen_int) or any(w in name.lower() for w in _LABEL_NAMES)
-            seen_int.append(tensor_spec)
+            labels = len(made) > 1 or any(w in name.lower() for w in _LABEL_NAMES)
             return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
         return torch.randn(shape, generator=generator).to(dtype)
 
@@ -638,7 +653,7 @@ def check_model(cls, namespace, request, options, path) -> dict:
     attempts: list[tuple[str, object]] = []
     raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
-        request = {**request, "sequence_hints": sequence_hints(arguments)}
+        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments)}
         try:
             meta_model = _meta_build(build)
         except (KeyboardInterrupt, SystemExit) as exc:
