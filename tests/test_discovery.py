@@ -25,3 +25,11 @@ def test_gitignore_above_the_walked_folder_applies(project):
     project("experiments/old/a.py", "x = 1\n")
     project("experiments/new/b.py", "x = 1\n")
     assert found(project.root / "experiments") == ["new/b.py"]
+
+
+def test_an_explicitly_named_ignored_folder_is_still_walked(project):
+    (project.root / ".git").mkdir()
+    project(".gitignore", "vendor/\n*.log.py\n")
+    project("vendor/lib/a.py", "x = 1\n")
+    project("vendor/lib/debug.log.py", "x = 1\n")
+    assert found(project.root / "vendor") == ["lib/a.py"]

@@ -10,6 +10,8 @@ from nnlint.imports import ImportTable
 from nnlint.rule import registry
 from nnlint.tree import walk
 
+from conftest import ROOT
+
 
 def table_for(source: str) -> ImportTable:
     table = ImportTable()
@@ -57,3 +59,22 @@ def test_parallel_run_equals_serial_run(tmp_path):
     parallel = [r.diagnostics for r in lint_files(tasks, jobs=2)]
     assert serial == parallel
     assert sum(len(d) for d in serial) > PARALLEL_THRESHOLD // 2
+
+
+def test_positions_match_libcst_position_provider():
+    import random
+
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from nnlint.positions import locate
+
+    rng = random.Random(7)
+    for path in sorted((ROOT / "fixtures").rglob("*.py")) + sorted((ROOT / "src" / "nnlint").rglob("*.py")):
+        module = cst.parse_module(path.read_text(encoding="utf-8"))
+        reference = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        nodes = list(walk(module))
+        for wanted in (rng.sample(nodes, min(15, len(nodes))), nodes[-1:], [module]):
+            spans = locate(module, wanted)
+            for node in wanted:
+                r = reference[node]
+                assert spans[node] == (r.start.line, r.start.column, r.end.line, r.end.column), (path, node)

@@ -49,9 +49,18 @@ def _ignored(path: str, is_dir: bool, specs: list[tuple[str, object]]) -> bool:
     return False
 
 
+def _unignoring(spec, root: str, base: str):
+    """`spec` without the patterns that exclude `root` itself: a folder named explicitly is checked."""
+    import pathspec
+
+    rel = os.path.relpath(root, base).replace(os.sep, "/") + "/"
+    kept = [p for p in spec.patterns if not (p.include and p.match_file(rel))]
+    return pathspec.GitIgnoreSpec(kept) if len(kept) != len(spec.patterns) else spec
+
+
 def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
     """Every *.py file under `root`, in sorted order, minus skipped and ignored folders."""
-    inherited = _enclosing_gitignores(root)
+    inherited = [(base, _unignoring(spec, root, base)) for base, spec in _enclosing_gitignores(root)]
     stack = [(root, inherited)]
     while stack:
         directory, specs = stack.pop()

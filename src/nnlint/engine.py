@@ -9,10 +9,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
-from nnlint.context import FileContext, Report
+from nnlint.context import FileContext
 from nnlint.diagnostics import Diagnostic
+from nnlint.positions import locate
 from nnlint.rule import Rule, StaticRule, registry
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.suppression import is_suppressed
@@ -103,12 +103,6 @@ def _static_rules(enabled: frozenset[str]) -> list[type[StaticRule]]:
     return [r for code, r in registry().items() if code in enabled and issubclass(r, StaticRule)]
 
 
-def _positions(module: cst.Module, reports: list[Report]):
-    if not reports:
-        return {}
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-
-
 def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
     rule = registry()[code]
     return _diagnostic(rule, path, line, column, line, column + 1, message)
@@ -142,7 +136,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         walk.crashes.append((registry()["NNL003"], module, exc))
     found: list[Diagnostic] = []
     try:
-        positions = _positions(module, ctx.reports + [Report(r, n, "") for r, n, _ in walk.crashes])
+        positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
     except RecursionError:
         positions = {}
     lines = text.split("\n")
@@ -151,9 +145,9 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         where = positions.get(node)
         if where is None:
             return _diagnostic(rule, path, 1, 1, 1, 1, message)
-        start, end = where.start, where.end
-        line_text = lines[start.line - 1].rstrip("\r") if start.line <= len(lines) else ""
-        return _diagnostic(rule, path, start.line, start.column + 1, end.line, end.column + 1, message, line_text)
+        line, column, end_line, end_column = where
+        line_text = lines[line - 1].rstrip("\r") if line <= len(lines) else ""
+        return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message, line_text)
 
     for report in ctx.reports:
         found.append(located(report.rule, report.node, report.message))
