@@ -11,7 +11,10 @@ RULES = registry()
 
 
 def _cases(kind: str):
+    # Traced rules' examples need a forward pass: tests/test_trace_end_to_end.py runs them.
     for code, rule in RULES.items():
+        if rule.layer == "trace":
+            continue
         for index, example in enumerate(getattr(rule, kind)):
             yield pytest.param(rule, example, id=f"{code}-{kind.lower()}-{index}")
 
@@ -41,5 +44,5 @@ def test_rule_has_metadata(code, rule):
     assert code.startswith("NNL") and len(code) == 6 and code[3:].isdigit()
     assert rule.name == rule.name.lower() and " " not in rule.name and "_" not in rule.name
     assert rule.doc().count("\n\n") >= 1, "docstring: a summary line, then why it matters and how to fix"
-    if rule.layer == "static":
-        assert rule.VALID and rule.INVALID, "static rules need both kinds of examples"
+    if rule.layer in ("static", "trace") and code != "NNL790":
+        assert rule.VALID and rule.INVALID, "rules need both kinds of examples"

@@ -135,3 +135,28 @@ def test_synthesized_labels_stay_below_the_number_of_classes(monkeypatch):
     assert tokens.max() >= 6 and tokens.max() < 1000 and labels.max() < 6
     _, kwargs = worker.make_tensors(parse_input({"target": "int64[B]"}), sizes, model, "cpu")
     assert kwargs["target"].max() < 6
+
+
+def test_traced_rules_examples(pool, tmp_path):
+    """Every traced rule's INVALID example yields its code at the marked lines, its VALID one does not."""
+    from nnlint.rule import EXPECT_MARKER, registry
+
+    files, expected = [], {}
+    for code, rule in registry().items():
+        if rule.layer != "trace":
+            continue
+        for kind, examples in (("invalid", rule.INVALID), ("valid", rule.VALID)):
+            for index, example in enumerate(examples):
+                path = tmp_path / f"{code}_{kind}_{index}.py"
+                path.write_text(example, encoding="utf-8")
+                files.append((str(path), path.name))
+                marked = {n for n, line in enumerate(example.split("\n"), 1) if EXPECT_MARKER in line}
+                expected[path.name] = (code, marked if kind == "invalid" else set())
+    diagnostics, _ = trace_files(files, TraceOptions(jobs=2, timeout=60), pool=pool)
+    problems = {}
+    for name, (code, lines) in expected.items():
+        got = {d.line for d in diagnostics if d.path == name and d.code == code}
+        untraced = [d.message for d in diagnostics if d.path == name and d.code == "NNL790"]
+        if got != lines or untraced:
+            problems[name] = {"expected": lines, "got": got, "not traced": untraced}
+    assert not problems, problems

@@ -19,6 +19,34 @@ class BroadcastExpansion(TraceRule):
     code = "NNL701"
     name = "broadcast-expansion"
     severity = Severity.ERROR
+    INVALID = (
+        """\
+from torch import nn
+
+
+class PriceRegressor(nn.Module):  # nnlint: input=float32[B,16], float32[B]
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(16, 1)
+
+    def forward(self, x, price):
+        return ((self.net(x) - price) ** 2).mean()  # <-
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class PriceRegressor(nn.Module):  # nnlint: input=float32[B,16], float32[B]
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(16, 1)
+
+    def forward(self, x, price):
+        return ((self.net(x).squeeze(-1) - price) ** 2).mean()
+""",
+    )
 
 
 class LossShapeMismatch(TraceRule):
@@ -32,6 +60,36 @@ class LossShapeMismatch(TraceRule):
     code = "NNL702"
     name = "loss-shape-mismatch"
     severity = Severity.ERROR
+    INVALID = (
+        """\
+from torch import nn
+
+
+class RatingModel(nn.Module):  # nnlint: input=float32[B,24], float32[B]
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(24, 1)
+        self.criterion = nn.SmoothL1Loss()
+
+    def forward(self, features, rating):
+        return self.criterion(self.body(features), rating)  # <-
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class RatingModel(nn.Module):  # nnlint: input=float32[B,24], float32[B]
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(24, 1)
+        self.criterion = nn.SmoothL1Loss()
+
+    def forward(self, features, rating):
+        return self.criterion(self.body(features).squeeze(-1), rating)
+""",
+    )
 
 
 class SoftmaxOverSingleton(TraceRule):
@@ -44,6 +102,38 @@ class SoftmaxOverSingleton(TraceRule):
     code = "NNL703"
     name = "softmax-over-singleton"
     severity = Severity.ERROR
+    INVALID = (
+        """\
+import torch
+from torch import nn
+
+
+class AttentionPooling(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Linear(32, 1)
+
+    def forward(self, h):
+        weights = torch.softmax(self.score(h), dim=-1)  # <-
+        return (weights * h).sum(dim=1)
+""",
+    )
+    VALID = (
+        """\
+import torch
+from torch import nn
+
+
+class AttentionPooling(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Linear(32, 1)
+
+    def forward(self, h):
+        weights = torch.softmax(self.score(h), dim=1)
+        return (weights * h).sum(dim=1)
+""",
+    )
 
 
 class BatchMixing(TraceRule):
@@ -57,6 +147,42 @@ class BatchMixing(TraceRule):
     code = "NNL704"
     name = "batch-mixing"
     severity = Severity.ERROR
+    INVALID = (
+        """\
+import torch
+from torch import nn
+
+
+class SpeechClassifier(nn.Module):  # nnlint: input=float32[B,T,40]
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(40, 64)  # time-major: (T, B, features)
+        self.head = nn.Linear(64, 8)
+
+    def forward(self, x):
+        x = x.view(x.size(1), x.size(0), -1)  # <-
+        out, _ = self.rnn(x)
+        return self.head(out[-1])
+""",
+    )
+    VALID = (
+        """\
+import torch
+from torch import nn
+
+
+class SpeechClassifier(nn.Module):  # nnlint: input=float32[B,T,40]
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(40, 64)  # time-major: (T, B, features)
+        self.head = nn.Linear(64, 8)
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        out, _ = self.rnn(x)
+        return self.head(out[-1])
+""",
+    )
 
 
 class BatchDimReduction(TraceRule):
@@ -69,6 +195,36 @@ class BatchDimReduction(TraceRule):
     code = "NNL705"
     name = "batch-dim-reduction"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+from torch import nn
+
+
+class TabularNet(nn.Module):  # nnlint: input=float32[B,20]
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Linear(20, 3)
+
+    def forward(self, x):
+        x = x - x.mean(dim=0)  # <-
+        return self.mlp(x)
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class TabularNet(nn.Module):  # nnlint: input=float32[B,20]
+    def __init__(self):
+        super().__init__()
+        self.mlp = nn.Linear(20, 3)
+
+    def forward(self, x):
+        x = x - x.mean(dim=1, keepdim=True)
+        return self.mlp(x)
+""",
+    )
 
 
 class NonFiniteOutput(TraceRule):
@@ -81,6 +237,40 @@ class NonFiniteOutput(TraceRule):
     code = "NNL706"
     name = "non-finite-output"
     severity = Severity.ERROR
+    INVALID = (
+        """\
+import torch
+from torch import nn
+
+
+class LogEnergyNet(nn.Module):  # nnlint: input=float32[B,16]
+    def __init__(self):
+        super().__init__()
+        self.filters = nn.Linear(16, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        features = torch.log(self.filters(x))  # <-
+        return self.head(features)
+""",
+    )
+    VALID = (
+        """\
+import torch
+from torch import nn
+
+
+class LogEnergyNet(nn.Module):  # nnlint: input=float32[B,16]
+    def __init__(self):
+        super().__init__()
+        self.filters = nn.Linear(16, 32)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        features = torch.log(self.filters(x).pow(2) + 1e-6)
+        return self.head(features)
+""",
+    )
 
 
 class InitialLossOff(TraceRule):
@@ -94,6 +284,38 @@ class InitialLossOff(TraceRule):
     code = "NNL707"
     name = "initial-loss-off"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+from torch import nn
+
+
+class DigitClassifier(nn.Module):  # nnlint: input=float32[B,64]
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(64, 256), nn.LayerNorm(256), nn.GELU())
+        self.head = nn.Linear(256, 10)
+        nn.init.normal_(self.head.weight, std=1.0)
+
+    def forward(self, x):
+        return self.head(self.body(x))  # <-
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class DigitClassifier(nn.Module):  # nnlint: input=float32[B,64]
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(64, 256), nn.LayerNorm(256), nn.GELU())
+        self.head = nn.Linear(256, 10)
+        nn.init.normal_(self.head.weight, std=0.01)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+""",
+    )
 
 
 class DeadOrSaturatedActivations(TraceRule):
@@ -106,6 +328,41 @@ class DeadOrSaturatedActivations(TraceRule):
     code = "NNL708"
     name = "dead-or-saturated-activations"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class SparseAutoencoder(nn.Module):  # nnlint: input=float32[B,64]
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(64, 256)
+        self.decoder = nn.Linear(256, 64)
+        nn.init.constant_(self.encoder.bias, -1.0)
+
+    def forward(self, x):
+        latents = F.relu(self.encoder(x))  # <-
+        return self.decoder(latents)
+""",
+    )
+    VALID = (
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class SparseAutoencoder(nn.Module):  # nnlint: input=float32[B,64]
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(64, 256)
+        self.decoder = nn.Linear(256, 64)
+
+    def forward(self, x):
+        latents = F.relu(self.encoder(x))
+        return self.decoder(latents)
+""",
+    )
 
 
 class VanishingOrExplodingGradients(TraceRule):
@@ -118,6 +375,42 @@ class VanishingOrExplodingGradients(TraceRule):
     code = "NNL709"
     name = "vanishing-or-exploding-gradients"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+from torch import nn
+
+
+class DeepNet(nn.Module):  # nnlint: input=float32[B,32]
+    def __init__(self, width=64, depth=8):
+        super().__init__()
+        layers = [nn.Linear(32, width), nn.Sigmoid()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.Sigmoid()]
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):  # <-
+        return self.head(self.layers(x))
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class DeepNet(nn.Module):  # nnlint: input=float32[B,32]
+    def __init__(self, width=64, depth=8):
+        super().__init__()
+        layers = [nn.Linear(32, width), nn.ReLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(width, width), nn.ReLU()]
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        return self.head(self.layers(x))
+""",
+    )
 
 
 class DeviceHazard(TraceRule):
@@ -130,6 +423,42 @@ class DeviceHazard(TraceRule):
     code = "NNL710"
     name = "device-hazard"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+import torch
+from torch import nn
+
+
+class CausalAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self):
+        super().__init__()
+        self.query = nn.Linear(32, 32)
+
+    def forward(self, x):
+        T = x.size(1)
+        scores = self.query(x) @ x.transpose(1, 2)
+        mask = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)  # <-
+        return scores.masked_fill(mask, float("-inf")).softmax(dim=-1) @ x
+""",
+    )
+    VALID = (
+        """\
+import torch
+from torch import nn
+
+
+class CausalAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self):
+        super().__init__()
+        self.query = nn.Linear(32, 32)
+
+    def forward(self, x):
+        T = x.size(1)
+        scores = self.query(x) @ x.transpose(1, 2)
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(diagonal=1)
+        return scores.masked_fill(mask, float("-inf")).softmax(dim=-1) @ x
+""",
+    )
 
 
 class MisalignedReshape(TraceRule):
@@ -143,6 +472,42 @@ class MisalignedReshape(TraceRule):
     code = "NNL711"
     name = "misaligned-reshape"
     severity = Severity.WARNING
+    INVALID = (
+        """\
+from torch import nn
+
+
+class SelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        y = (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+        return y.reshape(B, T, C)  # <-
+""",
+    )
+    VALID = (
+        """\
+from torch import nn
+
+
+class SelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        y = (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+        return y.transpose(1, 2).reshape(B, T, C)
+""",
+    )
 
 
 class ModelNotTraced(TraceRule):
