@@ -11,8 +11,8 @@ One file: wall time of the CLI against `python -c "import libcst; libcst.parse_m
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -54,14 +54,16 @@ print(sum(len(r.diagnostics) for r in results), "findings", file=sys.stderr)
 """
 
 
+# Runs a command and prints the peak RSS of its process tree's largest member, so each run is measured alone.
+_PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); " \
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+
+
 def _timed(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and peak RSS (MiB) of a command (the wrapper's own start-up, ~20 ms, included)."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    done = subprocess.run([sys.executable, "-c", _PEAK, *cmd], check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, int(done.stdout) / 1024
 
 
 def _files(folders: list[Path]) -> list[str]:
@@ -94,11 +96,16 @@ def corpus(folders: list[Path]) -> None:
 
 
 def one_file(path: str, repeat: int) -> None:
+    # An installed package has bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE would not.
+    compileall.compile_dir(str(HERE.parent / "src" / "nnlint"), quiet=1)
     py = sys.executable
     floor_cmd = [py, "-c", f"import libcst; libcst.parse_module(open({path!r}).read())"]
     ours_cmd = [py, "-m", "nnlint", "check", "--static-only", "--exit-zero", path]
-    floor = min(_timed(floor_cmd)[0] for _ in range(repeat))
-    ours = min(_timed(ours_cmd)[0] for _ in range(repeat))
+    floors, ours_runs = [], []
+    for _ in range(repeat):  # interleaved, so load changes hit both alike
+        floors.append(_timed(floor_cmd)[0])
+        ours_runs.append(_timed(ours_cmd)[0])
+    floor, ours = min(floors), min(ours_runs)
     print(f"one file {path} ({os.path.getsize(path)} bytes), best of {repeat}:")
     print(f"  python -c 'import libcst; parse'   {floor:.3f} s")
     print(f"  nnlint check --static-only         {ours:.3f} s   ratio {ours / floor:.2f}x")
@@ -109,11 +116,13 @@ def main() -> None:
     parser.add_argument("folders", nargs="*", type=Path)
     parser.add_argument("--one-file", default=str(HERE.parent / "fixtures" / "buggy" / "cnn_classifier.py"))
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--skip-corpus", action="store_true", help="only the one-file comparison")
     args = parser.parse_args()
     folders = args.folders or [p for p in sorted((HERE / "corpus").glob("*")) if p.is_dir() and p.name != "wheels"]
-    if not folders:
-        sys.exit("no corpus: run bash bench/fetch_corpus.sh first, or pass folders")
-    corpus(folders)
+    if not args.skip_corpus:
+        if not folders:
+            sys.exit("no corpus: run bash bench/fetch_corpus.sh first, or pass folders")
+        corpus(folders)
     one_file(args.one_file, args.repeat)
 
 

@@ -143,6 +143,15 @@ def load_file(path: Path, known: list[str]) -> Settings:
     return parse_settings(table or {}, path.parent.resolve(), str(path), known)
 
 
+def _mentions_nnlint(path: str) -> bool:
+    """Most pyproject.toml files have no nnlint table: skip importing and running a TOML parser for them."""
+    try:
+        with open(path, "rb") as handle:
+            return b"nnlint" in handle.read()
+    except OSError:
+        return True  # let the parser report it
+
+
 class ConfigFinder:
     """Nearest pyproject.toml with a [tool.nnlint] table above each directory, cached."""
 
@@ -159,7 +168,7 @@ class ConfigFinder:
             return self._by_dir[directory]
         settings = None
         candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate):
+        if os.path.isfile(candidate) and _mentions_nnlint(candidate):
             data = _load_toml(Path(candidate))
             table = data.get("tool", {}).get("nnlint")
             if table is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
@@ -197,6 +196,7 @@ def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) ->
                 progress()
         return results
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor  # only paid for when there are many files
 
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
