@@ -147,6 +147,19 @@ def module_op(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[str, 
     return op, args, kwargs
 
 
+def relu_stats(op: str, args: tuple) -> dict:
+    """A ReLU is dead where its input is negative. Exact zeros are not counted: they come from branches
+    zero-initialized on purpose (e.g. a residual block's last norm), which start learning at once.
+    Taken before the op runs, since an in-place ReLU overwrites its input."""
+    inp = args[0] if args else None
+    if op != "relu" or not isinstance(inp, torch.Tensor) or not inp.is_floating_point():
+        return {}
+    if inp.numel() == 0 or inp.device.type == "meta":
+        return {}
+    with torch.no_grad():
+        return {"inactive": float((inp < 0).float().mean())}
+
+
 def activation_stats(op: str, out: Any) -> dict:
     if op not in ACTIVATIONS or not isinstance(out, torch.Tensor) or not out.is_floating_point():
         return {}
@@ -154,7 +167,7 @@ def activation_stats(op: str, out: Any) -> dict:
         return {}
     with torch.no_grad():
         if op == "relu":
-            return {"inactive": float((out == 0).float().mean())}
+            return {}  # judged on its input, before it runs: see relu_stats
         if op == "tanh":
             return {"inactive": float((out.abs() > 0.99).float().mean())}
         return {"inactive": float(((out < 0.01) | (out > 0.99)).float().mean())}

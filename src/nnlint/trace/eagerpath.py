@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.trace.checks import (
-    ACTIVATIONS, FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, op_name, summarize,
+    ACTIVATIONS, FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, op_name, relu_stats, summarize,
 )
 
 _DEVICE_GETTER = torch.Tensor.device.__get__
@@ -56,11 +56,13 @@ class _Recorder(TorchFunctionMode):
             device = kwargs.get("device")
             rec.device_fixed = self._tensor_devices.get(id(device)) is not device or device is None
         self.records.append(rec)
+        if name in ACTIVATIONS and self.values:
+            rec.stats = relu_stats(name, args)
         out = func(*args, **kwargs)
         self.note_devices(out)
         rec.out = summarize(out, self.values)
         if name in ACTIVATIONS and self.values:
-            rec.stats = activation_stats(name, out)
+            rec.stats.update(activation_stats(name, out))
         if isinstance(out, torch.Tensor) and self.values:
             self.producers[id(out)] = rec
             self._alive.append(out)

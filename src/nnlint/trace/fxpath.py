@@ -15,7 +15,7 @@ import torch.fx
 from torch.fx.passes.shape_prop import ShapeProp
 
 from nnlint.trace.checks import (
-    FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, module_op, op_name, summarize,
+    FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, module_op, op_name, relu_stats, summarize,
 )
 
 
@@ -103,11 +103,14 @@ class _Recorder(ShapeProp):
         if rec is None:
             return self._propagate(n)
         self.records.append(rec)
+        if self.values and rec.op == "relu":
+            args, _ = self.fetch_args_kwargs_from_env(n)
+            rec.stats = relu_stats(rec.op, args)
         result = self._propagate(n)
         rec.out = summarize(result, self.values)
         n.meta["tensor_meta"] = rec.out
         if self.values:
-            rec.stats = activation_stats(rec.op, result)
+            rec.stats.update(activation_stats(rec.op, result))
             if isinstance(result, torch.Tensor):
                 self.producers[id(result)] = rec
                 self._alive.append(result)

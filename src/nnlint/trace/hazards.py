@@ -352,6 +352,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class ResidualBlock(nn.Module):  # nnlint: input=float32[B,32]
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(32, 32)
+        self.norm = nn.LayerNorm(32)
+        nn.init.zeros_(self.norm.weight)  # zero-init residual branch: starts as the identity
+
+    def forward(self, x):
+        return x + F.relu(self.norm(self.fc(x)))
+""",
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
 class SparseAutoencoder(nn.Module):  # nnlint: input=float32[B,64]
     def __init__(self):
         super().__init__()
