@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,17 @@ from nnlint.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+_EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>NNL\d{3}(?:\s*,\s*NNL\d{3})*)")
+
+
+def expected_findings(path: Path | str, codes: frozenset[str]) -> list[tuple[int, str]]:
+    """The (line, code) pairs a fixture's `# expect: CODE[, CODE]` comments mark, among `codes`, sorted."""
+    pairs = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        match = _EXPECT.search(line)
+        if match:
+            pairs += [(number, c.strip()) for c in match.group("codes").split(",") if c.strip() in codes]
+    return sorted(pairs)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import FIXTURES
-from test_fixtures_static import STATIC_CODES, expected_findings
+from conftest import FIXTURES, expected_findings
+from test_fixtures_static import STATIC_CODES
 
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 

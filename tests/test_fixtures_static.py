@@ -5,26 +5,14 @@ Buggy fixtures must yield exactly the marked (line, code) pairs among static cod
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, expected_findings
 
 from nnlint.engine import FileTask, lint_file
 from nnlint.rule import registry
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STATIC_CODES = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "tool"))
-_EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>NNL\d{3}(?:\s*,\s*NNL\d{3})*)")
-
-
-def expected_findings(path: Path, codes: frozenset[str]) -> list[tuple[int, str]]:
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        match = _EXPECT.search(line)
-        if match:
-            pairs += [(number, c.strip()) for c in match.group("codes").split(",") if c.strip() in codes]
-    return sorted(pairs)
 
 
 def _files(kind: str):

@@ -9,18 +9,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 
 import pytest
 
 pytest.importorskip("torch")
 
-from conftest import FIXTURES, run_nnlint  # noqa: E402
+from conftest import FIXTURES, expected_findings, run_nnlint  # noqa: E402
+from nnlint.rule import registry  # noqa: E402
 from nnlint.trace.runner import TraceOptions, WorkerPool, trace_files  # noqa: E402
 
 DEMOS = ("tabular_mlp", "cnn_classifier", "text_lstm", "lightning_module")
-_EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>NNL\d{3}(?:\s*,\s*NNL\d{3})*)")
-_TRACE_CODE = re.compile(r"NNL7\d\d")
+_TRACED = frozenset(code for code, rule in registry().items() if rule.layer == "trace") - {"NNL790"}
 # NNL790 notes expected on the fixtures, with a word of the reason each must give.
 EXPECTED_NOT_TRACED = {
     # its reshape(-1) bug breaks every batch size > 1, so each input tried fails; the note says what to configure
@@ -38,13 +37,7 @@ def _files(kind: str) -> list:
 
 
 def markers(path: str) -> set[tuple[int, str]]:
-    pairs = set()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            match = _EXPECT.search(line)
-            if match:
-                pairs |= {(number, c) for c in _TRACE_CODE.findall(match.group("codes")) if c != "NNL790"}
-    return pairs
+    return set(expected_findings(path, _TRACED))
 
 
 @pytest.fixture(scope="module")

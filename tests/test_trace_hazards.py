@@ -8,7 +8,6 @@ coprime with the fixtures' layer sizes, as the runner chooses them.
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -16,11 +15,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import expected_findings  # noqa: E402
 from nnlint.rule import registry  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRACE_CODES = frozenset(code for code, rule in registry().items() if rule.layer == "trace")
-_EXPECT = re.compile(r"#.*\bexpect:\s*(?P<codes>NNL\d{3}(?:\s*,\s*NNL\d{3})*)")
 B, T = 7, 5
 
 
@@ -86,13 +85,7 @@ def _load(path: Path):
 
 
 def expected(path: Path) -> set[tuple[int, str]]:
-    pairs = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        match = _EXPECT.search(line)
-        if match:
-            codes = {c.strip() for c in match.group("codes").split(",")}
-            pairs |= {(number, code) for code in codes & TRACE_CODES}
-    return pairs
+    return set(expected_findings(path, TRACE_CODES))
 
 
 def _fixtures(kind: str) -> list[Path]:
