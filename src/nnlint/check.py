@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -67,6 +66,10 @@ class _Selection:
     def settings(self, path: Path) -> Settings | None:
         return self.explicit or self.finder.for_path(path)
 
+    def project_settings(self) -> Settings | None:
+        """The settings of the working directory: run-wide options (fail-on, tracing) come from there."""
+        return self.explicit or self.finder.for_path(Path(os.getcwd()) / "pyproject.toml")
+
     def enabled(self, path: Path) -> frozenset[str]:
         settings = self.settings(path)
         ignored_here = settings.ignored_for(path) if settings else set()
@@ -101,21 +104,17 @@ def collect_files(paths: list[str], selection: _Selection) -> list[str]:
 
 
 def _fail_on(selection: _Selection) -> Severity | None:
-    settings = selection.explicit or selection.finder.for_path(Path(os.getcwd()) / "pyproject.toml")
+    settings = selection.project_settings()
     return settings.fail_on if settings else None
 
 
 def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tuple[list[Diagnostic], list[str]]:
     if options.static_only:
         return [], []
-    if importlib.util.find_spec("torch") is None:
-        return [], ["tracing skipped: torch is not installed in this environment "
-                    "(pip install 'nnlint[trace]' to enable it, or pass --static-only to silence this note)"]
     from nnlint.trace.options import trace_options
     from nnlint.trace.runner import trace_files
 
-    settings = selection.explicit or selection.finder.for_path(Path(os.getcwd()) / "pyproject.toml")
-    trace_opts = trace_options(settings, options)
+    trace_opts = trace_options(selection.project_settings(), options)
     return trace_files([(f, display_path(f)) for f in files], trace_opts)
 
 
