@@ -35,9 +35,8 @@ class FileResult:
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
-                message: str, line_text: str = "") -> Diagnostic:
-    return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column,
-                      rule.severity, "static", line_text)
+                message: str) -> Diagnostic:
+    return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column, rule.severity)
 
 
 def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
@@ -138,15 +137,10 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
     except RecursionError:
         positions = {}
-    lines = text.split("\n")
 
     def located(rule: type[Rule], node: cst.CSTNode, message: str) -> Diagnostic:
-        where = positions.get(node)
-        if where is None:
-            return _diagnostic(rule, path, 1, 1, 1, 1, message)
-        line, column, end_line, end_column = where
-        line_text = lines[line - 1].rstrip("\r") if line <= len(lines) else ""
-        return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message, line_text)
+        line, column, end_line, end_column = positions.get(node, (1, 0, 1, 0))
+        return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message)
 
     for report in ctx.reports:
         found.append(located(report.rule, report.node, report.message))
@@ -162,17 +156,13 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
     for diagnostic in found:
         if diagnostic.code not in enabled and diagnostic.code != "NNL003":
             continue
-        if not diagnostic.line_text and diagnostic.line <= len(lines):
-            diagnostic = _with_line_text(diagnostic, lines[diagnostic.line - 1].rstrip("\r"))
+        if diagnostic.line <= len(lines):
+            diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
         if is_suppressed(diagnostic.code, diagnostic.line_text):
             result.suppressed.append(diagnostic)
         else:
             result.diagnostics.append(diagnostic)
     return result
-
-
-def _with_line_text(diagnostic: Diagnostic, line_text: str) -> Diagnostic:
-    return replace(diagnostic, line_text=line_text)
 
 
 def lint_file(task: FileTask) -> FileResult:
