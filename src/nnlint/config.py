@@ -13,9 +13,10 @@ class ConfigError(Exception):
     """Bad configuration or usage: the CLI prints it on one line and exits 2."""
 
 
-_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "trace", "models"}
+_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "trace", "models", "run"}
 _TRACE_KEYS = {"timeout", "memory", "fake-threshold", "batch-size"}
 _MODEL_KEYS = {"args", "kwargs", "input"}
+_RUN_KEYS = {"steps", "time", "memory", "overfit-steps"}
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Settings:
     fail_on: Severity | None = None
     trace: dict = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    run: dict = field(default_factory=dict)
     _specs: dict = field(default_factory=dict, repr=False)
 
     def _spec(self, patterns: tuple[str, ...]):
@@ -133,6 +135,11 @@ def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Set
         if bad:
             raise ConfigError(f"unknown key '{bad[0]}' in [tool.nnlint.models.\"{model}\"] of {where}")
     settings.models = models
+    run = table.get("run", {})
+    unknown = sorted(set(run) - _RUN_KEYS) if isinstance(run, dict) else ["run"]
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint.run] of {where}")
+    settings.run = run
     return settings
 
 

@@ -66,5 +66,6 @@ def registry() -> dict[str, type[Rule]]:
     import nnlint.static  # noqa: F401  (registers the static rules)
     import nnlint.tool_rules  # noqa: F401
     import nnlint.trace.hazards  # noqa: F401  (metadata only; never imports torch)
+    import nnlint.run.rules  # noqa: F401  (metadata only; never imports torch)
 
     return dict(sorted(_REGISTRY.items()))
