@@ -143,6 +143,8 @@ def run_command(script, script_args, module, steps, seconds, overfit, overfit_st
     if module and script:
         script_args = (script, *script_args)
         script = None
+    if script_args[:1] == ("--",):
+        script_args = script_args[1:]
     if bool(module) == bool(script):
         _fail("give a SCRIPT or -m MODULE (one of them)")
     machine = fmt not in ("text", "concise") and output_file is None

@@ -140,6 +140,7 @@ def _run(request: dict, result: dict) -> None:
         if exc.code not in (None, 0):
             crash = _crash(exc, int(request.get("memory") or 0))
             crash["message"] = f"the script exited with status {exc.code!r}"
+            crash["kind"] = "exit"
             result["crash"] = crash
         probes.stop_reason = probes.stop_reason or "finished"
     except BaseException as exc:  # noqa: BLE001 - the user's script crashed

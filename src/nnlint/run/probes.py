@@ -138,6 +138,8 @@ class Probes:
         self.grad_norms: list[dict[str, float]] = []  # per step: parameter name -> gradient norm
         self.param_dims: dict[str, int] = {}
         self.never_in_optimizer_checked = False
+        self.manual: bool | None = None  # weights updated by hand, without an optimizer (None: not known yet)
+        self._weight_snapshot: torch.Tensor | None = None
         self.step_times: list[float] = []
         self.data_waits: list[float] = []
         self._wait = 0.0
@@ -232,7 +234,9 @@ class Probes:
         @functools.wraps(backward)
         def watched_backward(tensors, *args, **kwargs):
             probes._backward(tensors)
-            return backward(tensors, *args, **kwargs)
+            result = backward(tensors, *args, **kwargs)
+            probes._after_backward()
+            return result
 
         torch.autograd.backward = watched_backward
 
@@ -465,6 +469,7 @@ class Probes:
         if self.primary is None:
             self.primary = weakref.ref(optimizer)
             self.optimizers.add(optimizer)
+            self.manual = False
         self.depth = 0
         if self._mode is not None:
             self._mode.close()
@@ -474,27 +479,30 @@ class Probes:
     @_guard
     def _primary_pre_step(self, optimizer) -> None:
         self.step_site = self.step_site or site()
+        self._record_grads([p for g in optimizer.param_groups for p in g["params"]])
+        if not self.never_in_optimizer_checked:
+            self.never_in_optimizer_checked = True
+            self._check_outside_optimizers()
+
+    def _record_grads(self, params: list[torch.Tensor]) -> None:
+        """Per-parameter gradient norms of this step (0 for none), one sync; the first non-finite one stops."""
         names = self._param_names()
-        with_grad = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        with_grad = [p for p in params if p.grad is not None]
         norms = {}
         if with_grad:
             values = torch.stack(torch._foreach_norm([p.grad.detach() for p in with_grad])).double().tolist()
             for p, value in zip(with_grad, values):
-                norms[names.get(id(p), f"param{id(p) % 10000}")] = value
-                self.param_dims.setdefault(names.get(id(p), f"param{id(p) % 10000}"), p.dim())
+                name = names.get(id(p), f"param{id(p) % 10000}")
+                norms[name] = value
+                self.param_dims.setdefault(name, p.dim())
                 if not math.isfinite(value):
-                    self.find("NNL809", f"the gradient of `{names.get(id(p), '?')}` is {value} at step {self.step} "
-                              "while the loss is finite: clip gradients or lower the learning rate",
-                              self.step_site)
+                    self.find("NNL809", f"the gradient of `{name}` is {value} at step {self.step} while the loss is "
+                              "finite: clip gradients or lower the learning rate", self.step_site)
                     self.stop("nonfinite")
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.requires_grad and p.grad is None:
-                    norms.setdefault(names.get(id(p), f"param{id(p) % 10000}"), 0.0)
+        for p in params:
+            if p.requires_grad and p.grad is None:
+                norms.setdefault(names.get(id(p), f"param{id(p) % 10000}"), 0.0)
         self.grad_norms.append(norms)
-        if not self.never_in_optimizer_checked:
-            self.never_in_optimizer_checked = True
-            self._check_outside_optimizers(names)
 
     def _param_names(self) -> dict[int, str]:
         names: dict[int, str] = {}
@@ -506,7 +514,17 @@ class Probes:
                 names.setdefault(pid, prefix + name)
         return names
 
-    def _check_outside_optimizers(self, names: dict[int, str]) -> None:
+    def _root_params(self) -> list[torch.Tensor]:
+        params, seen = [], set()
+        for root in self.roots.values():
+            module = root.module()
+            for p in module.parameters() if module is not None else ():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        return params
+
+    def _check_outside_optimizers(self) -> None:
         optimized = {id(p) for opt in list(self.optimizers) for g in opt.param_groups for p in g["params"]}
         for root in self.roots.values():
             module = root.module()
@@ -521,25 +539,51 @@ class Probes:
                           "pass them to the optimizer (or set requires_grad=False to freeze them)",
                           where or root.built or self.step_site)
 
+    @_guard
     def _post_step(self, optimizer, args, kwargs) -> None:
         if self.primary is None or self.primary() is not optimizer:
             return
-        self._primary_post_step(optimizer)
-        self.step += 1
-        if self.step >= self.steps_wanted:
-            self.stop("steps")
+        self._check_weights([p for g in optimizer.param_groups for p in g["params"]])
+        self._close_step()
 
     @_guard
-    def _primary_post_step(self, optimizer) -> None:
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        if params:
-            norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).double()
-            if not bool(torch.isfinite(norms).all()):
-                names = self._param_names()
-                bad = next(p for p, v in zip(params, norms.tolist()) if not math.isfinite(v))
-                self.find("NNL809", f"the weights of `{names.get(id(bad), '?')}` became non-finite in the update "
-                          f"of step {self.step}: lower the learning rate or clip gradients", self.step_site)
-                self.stop("nonfinite")
+    def _after_backward(self) -> None:
+        """Scripts that update weights by hand (`p.data.add_(...)`, no optimizer): each backward is a step.
+
+        Told apart from gradient accumulation by the weights changing between two backward calls."""
+        if self.manual is False:
+            return
+        params = self._root_params()
+        if not params:
+            return
+        if self.manual is None:
+            norms = torch.stack(torch._foreach_norm([p.detach() for p in params]))
+            previous, self._weight_snapshot = self._weight_snapshot, norms
+            if previous is None or previous.shape != norms.shape or torch.equal(previous, norms):
+                return
+            self.manual = True
+            self.step_site = self.backward_site
+            earlier = self._step_losses[:-1]
+            self._step_losses = self._step_losses[-1:]
+            self.loss_series.append(sum(earlier) / len(earlier) if earlier else math.nan)
+            self.step += 1  # the update before this backward
+            self.calls_in_step = self.losses_in_step = 0
+        self._record_grads(params)
+        self._check_weights(params)
+        self._close_step()
+
+    def _check_weights(self, params: list[torch.Tensor]) -> None:
+        if not params:
+            return
+        norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).double()
+        if not bool(torch.isfinite(norms).all()):
+            names = self._param_names()
+            bad = next(p for p, v in zip(params, norms.tolist()) if not math.isfinite(v))
+            self.find("NNL809", f"the weights of `{names.get(id(bad), '?')}` became non-finite in the update "
+                      f"of step {self.step}: lower the learning rate or clip gradients", self.step_site)
+            self.stop("nonfinite")
+
+    def _close_step(self) -> None:
         now = time.perf_counter()
         if self._step_start is not None:
             self.step_times.append(now - self._step_start)
@@ -554,6 +598,9 @@ class Probes:
             for (name, _), (mean, std) in zip(self._pending_acts, values):
                 self.activations[name].append((self.step, mean, std))
             self._pending_acts = []
+        self.step += 1
+        if self.step >= self.steps_wanted:
+            self.stop("steps")
 
     @_guard
     def _waited(self, iterator, seconds: float) -> None:

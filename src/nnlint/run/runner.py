@@ -138,6 +138,9 @@ class _Child:
             except (OSError, ValueError):
                 result = {"steps": 0, "findings": [], "notes": [], "series": {}}
                 result["crash"] = {"kind": "killed", "site": None, "message": self._death(code, killed, log)}
+            crash = result.get("crash")
+            if crash and crash.get("kind") == "exit" and quiet:  # e.g. argparse's complaint
+                crash["message"] += f": {_last_line(log)}"
             log.close()
             return result
 
@@ -150,9 +153,13 @@ class _Child:
             if name == "SIGKILL":
                 return "was killed (SIGKILL): out of memory? Lower the batch or model size for the check"
             return f"died of {name}"
-        log.seek(0)
-        tail = log.read().decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        return f"ended without a result (exit status {code}) {tail[0][:120]}".strip()
+        return f"ended without a result (exit status {code}) {_last_line(log)}".strip()
+
+
+def _last_line(log) -> str:
+    log.seek(0)
+    lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    return lines[-1][:120] if lines else ""
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -30,6 +30,8 @@ def conclude(probes: Probes) -> None:
 
 
 def _trained_roots(probes: Probes) -> list[Root]:
+    if probes.manual:
+        return [r for r in probes.roots.values() if r.module() is not None]
     optimized = {id(p) for opt in list(probes.optimizers) for g in opt.param_groups for p in g["params"]}
     return [r for r in probes.roots.values() if r.module() is not None and optimized & set(r.names)]
 
