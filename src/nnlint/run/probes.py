@@ -60,7 +60,7 @@ class Finding:
 class Root:
     """A module with parameters called by user code, not from another module: a model being trained."""
 
-    module: weakref.ref
+    module: nn.Module  # held: the verdicts run after the script's frames are gone
     built: Site | None
     called: Site | None
     names: dict[int, str]  # id(parameter) -> qualified name
@@ -129,8 +129,8 @@ class Probes:
         self.labels: list[tuple[Site | None, int, torch.Tensor]] = []
         self.last_loss_site: Site | None = None
         # backward and steps
-        self.primary: weakref.ref | None = None
-        self.optimizers: weakref.WeakSet = weakref.WeakSet()
+        self.primary: torch.optim.Optimizer | None = None
+        self.optimizers: list[torch.optim.Optimizer] = []  # held, like the roots
         self.loss_series: list[float] = []
         self._step_losses: list[float] = []
         self.backward_site: Site | None = None
@@ -143,6 +143,12 @@ class Probes:
         self.step_times: list[float] = []
         self.data_waits: list[float] = []
         self._wait = 0.0
+        # Main-thread CPU seconds, which CPU contention from other processes does not inflate.
+        self.step_cpu: list[float] = []
+        self.data_wait_cpu: list[float] = []
+        self._wait_cpu = 0.0
+        self._step_cpu_start = 0.0
+        self.on_accelerator = False
         self._step_start: float | None = None
         self.waiting_loader: Site | None = None
         self.loader_workers: dict[Site, int] = {}
@@ -213,11 +219,11 @@ class Probes:
         next_batch = _BaseDataLoaderIter.__next__
 
         def timed_next(iterator):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return next_batch(iterator)
             finally:
-                probes._waited(iterator, time.perf_counter() - started)
+                probes._waited(iterator, time.perf_counter() - started, time.thread_time() - cpu)
 
         _BaseDataLoaderIter.__next__ = timed_next
 
@@ -276,8 +282,8 @@ class Probes:
                  DataLoader: self.loader_sites}[base]
         if obj not in table:
             table[obj] = site(skip_init_of=base)
-        if base is torch.optim.Optimizer:
-            self.optimizers.add(obj)
+        if base is torch.optim.Optimizer and obj not in self.optimizers:
+            self.optimizers.append(obj)
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -294,7 +300,7 @@ class Probes:
         root = self.roots.get(id(module))
         if root is None:
             root = self.roots[id(module)] = Root(
-                weakref.ref(module), self.module_sites.get(module), site(),
+                module, self.module_sites.get(module), site(),
                 {id(p): n for n, p in module.named_parameters()})
             for name, sub in module.named_modules():
                 self.module_names.setdefault(id(sub), name or type(module).__name__)
@@ -313,6 +319,8 @@ class Probes:
             replaced = (torch.zeros_like(args[0]), *args[1:])
         self.last_root_call = (module, replaced or args)
         x = _first_tensor(args)
+        if x is not None and x.device.type != "cpu":
+            self.on_accelerator = True
         if x is not None and len(root.inputs) < INPUT_BATCHES and x.is_floating_point() and x.numel() > 0:
             root.inputs.append(x.detach()[:512].to("cpu", torch.float64))
         return replaced
@@ -467,13 +475,14 @@ class Probes:
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
         if self.primary is None:
-            self.primary = weakref.ref(optimizer)
-            self.optimizers.add(optimizer)
+            self.primary = optimizer
+            if optimizer not in self.optimizers:
+                self.optimizers.append(optimizer)
             self.manual = False
         self.depth = 0
         if self._mode is not None:
             self._mode.close()
-        if self.primary() is optimizer:
+        if self.primary is optimizer:
             self._primary_pre_step(optimizer)
 
     @_guard
@@ -508,7 +517,7 @@ class Probes:
         names: dict[int, str] = {}
         several = len(self.roots) > 1
         for root in self.roots.values():
-            module = root.module()
+            module = root.module
             prefix = f"{type(module).__name__}." if several and module is not None else ""
             for pid, name in root.names.items():
                 names.setdefault(pid, prefix + name)
@@ -517,7 +526,7 @@ class Probes:
     def _root_params(self) -> list[torch.Tensor]:
         params, seen = [], set()
         for root in self.roots.values():
-            module = root.module()
+            module = root.module
             for p in module.parameters() if module is not None else ():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
@@ -527,13 +536,12 @@ class Probes:
     def _check_outside_optimizers(self) -> None:
         optimized = {id(p) for opt in list(self.optimizers) for g in opt.param_groups for p in g["params"]}
         for root in self.roots.values():
-            module = root.module()
+            module = root.module
             if module is None:
                 continue
             left_out = [n for n, p in module.named_parameters() if p.grad is not None and id(p) not in optimized]
             if left_out:
-                primary = self.primary() if self.primary else None
-                where = self.optimizer_sites.get(primary) if primary is not None else None
+                where = self.optimizer_sites.get(self.primary) if self.primary is not None else None
                 shown = ", ".join(left_out[:4]) + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else "")
                 self.find("NNL808", f"{shown} receive gradients but are in no optimizer, so they never train: "
                           "pass them to the optimizer (or set requires_grad=False to freeze them)",
@@ -541,7 +549,7 @@ class Probes:
 
     @_guard
     def _post_step(self, optimizer, args, kwargs) -> None:
-        if self.primary is None or self.primary() is not optimizer:
+        if self.primary is None or self.primary is not optimizer:
             return
         self._check_weights([p for g in optimizer.param_groups for p in g["params"]])
         self._close_step()
@@ -584,12 +592,14 @@ class Probes:
             self.stop("nonfinite")
 
     def _close_step(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if self._step_start is not None:
             self.step_times.append(now - self._step_start)
             self.data_waits.append(self._wait)
-        self._step_start = now
-        self._wait = 0.0
+            self.step_cpu.append(cpu - self._step_cpu_start)
+            self.data_wait_cpu.append(self._wait_cpu)
+        self._step_start, self._step_cpu_start = now, cpu
+        self._wait = self._wait_cpu = 0.0
         self.loss_series.append(sum(self._step_losses) / len(self._step_losses) if self._step_losses else math.nan)
         self._step_losses = []
         self.calls_in_step = self.losses_in_step = 0
@@ -603,8 +613,9 @@ class Probes:
             self.stop("steps")
 
     @_guard
-    def _waited(self, iterator, seconds: float) -> None:
+    def _waited(self, iterator, seconds: float, cpu: float) -> None:
         self._wait += seconds
+        self._wait_cpu += cpu
         loader = getattr(iterator, "_nnlint_loader", None)
         if loader is None:
             return

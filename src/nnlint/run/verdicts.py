@@ -31,9 +31,9 @@ def conclude(probes: Probes) -> None:
 
 def _trained_roots(probes: Probes) -> list[Root]:
     if probes.manual:
-        return [r for r in probes.roots.values() if r.module() is not None]
-    optimized = {id(p) for opt in list(probes.optimizers) for g in opt.param_groups for p in g["params"]}
-    return [r for r in probes.roots.values() if r.module() is not None and optimized & set(r.names)]
+        return [r for r in probes.roots.values() if r.module is not None]
+    optimized = {id(p) for opt in probes.optimizers for g in opt.param_groups for p in g["params"]}
+    return [r for r in probes.roots.values() if r.module is not None and optimized & set(r.names)]
 
 
 # -- NNL802, NNL803 ------------------------------------------------------------------------------
@@ -116,8 +116,8 @@ def _labels(probes: Probes) -> None:
 
 
 def _initial_loss(probes: Probes) -> None:
-    if probes.weights_loaded:
-        return
+    if probes.weights_loaded or any(f.code in ("NNL802", "NNL803") for f in probes.findings):
+        return  # loaded weights start anywhere; unscaled inputs explain the start (and are reported)
     for call in probes.loss_calls:
         value = call.value
         if value is None or not math.isfinite(value):
@@ -186,7 +186,7 @@ def _is_matrix(probes: Probes, name: str) -> bool:
 def _built_site(probes: Probes, roots: list[Root], param: str):
     several = len(probes.roots) > 1
     for root in roots:
-        module = root.module()
+        module = root.module
         prefix = f"{type(module).__name__}." if several and module is not None else ""
         if any(prefix + n == param for n in root.names.values()):
             return root.built or probes.step_site
@@ -200,6 +200,8 @@ def _loss_curve(probes: Probes) -> None:
     losses = [v for v in probes.loss_series if math.isfinite(v)]
     if len(losses) < MIN_STEPS or len(probes.optimizers) > 1:  # adversarial losses need not fall
         return
+    if any(f.code in ("NNL801", "NNL808", "NNL809") for f in probes.findings):
+        return  # the curve's cause is already reported
     quarter = max(2, len(losses) // 4)
     start, end = statistics.median(losses[:quarter]), statistics.median(losses[-quarter:])
     if end >= start - 0.02 * abs(start):  # batch-to-batch noise aside, a working setup gains more than 2%
@@ -214,6 +216,9 @@ def _data_loading(probes: Probes) -> None:
         return
     fractions = [w / t for w, t in zip(probes.data_waits, probes.step_times) if t > 0]
     waiting = statistics.median(fractions) if fractions else 0.0
+    if not probes.on_accelerator:  # on the CPU, the main thread's CPU time is immune to other processes' load
+        cpu = [w / t for w, t in zip(probes.data_wait_cpu, probes.step_cpu) if t > 0]
+        waiting = max(waiting, statistics.median(cpu) if cpu else 0.0)
     mean_wait = sum(probes.data_waits) / len(probes.data_waits)
     if waiting > 0.5 and mean_wait > 0.01:
         workers = probes.loader_workers.get(probes.waiting_loader, 0)
