@@ -98,9 +98,16 @@ def _labels(probes: Probes) -> None:
                         "batch repeats (a new DataLoader iterator every step?); iterate the loader once per epoch",
                         where)
             continue
-        if len(batches) >= 5 and all(torch.unique(b).numel() == 1 for _, b in batches):
-            probes.find("NNL804", f"each of {len(batches)} batches holds a single class although there are "
+        single = sum(torch.unique(b).numel() == 1 for _, b in batches)
+        if len(batches) >= 5 and single >= 0.8 * len(batches) and first.numel() > 1:
+            probes.find("NNL804", f"{single} of {len(batches)} batches hold a single class although there are "
                         f"{present.numel()}: the data is sorted by label; shuffle it (shuffle=True)", where)
+            continue
+        low = int(everything.min())
+        if 3 <= classes <= 50 and low >= 1 and everything.numel() >= 20 * classes and \
+                present.numel() >= 0.9 * (classes - 1):
+            probes.find("NNL804", f"class 0 never occurs in {everything.numel()} labels while classes 1..{classes - 1} "
+                        "do: the labels probably start at 1; shift them to start at 0", where)
             continue
         if classes <= 20 and everything.numel() >= 200:
             counts = torch.bincount(everything.clamp(min=0), minlength=classes).double()
