@@ -8,7 +8,8 @@ import pytest
 
 from nnlint.engine import lint_text
 from nnlint.fixes import apply_fixes
-from nnlint.rule import EXPECT_MARKER, Invalid, registry
+from nnlint.registry import registry
+from nnlint.rule import EXPECT_MARKER, Invalid
 
 RULES = registry()
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nnlint.rule import EXPECT_MARKER, Invalid, Rule, registry
+from nnlint.registry import registry
+from nnlint.rule import EXPECT_MARKER, Invalid, Rule
 
 DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/rules"
 LAYERS = {"tool": "nnlint itself", "static": "static (source only)", "trace": "traced (forward pass)", "run": "run-time"}

@@ -12,7 +12,8 @@ import libcst as cst
 from nnlint.context import FileContext
 from nnlint.diagnostics import Diagnostic, Edit, Fix
 from nnlint.positions import locate
-from nnlint.rule import NodeFix, Rule, StaticRule, registry
+from nnlint.registry import registry
+from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.suppression import is_suppressed
 from nnlint.tree import children
