@@ -1,11 +1,11 @@
-"""Check files: read once, parse once, run every enabled rule in one walk, suppress, collect."""
+"""The static layer's engine: read once, parse once, run every enabled rule in one walk, locate, settle."""
 
 from __future__ import annotations
 
 import ast
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
@@ -15,7 +15,7 @@ from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
-from nnlint.suppression import is_suppressed
+from nnlint.suppression import FileResult, settle
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -27,12 +27,6 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
-
-
-@dataclass
-class FileResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    suppressed: list[Diagnostic] = field(default_factory=list)
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -125,7 +119,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         module = cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
         line, column, message = _syntax_error_location(text, exc)
-        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
+        return settle([_tool_diagnostic("NNL001", path, message, line, column)], enabled, text.split("\n"))
 
     ctx = FileContext(path, module)
     walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
@@ -153,7 +147,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
-    return _finish(found, text, enabled)
+    return settle(found, enabled, text.split("\n"))
 
 
 def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
@@ -168,28 +162,13 @@ def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | Non
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
 
-def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> FileResult:
-    result = FileResult()
-    lines = text.split("\n")
-    for diagnostic in found:
-        if diagnostic.code not in enabled and diagnostic.code != "NNL003":
-            continue
-        if diagnostic.line <= len(lines):
-            diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
-        if is_suppressed(diagnostic.code, diagnostic.line_text):
-            result.suppressed.append(diagnostic)
-        else:
-            result.diagnostics.append(diagnostic)
-    return result
-
-
 def lint_file(task: FileTask) -> FileResult:
     try:
         text = decode(read_bytes(task.path))
     except UnreadableFile as exc:
-        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+        return settle([_tool_diagnostic("NNL002", task.display, str(exc))], task.enabled, [])
     except DecodeError as exc:
-        return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
+        return settle([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], task.enabled, [])
     return lint_text(text, task.display, task.enabled)
 
 
