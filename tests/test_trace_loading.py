@@ -255,7 +255,7 @@ def test_limits_timeout_memory_crash_import_error(workspace, pool):
 
 
 def test_sequence_hints_and_imported_module_slices():
-    from nnlint.trace.worker import sequence_hints
+    from nnlint.trace.construction import sequence_hints
 
     assert sequence_hints({"dim": 64, "seq_len": 49, "num_patches": 196, "bias": True}) == [49, 196]
     # A module imported by a checked file keeps every function's globals: importers may call them.

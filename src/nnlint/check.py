@@ -14,7 +14,7 @@ from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.discovery import walk_folder
 from nnlint.engine import FileTask, lint_files
 from nnlint.report import Summary
-from nnlint.rule import registry
+from nnlint.registry import registry
 from nnlint.suppression import is_suppressed
 
 
