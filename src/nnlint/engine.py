@@ -15,7 +15,7 @@ from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
-from nnlint.suppression import FileResult, settle
+from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -119,7 +119,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         module = cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
         line, column, message = _syntax_error_location(text, exc)
-        return settle([_tool_diagnostic("NNL001", path, message, line, column)], enabled, text.split("\n"))
+        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
 
     ctx = FileContext(path, module)
     walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
@@ -147,7 +147,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
-    return settle(found, enabled, text.split("\n"))
+    return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
 def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
@@ -162,13 +162,36 @@ def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | Non
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
 
+def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
+    """Settle the findings; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
+    lines = text.split("\n")
+    result = settle(found, enabled, lines)
+    if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
+        result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
+    return result
+
+
+def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
+    rules = registry()
+    used: dict[int, set[str]] = defaultdict(set)
+    for diagnostic in result.suppressed:
+        used[diagnostic.line].add(diagnostic.code)
+    judged = lambda code: code in enabled and rules[code].layer == "static"  # noqa: E731
+    found = []
+    for problem in noqa_problems(lines, used, rules, judged):
+        diagnostic = _diagnostic(rules["NNL004"], path, problem.line, problem.column, problem.line,
+                                 problem.end_column, problem.message)
+        found.append(replace(diagnostic, line_text=lines[problem.line - 1].rstrip("\r")))
+    return [d for d in found if not is_suppressed(d.code, d.line_text)]
+
+
 def lint_file(task: FileTask) -> FileResult:
     try:
         text = decode(read_bytes(task.path))
     except UnreadableFile as exc:
-        return settle([_tool_diagnostic("NNL002", task.display, str(exc))], task.enabled, [])
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
-        return settle([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], task.enabled, [])
+        return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
     return lint_text(text, task.display, task.enabled)
 
 
