@@ -252,6 +252,21 @@ class Context:
     fallback: Loc  # where findings without a located op go: forward's def line
 
 
+@dataclass
+class TracedRun:
+    """What a "run" check sees: the model, its recorded ops and output, the inputs it ran on."""
+
+    model: torch.nn.Module
+    records: list[OpRecord]
+    output: Any
+    producer: Any  # OpRecord that produced the first output tensor, or None
+    args: tuple
+    kwargs: dict
+    ctx: Context
+    axis: int  # the batch axis of the inputs
+    notes: list[str]
+
+
 def finding(code: str, message: str, loc: Loc) -> dict:
     return {"code": code, "message": message, "line": loc.line, "column": loc.column,
             "end_line": loc.end_line, "end_column": loc.end_column}
@@ -459,20 +474,6 @@ def check_reshape(rec: OpRecord, ctx: Context) -> dict | None:
                    "permute/transpose the dimensions first", rec.loc or ctx.fallback)
 
 
-SHAPE_CHECKS = (check_broadcast, check_loss_shapes, check_softmax_singleton, check_batch_reduction,
-                check_device, check_reshape)
-
-
-def shape_findings(records: list[OpRecord], ctx: Context) -> list[dict]:
-    found = []
-    for rec in records:
-        for check in SHAPE_CHECKS:
-            result = check(rec, ctx)
-            if result:
-                found.append(result)
-    return found
-
-
 # -- value checks on recorded statistics ---------------------------------------------------------
 
 
@@ -486,9 +487,10 @@ def _has_nonfinite_constant(value: Any) -> bool:
     return False
 
 
-def check_nonfinite(records: list[OpRecord], ctx: Context) -> list[dict]:
+def check_nonfinite(run: TracedRun) -> list[dict]:
     """NNL706: the first op that turned finite inputs into NaN/Inf (deliberate `-inf` masks aside)."""
-    for rec in records:
+    ctx = run.ctx
+    for rec in run.records:
         outs = tensors_in(rec.out)
         if not any(t.finite is False for t in outs):
             continue
@@ -501,10 +503,11 @@ def check_nonfinite(records: list[OpRecord], ctx: Context) -> list[dict]:
     return []
 
 
-def check_activations(records: list[OpRecord], ctx: Context) -> list[dict]:
+def check_activations(run: TracedRun) -> list[dict]:
     """NNL708: over 90% of an activation's outputs dead (ReLU) or saturated (tanh/sigmoid)."""
     found = []
-    for rec in records:
+    ctx = run.ctx
+    for rec in run.records:
         inactive = rec.stats.get("inactive")
         if inactive is None or inactive <= 0.9:
             continue

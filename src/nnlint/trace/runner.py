@@ -264,6 +264,21 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
                       rule.severity, "trace")
 
 
+def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
+    """A worker's finding as a diagnostic; one with an unknown code or missing fields is nnlint's bug (NNL003)."""
+    from nnlint.registry import registry
+
+    try:
+        rule = registry()[finding["code"]]
+        if rule.layer != "trace":
+            raise KeyError(finding["code"])
+        return _diagnostic(rule.code, finding["message"], file, finding["line"], finding["column"],
+                           finding.get("end_line", finding["line"]), finding.get("end_column", finding["column"] + 1))
+    except (KeyError, TypeError) as exc:
+        return _diagnostic("NNL003", f"tracing {cls.name} reported a malformed finding ({type(exc).__name__}: "
+                           f"{exc}): {str(finding)[:120]}", file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
     message = f"{cls.name} was not traced: {reason}"
     if snippet:
@@ -289,13 +304,7 @@ class _Collector:
         with self.lock:
             if message.get("ok"):
                 for finding in message.get("findings", []):
-                    try:
-                        self.diagnostics.append(_diagnostic(
-                            finding["code"], finding["message"], file, finding["line"], finding["column"],
-                            finding.get("end_line", finding["line"]),
-                            finding.get("end_column", finding["column"] + 1)))
-                    except KeyError:
-                        continue
+                    self.diagnostics.append(_finding_diagnostic(finding, file, cls))
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
