@@ -1,4 +1,4 @@
-"""The command line: option parsing and output only; the work happens in check.py and the reporters."""
+"""The command line: option parsing and output only; the work happens behind nnlint.api and in the reporters."""
 
 from __future__ import annotations
 
@@ -99,19 +99,19 @@ def _statistics(outcome) -> str:
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
           trace_timeout, config, jobs, verbose, quiet) -> None:
     """Check PATHS (files or folders; default: the current folder)."""
-    from nnlint.check import CheckOptions, run_check
+    from nnlint.api import CheckOptions, check_paths
 
     if select is not None and not _codes(select):
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
     if output_file:
         _check_writable(output_file)
     options = CheckOptions(
-        paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
+        paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
         static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
     )
     progress = None if quiet or fmt != "text" else _progress
     try:
-        outcome = run_check(options, progress)
+        outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
     for note in outcome.notes if not quiet else ():
