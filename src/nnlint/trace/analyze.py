@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from nnlint.trace import eagerpath, fxpath
 from nnlint.trace.checks import (
-    Context, Locator, OpRecord, TracedRun, definition_loc, finding, gradient_norm_findings, initial_loss,
+    TraceInfo, Locator, OpRecord, TracedRun, definition_loc, finding, gradient_norm_findings, initial_loss,
     mixing_location, tensors_in,
 )
 from nnlint.trace.hazards import TraceRule, trace_rules
@@ -57,20 +57,20 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
         with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
         batch, axis = _batch(model, trace.records, args, kwargs)
-        ctx = Context(batch, definition_loc(source_file, model))
-        findings = _op_findings(trace.records, ctx, _rules(lambda r: r.scope == "op" and not (fake and r.needs_values)))
+        info = TraceInfo(batch, definition_loc(source_file, model))
+        findings = _op_findings(trace.records, info, _rules(lambda r: r.scope == "op" and not (fake and r.needs_values)))
         if fake:  # every run check needs values
             notes.append(VALUE_CODES_NOTE)
         else:
             outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
             run = TracedRun(model, trace.records, trace.output, trace.producer(outputs[0]) if outputs else None,
-                            args, kwargs, ctx, axis, notes)
+                            args, kwargs, info, axis, notes)
             findings += _run_findings(run, _rules(lambda r: r.scope == "run"))
     except eagerpath.ForwardFailed as failed:
         # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
         # the NNL702 finding, not a model that cannot be traced.
-        ctx = Context(None, definition_loc(source_file, model))
-        findings = _op_findings(failed.records[-1:], ctx, _rules(lambda r: r.on_failed_forward))
+        info = TraceInfo(None, definition_loc(source_file, model))
+        findings = _op_findings(failed.records[-1:], info, _rules(lambda r: r.on_failed_forward))
         if not findings:
             if fake and "DataDependent" in type(failed.cause).__name__:
                 raise RuntimeError("forward branches on tensor values, which fake tensors do not have "
@@ -160,11 +160,11 @@ def resolve_check(rule: type[TraceRule]) -> Callable:
         raise LookupError(f"{getattr(rule, 'code', rule.__name__)}: check {rule.check!r} does not resolve: {exc}") from None
 
 
-def _op_findings(records: list[OpRecord], ctx: Context, rules) -> list[dict]:
+def _op_findings(records: list[OpRecord], info: TraceInfo, rules) -> list[dict]:
     found = []
     for rec in records:
         for _, check in rules:
-            result = check(rec, ctx)
+            result = check(rec, info)
             if result:
                 found.append(result)
     return found
@@ -188,7 +188,7 @@ def initial_loss_of_head(run: TracedRun) -> list[dict]:
     if producer is None or producer.op not in _LOGIT_PRODUCERS:
         return []
     output = next(t for t in tree_flatten(run.output)[0] if isinstance(t, torch.Tensor))
-    return initial_loss(output, producer.loc or run.ctx.fallback, run.ctx)
+    return initial_loss(output, producer.loc or run.info.fallback, run.info)
 
 
 @contextlib.contextmanager
@@ -226,9 +226,9 @@ def gradient_leak(run: TracedRun) -> list[dict]:
     output with respect to the other samples' inputs (or, for token inputs, their embeddings) must be
     exactly zero.
     """
-    model, records, args, kwargs, ctx, axis, notes = (run.model, run.records, run.args, run.kwargs, run.ctx,
+    model, records, args, kwargs, info, axis, notes = (run.model, run.records, run.args, run.kwargs, run.info,
                                                       run.axis, run.notes)
-    batch = ctx.batch
+    batch = info.batch
     watched: list[torch.Tensor] = []
 
     def watch(value):
@@ -277,7 +277,7 @@ def gradient_leak(run: TracedRun) -> list[dict]:
         own = float(grad.narrow(axis, 0, 1).abs().max())
         leak = float(grad.narrow(axis, 1, batch - 1).abs().max())
         if leak > 1e-6 * own:
-            loc = mixing_location(records, ctx)
+            loc = mixing_location(records, info)
             found.append(finding("NNL704", f"samples leak into each other: in eval mode the output of "
                                  f"sample 0 has a gradient of {leak:.2e} with respect to other samples' "
                                  f"inputs (own: {own:.2e}); a view/reshape used where a transpose was "
@@ -288,7 +288,7 @@ def gradient_leak(run: TracedRun) -> list[dict]:
 
 def gradient_norms(run: TracedRun) -> list[dict]:
     """NNL709: first vs last layer weight gradients of the summed output, with batch statistics."""
-    model, records, args, kwargs, ctx, notes = run.model, run.records, run.args, run.kwargs, run.ctx, run.notes
+    model, records, args, kwargs, info, notes = run.model, run.records, run.args, run.kwargs, run.info, run.notes
     if any(t.finite is False for r in records for t in tensors_in(r.out)):
         return []  # non-finite activations (NNL706) make every gradient non-finite: not a second finding
     with torch.enable_grad(), _batch_statistics(model):
@@ -302,7 +302,7 @@ def gradient_norms(run: TracedRun) -> list[dict]:
         generator = torch.Generator().manual_seed(0)
         projections = [(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors]
         torch.stack(projections).sum().backward(retain_graph=True)
-    return gradient_norm_findings(model, ctx)
+    return gradient_norm_findings(model, info)
 
 
 def _out_axis(t: torch.Tensor, axis: int, batch: int | None) -> int | None:

@@ -25,6 +25,8 @@ import libcst as cst
 
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.static.facts.classes import decide_modules
+from nnlint.static.facts.names import last_part
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
@@ -209,17 +211,16 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             continue  # the static layer reports unreadable and unparsable files
         out.append(_File(path, display, found))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
-    verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
-    changed = True
-    while changed:
-        changed = False
-        for file in out:
-            for cls in file.found.classes:
-                if cls.is_module is None:
-                    bases = [verdict.get(b.rsplit(".", 1)[-1]) for b in cls.bases]
-                    if True in bases:
-                        cls.is_module = verdict[cls.name] = True
-                        changed = True
+    classes = [c for f in out for c in f.found.classes]
+    by_name: dict[str, list[ModelClass]] = {}
+    for cls in classes:
+        by_name.setdefault(cls.name, []).append(cls)
+
+    def defined_elsewhere(base: str) -> bool | None:
+        verdicts = [c.is_module for c in by_name.get(last_part(base), ()) if c.is_module is not None]
+        return True if True in verdicts else (False if verdicts else None)  # read live: the fixpoint moves
+
+    decide_modules([c for c in classes if c.is_module is None], defined_elsewhere)
     return out
 
 
@@ -290,7 +291,7 @@ def _timeout_snippet(options: TraceOptions) -> str:
     return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
 
 
-class _Collector:
+class _ResultCollector:
     def __init__(self, options: TraceOptions):
         self.options = options
         self.diagnostics: list[Diagnostic] = []
@@ -333,7 +334,7 @@ class _Collector:
                 self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -384,7 +385,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     found = _discover_all(files)
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
-    collector = _Collector(options)
+    collector = _ResultCollector(options)
     if not requests:
         return [], collector.notes
     own_pool = pool is None
