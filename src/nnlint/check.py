@@ -12,9 +12,11 @@ from pathlib import Path
 from nnlint.config import ConfigError, ConfigFinder, Settings, expand_codes, load_file
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.discovery import walk_folder
-from nnlint.engine import FileTask, lint_files
+from nnlint.cache import CACHE_DIR_NAME, ResultCache, entry_key
+from nnlint.engine import FileResult, FileTask, lint_files
 from nnlint.report import Summary
 from nnlint.rule import registry
+from nnlint.source import UnreadableFile, read_bytes
 from nnlint.suppression import is_suppressed
 
 
@@ -29,6 +31,10 @@ class CheckOptions:
     trace_timeout: float | None = None
     verbose: bool = False
     jobs: int | None = None
+    stdin: bytes | None = None  # `nnlint check -`: the source read from standard input
+    stdin_filename: str | None = None  # where that source would live: names it, picks its config
+    cache: bool = True
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -86,6 +92,8 @@ class _Selection:
 
 
 def collect_files(paths: list[str], selection: _Selection) -> list[str]:
+    if "-" in paths and len(paths) > 1:
+        raise ConfigError("'-' (read standard input) cannot be combined with other paths")
     files: set[str] = set()
     for given in paths:
         if not os.path.lexists(given):
@@ -109,7 +117,7 @@ def _fail_on(selection: _Selection) -> Severity | None:
 
 
 def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tuple[list[Diagnostic], list[str]]:
-    if options.static_only:
+    if options.static_only or not files:
         return [], []
     from nnlint.trace.options import trace_options
     from nnlint.trace.runner import trace_files
@@ -128,16 +136,69 @@ def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
     return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
 
+def _stdin_task(options: CheckOptions, selection: _Selection) -> FileTask:
+    """Standard input, named and configured as `--stdin-filename` (Ruff's convention), else `-`."""
+    name = options.stdin_filename
+    where = Path(name) if name else Path(os.getcwd()) / "stdin.py"
+    return FileTask(name or "-", display_path(name) if name else "-", selection.enabled(where), options.stdin)
+
+
+def _cache_dir(options: CheckOptions, selection: _Selection) -> Path:
+    if options.cache_dir:
+        return Path(options.cache_dir)
+    settings = selection.project_settings()
+    return (settings.root if settings else Path(os.getcwd())) / CACHE_DIR_NAME
+
+
+def _lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | None, progress) -> list[FileResult]:
+    """Static results: cache hits as stored, the rest linted (in parallel) and stored."""
+    if cache is None:
+        return lint_files(tasks, jobs, progress)
+    results: list[FileResult | None] = [None] * len(tasks)
+    misses, keys = [], []
+    for index, task in enumerate(tasks):
+        try:
+            data = read_bytes(task.path)
+        except UnreadableFile:
+            misses.append((index, task, None))
+            continue
+        key = entry_key(data, ",".join(sorted(task.enabled)))
+        hit = cache.get(task.path, key, task.display)
+        if hit is None:
+            misses.append((index, replace(task, data=data), key))
+        else:
+            results[index] = FileResult(*hit)
+            if progress:
+                progress()
+    for (index, task, key), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+        results[index] = result
+        if key is not None:
+            cache.put(task.path, key, result.diagnostics, result.suppressed)
+    return results
+
+
 def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = _Selection(options)
-    files = collect_files(options.paths or ["."], selection)
-    tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
-    results = lint_files(tasks, options.jobs, progress(len(tasks)) if progress else None)
+    notes: list[str] = []
+    if options.stdin is not None:
+        files, tasks = [], [_stdin_task(options, selection)]
+        results = lint_files(tasks, 1)
+        if options.verbose and not options.static_only:
+            notes.append("tracing skipped for standard input: check the saved file to trace its models")
+    else:
+        files = collect_files(options.paths or ["."], selection)
+        tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
+        cache = ResultCache(_cache_dir(options, selection), "static") if options.cache else None
+        results = _lint_cached(tasks, cache, options.jobs, progress(len(tasks)) if progress else None)
+        problem = cache.save() if cache else None
+        if problem:
+            notes.append(problem)
     diagnostics = [d for r in results for d in r.diagnostics]
     suppressed = [d for r in results for d in r.suppressed]
 
-    traced, notes = _trace(files, selection, options)
+    traced, trace_notes = _trace(files, selection, options)
+    notes += trace_notes
     enabled_by_display = {t.display: t.enabled for t in tasks}
     on_disk = {t.display: t.path for t in tasks}
     lines: dict[str, list[str]] = {}
@@ -148,7 +209,7 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
         (suppressed if is_suppressed(d.code, d.line_text) else diagnostics).append(d)
 
     diagnostics.sort(key=Diagnostic.sort_key)
-    summary = Summary(files_checked=len(files), elapsed=time.perf_counter() - started, suppressed=suppressed)
+    summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
     return CheckOutcome(diagnostics, summary, _fail_on(selection), notes)
 
 

@@ -76,14 +76,21 @@ def _statistics(outcome) -> str:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
+@click.option("--stdin-filename", help="With `-`: the path the source on stdin stands for (config, reports).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the results cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Results cache folder [default: .nnlint_cache].")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, verbose, quiet) -> None:
-    """Check PATHS (files or folders; default: the current folder)."""
+          trace_timeout, config, jobs, verbose, quiet, stdin_filename, no_cache, cache_dir) -> None:
+    """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
     from nnlint.check import CheckOptions, run_check
 
+    stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
+    if stdin_filename and stdin is None:
+        _fail("--stdin-filename only applies when reading standard input (pass `-` as the path)")
     options = CheckOptions(
         paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
         static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+        stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
     )
     progress = None if quiet or fmt != "text" else _progress
     try:

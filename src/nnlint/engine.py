@@ -13,7 +13,7 @@ from nnlint.context import FileContext
 from nnlint.diagnostics import Diagnostic
 from nnlint.positions import locate
 from nnlint.rule import Rule, StaticRule, registry
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
 from nnlint.suppression import is_suppressed
 from nnlint.tree import children
 
@@ -26,6 +26,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
+    data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
 
 
 @dataclass
@@ -167,7 +168,7 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
 
 def lint_file(task: FileTask) -> FileResult:
     try:
-        text = decode(read_bytes(task.path))
+        text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:

@@ -32,6 +32,10 @@ def read_bytes(path: str) -> bytes:
         raise UnreadableFile("cannot read file: it is a directory") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    return reject_binary(data)
+
+
+def reject_binary(data: bytes) -> bytes:
     if b"\x00" in data:
         raise UnreadableFile("cannot read file: it is binary (contains NUL bytes), not Python source")
     return data

@@ -1,0 +1,113 @@
+"""Results cache: a file's static findings are kept under the hash of its bytes and of what was checked.
+
+An entry is reused only when the file's content, the set of codes enabled for it and nnlint itself
+(version plus its own source files, so an edited rule never serves stale results) are all unchanged.
+Each kind of result lives in one JSON file per nnlint build under `.nnlint_cache/` at the project
+root; the folder carries its own `.gitignore`, as Ruff's does, so it never shows up in `git status`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from nnlint import __version__
+from nnlint.diagnostics import Diagnostic, Severity
+
+CACHE_DIR_NAME = ".nnlint_cache"
+_GITIGNORE = "# Automatically created by nnlint.\n*\n"
+_FIELDS = ("code", "name", "message", "line", "column", "end_line", "end_column", "source", "line_text")
+
+
+@lru_cache(maxsize=1)
+def build_fingerprint() -> str:
+    """nnlint's version and the size and mtime of its own modules: any edit to a rule changes it."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def entry_key(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _row(diagnostic: Diagnostic) -> list:
+    return [getattr(diagnostic, name) for name in _FIELDS[:7]] + [diagnostic.severity.label,
+                                                                  diagnostic.source, diagnostic.line_text]
+
+
+def _diagnostic(row: list, path: str) -> Diagnostic:
+    code, name, message, line, column, end_line, end_column, severity, source, line_text = row
+    return Diagnostic(code, name, message, path, line, column, end_line, end_column,
+                      Severity.parse(severity), source, line_text)
+
+
+class ResultCache:
+    """One kind of result (`static`, `trace`) of one nnlint build, keyed by absolute path."""
+
+    def __init__(self, directory: Path, kind: str):
+        self.directory = directory
+        self.file = directory / f"{kind}-{build_fingerprint()}.json"
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        try:
+            with open(self.file, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+            if isinstance(loaded, dict):
+                self.entries = loaded
+        except (OSError, ValueError):
+            pass  # no cache yet, or a damaged one: start afresh
+
+    def get(self, path: str, key: str, display: str) -> tuple[list[Diagnostic], list[Diagnostic]] | None:
+        """(diagnostics, suppressed) stored for `path` under `key`, named `display`; None on a miss."""
+        entry = self.entries.get(os.path.abspath(path))
+        if not entry or entry[0] != key:
+            return None
+        try:
+            return [_diagnostic(r, display) for r in entry[1]], [_diagnostic(r, display) for r in entry[2]]
+        except (TypeError, ValueError):
+            return None
+
+    def put(self, path: str, key: str, diagnostics: list[Diagnostic], suppressed: list[Diagnostic]) -> None:
+        self.entries[os.path.abspath(path)] = [key, [_row(d) for d in diagnostics], [_row(d) for d in suppressed]]
+        self.changed = True
+
+    def save(self) -> str | None:
+        """Write the cache atomically; a message instead of an exception when the folder is not writable."""
+        if not self.changed:
+            return None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text(_GITIGNORE, encoding="utf-8")
+            handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(self.entries, out, separators=(",", ":"))
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.file)
+        except OSError as exc:
+            return f"cache not written to {self.directory}: {exc.strerror or exc} (--no-cache silences this)"
+        self._drop_other_builds()
+        return None
+
+    def _drop_other_builds(self) -> None:
+        """Entries of older nnlint builds can never be hit again."""
+        kind = self.file.name.split("-", 1)[0]
+        for old in self.directory.glob(f"{kind}-*.json"):
+            if old != self.file:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
