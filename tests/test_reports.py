@@ -10,7 +10,7 @@ import pytest
 
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.report import github, sarif
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import FIXTURES, expected_findings, run_nnlint  # noqa: E402
-from nnlint.rule import registry  # noqa: E402
+from nnlint.registry import registry  # noqa: E402
 from nnlint.trace.runner import TraceOptions, WorkerPool, trace_files  # noqa: E402
 
 DEMOS = ("tabular_mlp", "cnn_classifier", "text_lstm", "lightning_module")
@@ -132,7 +132,8 @@ def test_synthesized_labels_stay_below_the_number_of_classes(monkeypatch):
 
 def test_traced_rules_examples(pool, tmp_path):
     """Every traced rule's INVALID example yields its code at the marked lines, its VALID one does not."""
-    from nnlint.rule import EXPECT_MARKER, registry
+    from nnlint.registry import registry
+    from nnlint.rule import EXPECT_MARKER
 
     files, expected = [], {}
     for code, rule in registry().items():

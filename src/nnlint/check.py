@@ -15,7 +15,7 @@ from nnlint.discovery import walk_folder
 from nnlint.cache import CACHE_DIR_NAME, ResultCache, entry_key
 from nnlint.engine import FileResult, FileTask, lint_files
 from nnlint.report import Summary
-from nnlint.rule import registry
+from nnlint.registry import registry
 from nnlint.source import UnreadableFile, read_bytes
 from nnlint.suppression import is_suppressed
 

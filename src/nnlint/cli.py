@@ -124,7 +124,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
 def rule_command(code: str) -> None:
     """Print the documentation page of rule CODE."""
     from nnlint.docs import rule_page
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rule = registry().get(code.upper())
     if rule is None:
@@ -142,7 +142,7 @@ def rule_command(code: str) -> None:
 @main.command("rules")
 def rules_command() -> None:
     """List every rule: code, name, severity, layer."""
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rules = registry()
     if sys.stdout.isatty():

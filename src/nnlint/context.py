@@ -11,7 +11,7 @@ import libcst as cst
 from nnlint.imports import ImportTable
 
 if TYPE_CHECKING:
-    from nnlint.rule import Rule
+    from nnlint.rule import NodeFix, Rule
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Report:
     rule: type["Rule"]
     node: cst.CSTNode
     message: str
+    fix: "NodeFix | None" = None
 
 
 class FileContext:
@@ -29,8 +30,8 @@ class FileContext:
         self.reports: list[Report] = []
         self._shared: dict = {}
 
-    def report(self, rule: "Rule", node: cst.CSTNode, message: str) -> None:
-        self.reports.append(Report(type(rule), node, message))
+    def report(self, rule: "Rule", node: cst.CSTNode, message: str, fix: "NodeFix | None" = None) -> None:
+        self.reports.append(Report(type(rule), node, message, fix))
 
     def shared(self, key: str, build: Callable[[], object]):
         """Per-file facts several rules of a family use, built once by whichever rule asks first."""

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic
+from nnlint.diagnostics import Diagnostic, Edit, Fix
 from nnlint.positions import locate
-from nnlint.rule import Rule, StaticRule, registry
+from nnlint.registry import registry
+from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
 from nnlint.suppression import is_suppressed
 from nnlint.tree import children
@@ -134,8 +135,10 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
         walk.crashes.append((registry()["NNL003"], module, exc))
     found: list[Diagnostic] = []
+    wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
+    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
     try:
-        positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
+        positions = locate(module, wanted)
     except RecursionError:
         positions = {}
 
@@ -144,11 +147,26 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message)
 
     for report in ctx.reports:
-        found.append(located(report.rule, report.node, report.message))
+        diagnostic = located(report.rule, report.node, report.message)
+        if report.fix is not None:
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+        found.append(diagnostic)
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled)
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown."""
+    edits = []
+    for old, new in fix.replacements:
+        if old not in positions:
+            return None
+        line, column, end_line, end_column = positions[old]
+        content = new if isinstance(new, str) else module.code_for_node(new)
+        edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
+    return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
 
 def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> FileResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnlint.diagnostics import Severity
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
 from nnlint.static.calls import get_arg
 
@@ -201,12 +201,14 @@ class LogOfSoftmax(StaticRule):
 
     Softmax and sigmoid round small probabilities to exactly 0 in float32 (and far sooner in
     half precision); `torch.log` of 0 is -inf, and the loss or gradient becomes inf/NaN. The fused
-    `F.log_softmax(x, dim)` and `F.logsigmoid(x)` compute the same values stably.
+    `F.log_softmax(x, dim)` and `F.logsigmoid(x)` compute the same values stably. The fix rewrites
+    `log(x.softmax(...))` and `log(F.softmax(...))` into the same call of `log_softmax`.
     """
 
     code = "NNL402"
     name = "log-of-softmax"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch.nn.functional as F\nlogp = F.log_softmax(x, dim=-1)\n",
         "import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=-1) + 1e-8)\n",
@@ -215,10 +217,18 @@ class LogOfSoftmax(StaticRule):
         "import mylib as F\nimport torch\nlogp = torch.log(F.softmax(x, 1))\n",
     )
     INVALID = (
-        "import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=1))  # <-\n",
-        "import torch.nn.functional as F\nlogp = F.softmax(x, dim=-1).log()  # <-\n",
-        "import torch\nls = torch.log(torch.sigmoid(x))  # <-\n",
-        "import torch\nlogp = torch.log(scores.softmax(dim=-1))  # <-\n",
+        Invalid("import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=1))  # <-\n",
+                fixed="import torch\nimport torch.nn.functional as F\nlogp = F.log_softmax(x, dim=1)\n"),
+        Invalid("import torch.nn.functional as F\nlogp = F.softmax(x, dim=-1).log()  # <-\n",
+                fixed="import torch.nn.functional as F\nlogp = F.log_softmax(x, dim=-1)\n"),
+        # No fused sigmoid in torch's namespace: the message names F.logsigmoid, nothing is rewritten.
+        Invalid("import torch\nls = torch.log(torch.sigmoid(x))  # <-\n",
+                fixed="import torch\nls = torch.log(torch.sigmoid(x))\n"),
+        Invalid("import torch\nlogp = torch.log(scores.softmax(dim=-1))  # <-\n",
+                fixed="import torch\nlogp = scores.log_softmax(dim=-1)\n"),
+        # A bare `softmax` imported by name: `log_softmax` is not imported, so no rewrite.
+        Invalid("import torch\nfrom torch.nn.functional import softmax\nlogp = torch.log(softmax(x, 1))  # <-\n",
+                fixed="import torch\nfrom torch.nn.functional import softmax\nlogp = torch.log(softmax(x, 1))\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -231,10 +241,22 @@ class LogOfSoftmax(StaticRule):
             source = get_arg(node, 0, "input")
         else:
             return
-        fix = self._fused_replacement(source)
-        if fix is not None:
+        fused = self._fused_replacement(source)
+        if fused is not None:
             self.report(node, f"log of {self._describe(source)} underflows to -inf for small probabilities: "
-                              f"use {fix} instead")
+                              f"use {fused} instead", self._fix(node, source))
+
+    def _fix(self, node: cst.Call, source: cst.Call) -> NodeFix | None:
+        """`log(<prefix>.softmax(args))` -> `<prefix>.log_softmax(args)`, when nothing else would be lost."""
+        func = source.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
+            return None  # sigmoid has no fused method; a bare imported name lacks its log_ sibling
+        if isinstance(node.func, cst.Attribute) and node.func.value is not source and len(node.args) != 1:
+            return None  # `torch.log(p, out=buf)`: more than the log itself
+        fused = source.with_changes(func=func.with_changes(attr=cst.Name("log_softmax")))
+        if "#" in self.ctx.module.code_for_node(node):
+            return None  # a comment inside the call would be dropped
+        return NodeFix("replace with log_softmax", ((node, fused),))
 
     def _fused_replacement(self, source: cst.BaseExpression | None) -> str | None:
         if not isinstance(source, cst.Call):

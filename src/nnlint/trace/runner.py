@@ -258,7 +258,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
 
 def _diagnostic(code: str, message: str, file: _File, line: int, column: int, end_line: int,
                 end_column: int) -> Diagnostic:
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rule = registry()[code]
     text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
