@@ -103,3 +103,10 @@ def test_damaged_cache_is_ignored(cli, project):
     _cache_file(project.root / CACHE_DIR_NAME).write_text("{not json")
     result = cli("check", "--static-only", "a.py")
     assert result.exit_code == 1 and "NNL302" in result.stdout
+
+
+def test_fixes_survive_the_cache(cli, project):
+    project("m.py", "import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=1))\n")
+    first = cli("check", "--static-only", "--format", "json", "m.py").stdout
+    assert '"fix": {' in first
+    assert cli("check", "--static-only", "--format", "json", "m.py").stdout == first

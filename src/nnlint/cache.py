@@ -16,11 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from nnlint import __version__
-from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix, Severity
 
 CACHE_DIR_NAME = ".nnlint_cache"
 _GITIGNORE = "# Automatically created by nnlint.\n*\n"
-_FIELDS = ("code", "name", "message", "line", "column", "end_line", "end_column", "source", "line_text")
+_FIELDS = ("code", "name", "message", "line", "column", "end_line", "end_column")
 
 
 @lru_cache(maxsize=1)
@@ -43,14 +43,22 @@ def entry_key(*parts: bytes | str) -> str:
 
 
 def _row(diagnostic: Diagnostic) -> list:
-    return [getattr(diagnostic, name) for name in _FIELDS[:7]] + [diagnostic.severity.label,
-                                                                  diagnostic.source, diagnostic.line_text]
+    fix = diagnostic.fix.to_json() if diagnostic.fix else None
+    return [getattr(diagnostic, name) for name in _FIELDS] + [diagnostic.severity.label, diagnostic.source,
+                                                              diagnostic.line_text, fix]
+
+
+def _fix(stored: dict | None) -> Fix | None:
+    if stored is None:
+        return None
+    edits = tuple(Edit(e["line"], e["column"], e["end_line"], e["end_column"], e["content"]) for e in stored["edits"])
+    return Fix(stored["message"], edits, Applicability(stored["applicability"]))
 
 
 def _diagnostic(row: list, path: str) -> Diagnostic:
-    code, name, message, line, column, end_line, end_column, severity, source, line_text = row
+    code, name, message, line, column, end_line, end_column, severity, source, line_text, fix = row
     return Diagnostic(code, name, message, path, line, column, end_line, end_column,
-                      Severity.parse(severity), source, line_text)
+                      Severity.parse(severity), source, line_text, _fix(fix))
 
 
 class ResultCache:
@@ -76,7 +84,7 @@ class ResultCache:
             return None
         try:
             return [_diagnostic(r, display) for r in entry[1]], [_diagnostic(r, display) for r in entry[2]]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, KeyError):
             return None
 
     def put(self, path: str, key: str, diagnostics: list[Diagnostic], suppressed: list[Diagnostic]) -> None:

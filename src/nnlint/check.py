@@ -10,13 +10,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nnlint.config import ConfigError, ConfigFinder, Settings, expand_codes, load_file
-from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.discovery import walk_folder
 from nnlint.cache import CACHE_DIR_NAME, ResultCache, entry_key
-from nnlint.engine import FileResult, FileTask, lint_files
+from nnlint.engine import FileResult, FileTask, fix_text, lint_files
 from nnlint.report import Summary
 from nnlint.registry import registry
-from nnlint.source import UnreadableFile, read_bytes
+from nnlint.source import UnreadableFile, decode, encode_like, read_bytes
 from nnlint.suppression import is_suppressed
 
 
@@ -31,10 +31,22 @@ class CheckOptions:
     trace_timeout: float | None = None
     verbose: bool = False
     jobs: int | None = None
+    fix: frozenset[Applicability] = frozenset()  # fixes to apply: none, safe, or safe and unsafe
+    diff: bool = False  # compute the fixes but write nothing (`--diff`)
     stdin: bytes | None = None  # `nnlint check -`: the source read from standard input
     stdin_filename: str | None = None  # where that source would live: names it, picks its config
     cache: bool = True
     cache_dir: str | None = None
+
+
+@dataclass
+class FileChange:
+    """What fixing did (or, with --diff, would do) to one file."""
+
+    display: str
+    before: str
+    after: str
+    applied: list[Diagnostic]
 
 
 @dataclass
@@ -43,6 +55,8 @@ class CheckOutcome:
     summary: Summary
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+    failed_writes: bool = False
 
     @property
     def internal_error(self) -> bool:
@@ -177,10 +191,43 @@ def _lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | N
     return results
 
 
+def _apply_fixes(tasks: list[FileTask], results: list[FileResult], options: CheckOptions,
+                 cache: ResultCache | None, outcome: CheckOutcome) -> None:
+    """Fix each file that has applicable fixes; its result becomes what remains after fixing."""
+    for index, (task, result) in enumerate(zip(tasks, results)):
+        if not any(d.fix and d.fix.applicability in options.fix for d in result.diagnostics):
+            continue
+        data = task.data if task.data is not None else read_bytes(task.path)
+        before = decode(data)
+        after, applied, remaining = fix_text(before, task.display, task.enabled, options.fix)
+        if after == before:
+            continue
+        outcome.changes.append(FileChange(task.display, before, after, applied))
+        if options.diff:
+            continue
+        if options.stdin is not None:  # the CLI prints the fixed source instead
+            results[index] = remaining
+            continue
+        new_data = encode_like(data, after)
+        try:
+            with open(task.path, "wb") as handle:
+                handle.write(new_data)
+        except OSError as exc:
+            outcome.notes.append(f"cannot write fixes to {task.display}: {exc.strerror or exc}")
+            outcome.failed_writes = True
+            continue
+        results[index] = remaining
+        if cache is not None:
+            cache.put(task.path, entry_key(new_data, ",".join(sorted(task.enabled))),
+                      remaining.diagnostics, remaining.suppressed)
+
+
 def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = _Selection(options)
-    notes: list[str] = []
+    outcome = CheckOutcome([], Summary(0, 0.0), _fail_on(selection))
+    notes = outcome.notes
+    cache = None
     if options.stdin is not None:
         files, tasks = [], [_stdin_task(options, selection)]
         results = lint_files(tasks, 1)
@@ -191,9 +238,11 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
         tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
         cache = ResultCache(_cache_dir(options, selection), "static") if options.cache else None
         results = _lint_cached(tasks, cache, options.jobs, progress(len(tasks)) if progress else None)
-        problem = cache.save() if cache else None
-        if problem:
-            notes.append(problem)
+    if options.fix:
+        _apply_fixes(tasks, results, options, cache, outcome)
+    problem = cache.save() if cache else None
+    if problem:
+        notes.append(problem)
     diagnostics = [d for r in results for d in r.diagnostics]
     suppressed = [d for r in results for d in r.suppressed]
 
@@ -209,8 +258,9 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
         (suppressed if is_suppressed(d.code, d.line_text) else diagnostics).append(d)
 
     diagnostics.sort(key=Diagnostic.sort_key)
-    summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
-    return CheckOutcome(diagnostics, summary, _fail_on(selection), notes)
+    outcome.diagnostics = diagnostics
+    outcome.summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
+    return outcome
 
 
 def warn(message: str) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic, Edit, Fix
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
@@ -182,6 +183,28 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
         else:
             result.diagnostics.append(diagnostic)
     return result
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
+             ) -> tuple[str, list[Diagnostic], FileResult]:
+    """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
+
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain."""
+    applied: list[Diagnostic] = []
+    for attempt in range(MAX_FIX_PASSES + 1):
+        result = lint_text(text, path, enabled)
+        if attempt == MAX_FIX_PASSES:
+            break  # fixes that keep producing fixes: stop, report what remains
+        fixable = [d for d in result.diagnostics if d.fix is not None]
+        taken = compatible_fixes(text, [d.fix for d in fixable], allowed)
+        if not taken:
+            break
+        applied += [d for d in fixable if any(d.fix is fix for fix in taken)]
+        text = apply_edits(text, [edit for fix in taken for edit in fix.edits])
+    return text, applied, result
 
 
 def lint_file(task: FileTask) -> FileResult:

@@ -60,3 +60,9 @@ def decode(data: bytes) -> str:
     except LookupError:
         raise DecodeError(f"unknown encoding {encoding!r}", 1, 1) from None
     return text.removeprefix("\ufeff")
+
+
+def encode_like(original: bytes, text: str) -> bytes:
+    """`text` in the encoding `original` was read in, byte-order mark included: for writing fixes back."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    return text.encode(encoding)
