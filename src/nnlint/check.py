@@ -37,6 +37,7 @@ class CheckOptions:
     stdin_filename: str | None = None  # where that source would live: names it, picks its config
     cache: bool = True
     cache_dir: str | None = None
+    trace_pool: object | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tu
     from nnlint.trace.runner import trace_files
 
     trace_opts = trace_options(selection.project_settings(), options)
-    return trace_files([(f, display_path(f)) for f in files], trace_opts)
+    return trace_files([(f, display_path(f)) for f in files], trace_opts, pool=options.trace_pool)
 
 
 def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:

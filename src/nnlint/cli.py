@@ -154,6 +154,16 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     sys.exit(1 if failed and not exit_zero else 0)
 
 
+@main.command("server")
+def server_command() -> None:
+    """Run the language server (LSP over stdio) for editors: diagnostics as you type, fixes as code actions."""
+    try:
+        from nnlint.server import serve
+    except ImportError as exc:
+        _fail(f"`nnlint server` needs the lsp extra ({exc.name} is missing): pip install 'nnlint[lsp]'")
+    serve()
+
+
 @main.command("rule")
 @click.argument("code")
 def rule_command(code: str) -> None:
