@@ -29,7 +29,7 @@ from nnlint.docs import rule_url
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
 
-DEBOUNCE_S = 0.05  # typing bursts collapse into one check
+DEBOUNCE_S = 0.03  # typing bursts collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
 FIX_ALL_KIND = "source.fixAll.nnlint"
 _SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp.DiagnosticSeverity.Warning,
@@ -131,9 +131,10 @@ class NnlintServer(LanguageServer):
         return document.static + traced
 
     def publish(self, uri: str) -> None:
-        lines = self.workspace.get_text_document(uri).lines
-        diagnostics = [self.to_lsp(d, lines) for d in self.current(uri)]
-        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
+        text_document = self.workspace.get_text_document(uri)
+        diagnostics = [self.to_lsp(d, text_document.lines) for d in self.current(uri)]
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=uri, diagnostics=diagnostics, version=text_document.version))
 
     # Conversions --------------------------------------------------------------------------------
 
