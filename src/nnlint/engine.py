@@ -137,7 +137,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         walk.crashes.append((registry()["NNL003"], module, exc))
     found: list[Diagnostic] = []
     wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
-    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
+    wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
+               if isinstance(node, cst.CSTNode)]
     try:
         positions = locate(module, wanted)
     except RecursionError:
@@ -150,7 +151,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for report in ctx.reports:
         diagnostic = located(report.rule, report.node, report.message)
         if report.fix is not None:
-            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
@@ -158,14 +159,30 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     return _finish(found, text, enabled)
 
 
-def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
-    """The rule's node replacements as text edits; None when a node's place is unknown."""
+def _source_of(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> str:
+    """The original text of a located span (0-based columns): keeps nested lines' full indentation."""
+    if line == end_line:
+        return lines[line - 1][column:end_column]
+    return "".join([lines[line - 1][column:], *lines[line:end_line - 1], lines[end_line - 1][:end_column]])
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown.
+
+    A replacement that is itself a node of the file (a statement moved elsewhere) keeps its original
+    text; a new node is rendered by libcst."""
     edits = []
+    lines = text.splitlines(keepends=True)
     for old, new in fix.replacements:
         if old not in positions:
             return None
         line, column, end_line, end_column = positions[old]
-        content = new if isinstance(new, str) else module.code_for_node(new)
+        if isinstance(new, str):
+            content = new
+        elif new in positions:
+            content = _source_of(lines, *positions[new])
+        else:
+            content = module.code_for_node(new)
         edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
