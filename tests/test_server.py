@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,46 @@ def test_save_traces_the_file_in_a_warm_worker(tmp_path):
             await session.until(uri, lambda ds: not ds, timeout=60)
 
     run(scenario())
+
+
+SLOW = """import time
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        time.sleep(200)  # a slow build: the next save must not wait for it
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None, reason="tracing needs torch")
+def test_newer_save_supersedes_a_running_trace_and_typing_is_never_blocked(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint.trace]\ntimeout = 600\n")  # only a kill ends it early
+
+    async def scenario() -> float:
+        async with Session(tmp_path) as session:
+            uri = session.open("model.py", SLOW)
+            await session.next(uri)
+            session.save(uri, SLOW)
+            await session.next(uri)  # the static check of the save; the trace is now running
+            # Typing while it traces: static diagnostics still arrive at once.
+            session.change(uri, SLOW + "p = torch.nn.functional.softmax(x)\n")
+            changed = await session.next(uri, timeout=10)
+            assert [d.code for d in changed] == ["NNL302"]
+            await asyncio.sleep(1.5)  # the slow trace has now run long enough to be killed
+            session.change(uri, TRACED)
+            saved = time.monotonic()
+            session.save(uri, TRACED)
+            traced = await session.until(uri, lambda ds: any(d.source == "nnlint (trace)" for d in ds), timeout=150)
+            assert not any(d.code == "NNL790" for d in traced), "the superseded trace must not be reported"
+            return time.monotonic() - saved
+
+    # Waiting for the 200 s build would take that long; a killed one costs a worker restart.
+    assert run(scenario()) < 100
