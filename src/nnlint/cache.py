@@ -42,7 +42,7 @@ def entry_key(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
-def _row(diagnostic: Diagnostic) -> list:
+def to_row(diagnostic: Diagnostic) -> list:
     fix = diagnostic.fix.to_json() if diagnostic.fix else None
     return [getattr(diagnostic, name) for name in _FIELDS] + [diagnostic.severity.label, diagnostic.source,
                                                               diagnostic.line_text, fix]
@@ -55,7 +55,7 @@ def _fix(stored: dict | None) -> Fix | None:
     return Fix(stored["message"], edits, Applicability(stored["applicability"]))
 
 
-def _diagnostic(row: list, path: str) -> Diagnostic:
+def from_row(row: list, path: str) -> Diagnostic:
     code, name, message, line, column, end_line, end_column, severity, source, line_text, fix = row
     return Diagnostic(code, name, message, path, line, column, end_line, end_column,
                       Severity.parse(severity), source, line_text, _fix(fix))
@@ -83,12 +83,12 @@ class ResultCache:
         if not entry or entry[0] != key:
             return None
         try:
-            return [_diagnostic(r, display) for r in entry[1]], [_diagnostic(r, display) for r in entry[2]]
+            return [from_row(r, display) for r in entry[1]], [from_row(r, display) for r in entry[2]]
         except (TypeError, ValueError, KeyError):
             return None
 
     def put(self, path: str, key: str, diagnostics: list[Diagnostic], suppressed: list[Diagnostic]) -> None:
-        self.entries[os.path.abspath(path)] = [key, [_row(d) for d in diagnostics], [_row(d) for d in suppressed]]
+        self.entries[os.path.abspath(path)] = [key, [to_row(d) for d in diagnostics], [to_row(d) for d in suppressed]]
         self.changed = True
 
     def save(self) -> str | None:

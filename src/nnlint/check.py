@@ -138,7 +138,11 @@ def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tu
     from nnlint.trace.runner import trace_files
 
     trace_opts = trace_options(selection.project_settings(), options)
-    return trace_files([(f, display_path(f)) for f in files], trace_opts, pool=options.trace_pool)
+    if options.cache:
+        trace_opts.cache = ResultCache(_cache_dir(options, selection), "trace")
+    found = trace_files([(f, display_path(f)) for f in files], trace_opts, pool=options.trace_pool)
+    problem = trace_opts.cache.save() if trace_opts.cache else None
+    return found[0], found[1] + ([problem] if problem else [])
 
 
 def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
