@@ -23,6 +23,13 @@ _GITIGNORE = "# Automatically created by nnlint.\n*\n"
 _FIELDS = ("code", "name", "message", "line", "column", "end_line", "end_column")
 
 
+def cache_dir(explicit: str | None, settings) -> Path:
+    """`--cache-dir`, else `.nnlint_cache` beside the project's pyproject.toml, else in the working directory."""
+    if explicit:
+        return Path(explicit)
+    return (settings.root if settings else Path(os.getcwd())) / CACHE_DIR_NAME
+
+
 @lru_cache(maxsize=1)
 def build_fingerprint() -> str:
     """nnlint's version and the size and mtime of its own modules: any edit to a rule changes it."""

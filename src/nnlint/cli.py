@@ -1,4 +1,4 @@
-"""The command line: option parsing and output only; the work happens in check.py and the reporters."""
+"""The command line: option parsing and output only; the work happens behind nnlint.api and in the reporters."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
           trace_timeout, config, jobs, verbose, quiet, fix, unsafe_fixes, diff, show_fixes, stdin_filename, no_cache,
           cache_dir) -> None:
     """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
-    from nnlint.check import CheckOptions, run_check
+    from nnlint.api import CheckOptions, check_paths
 
     if select is not None and not _codes(select):
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
@@ -132,14 +132,14 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
     levels = {Applicability.SAFE, Applicability.UNSAFE} if unsafe_fixes else {Applicability.SAFE}
     options = CheckOptions(
-        paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
+        paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
         static_only=static_only or diff, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
         fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
         stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
     )
     progress = None if quiet or fmt != "text" else _progress
     try:
-        outcome = run_check(options, progress)
+        outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
     for note in outcome.notes if not quiet else ():

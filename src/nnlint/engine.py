@@ -1,11 +1,11 @@
-"""Check files: read once, parse once, run every enabled rule in one walk, suppress, collect."""
+"""The static layer's engine: read once, parse once, run every enabled rule in one walk, locate, settle."""
 
 from __future__ import annotations
 
 import ast
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
@@ -16,7 +16,7 @@ from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
-from nnlint.suppression import is_suppressed, noqa_problems
+from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -29,12 +29,6 @@ class FileTask:
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
     data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
-
-
-@dataclass
-class FileResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    suppressed: list[Diagnostic] = field(default_factory=list)
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -188,18 +182,9 @@ def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -
 
 
 def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
-    """Attach line text and apply `# noqa`; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
-    result = FileResult()
+    """Settle the findings; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
     lines = text.split("\n")
-    for diagnostic in found:
-        if diagnostic.code not in enabled and diagnostic.code != "NNL003":
-            continue
-        if diagnostic.line <= len(lines):
-            diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
-        if is_suppressed(diagnostic.code, diagnostic.line_text):
-            result.suppressed.append(diagnostic)
-        else:
-            result.diagnostics.append(diagnostic)
+    result = settle(found, enabled, lines)
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result

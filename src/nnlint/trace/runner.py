@@ -49,7 +49,6 @@ class TraceOptions:
 class _File:
     path: str
     display: str
-    lines: list[str]
     found: FileModels
 
 
@@ -209,7 +208,7 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, text.splitlines(), found))
+        out.append(_File(path, display, found))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
     changed = True
@@ -261,10 +260,9 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
                 end_column: int) -> Diagnostic:
     from nnlint.registry import registry
 
-    rule = registry()[code]
-    text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
+    rule = registry()[code]  # the caller settles it: enabled codes, line text, noqa
     return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
-                      rule.severity, "trace", text)
+                      rule.severity, "trace")
 
 
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
