@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlint.check import CheckOptions, _Selection, display_path
+from nnlint.check import display_path
 from nnlint.config import ConfigError, Settings
 from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.registry import registry
 from nnlint.report import Summary
-from nnlint.rule import registry
-from nnlint.suppression import is_suppressed
+from nnlint.selection import RuleSelection
+from nnlint.suppression import settle
 
 STARTUP_GRACE = 180.0  # importing torch on a cold, shared disk; not charged to --time
 OVERFIT_FALL = 0.9
@@ -171,11 +172,12 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 class _Diagnostics:
-    def __init__(self, selection: _Selection, fallback: str):
+    """Findings at user source lines, settled per file as `check` settles them (enabled codes, noqa)."""
+
+    def __init__(self, selection: RuleSelection, fallback: str):
         self.selection = selection
         self.fallback = fallback
-        self.found: list[Diagnostic] = []
-        self.suppressed: list[Diagnostic] = []
+        self.raw: dict[str, list[Diagnostic]] = {}
         self._lines: dict[str, list[str]] = {}
 
     def add(self, code: str, message: str, where, severity: str | None = None) -> None:
@@ -183,16 +185,22 @@ class _Diagnostics:
         path, line, column, end_line, end_column = where if where else (self.fallback, 1, 1, 1, 1)
         if not os.path.isfile(path):
             path, line, column, end_line, end_column = self.fallback, 1, 1, 1, 1
-        if code not in self.selection.enabled(Path(path)):
-            return
         text = self._line(path, line)
         if end_column <= column:  # the whole line, from its first character
             column = len(text) - len(text.lstrip()) + 1
             end_column = len(text.rstrip()) + 1
         level = Severity.parse(severity) if severity else rule.severity
-        diagnostic = Diagnostic(code, rule.name, message, display_path(path), line, column, end_line, end_column,
-                                level, "run", text)
-        (self.suppressed if is_suppressed(code, text) else self.found).append(diagnostic)
+        self.raw.setdefault(path, []).append(Diagnostic(
+            code, rule.name, message, display_path(path), line, column, end_line, end_column, level, "run", text))
+
+    def settled(self) -> tuple[list[Diagnostic], list[Diagnostic]]:
+        found: list[Diagnostic] = []
+        suppressed: list[Diagnostic] = []
+        for path, diagnostics in self.raw.items():
+            result = settle(diagnostics, self.selection.for_path(Path(path)), self._lines.get(path, []))
+            found += result.diagnostics
+            suppressed += result.suppressed
+        return sorted(found, key=Diagnostic.sort_key), suppressed
 
     def _line(self, path: str, line: int) -> str:
         if path not in self._lines:
@@ -217,8 +225,7 @@ def run_script(options: RunOptions) -> RunOutcome:
         target = options.script
         if not target or not os.path.isfile(target):
             raise ConfigError(f"script not found: {target}")
-    selection = _Selection(CheckOptions(paths=[target], select=options.select, ignore=options.ignore,
-                                        config=options.config))
+    selection = RuleSelection(select=options.select, ignore=options.ignore, config=options.config)
     project = selection.project_settings()
     _resolve(options, project)
     out = _Diagnostics(selection, os.path.abspath(target))
@@ -243,8 +250,8 @@ def run_script(options: RunOptions) -> RunOutcome:
     elif steps == 0 and not crash:
         notes.append("no optimizer step happened: nothing to judge on the training curve")
 
-    diagnostics = sorted(out.found, key=Diagnostic.sort_key)
-    summary = Summary(files_checked=1, elapsed=time.perf_counter() - started, suppressed=out.suppressed)
+    diagnostics, suppressed = out.settled()
+    summary = Summary(files_checked=1, elapsed=time.perf_counter() - started, suppressed=suppressed)
     return RunOutcome(diagnostics, summary, project.fail_on if project else None, notes,
                       result.get("series", {}), steps)
 
