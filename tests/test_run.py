@@ -127,7 +127,7 @@ def test_run_diagnostics_follow_the_json_schema_of_check(runs):
 def test_fixtures_static_and_trace_findings_are_marked():
     """`nnlint check fixtures/` (the README demo) also walks fixtures/run: its findings there must be marked."""
     other = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "trace", "tool"))
-    result = run_nnlint("check", "--format", "json", RUN_FIXTURES, cwd=ROOT)
+    result = run_nnlint("check", "--no-cache", "--format", "json", RUN_FIXTURES, cwd=ROOT)
     found = {(d["path"], d["line"], d["code"]) for d in json.loads(result.stdout)}
     want = {(f"fixtures/run/{kind}/{p.name}", line, code) for kind in ("buggy", "clean")
             for p in (RUN_FIXTURES / kind).glob("*.py") for line, code in expected_findings(p, other)}

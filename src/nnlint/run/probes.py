@@ -14,6 +14,7 @@ import functools
 import inspect
 import math
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,7 @@ class Probes:
         self.last_root_call: tuple | None = None  # (root, args) of the latest training call
         # losses
         self.in_loss = False
+        self._warned: set = set()  # (message, category, file, line) of the loss warnings already shown
         self.loss_calls: list[LossCall] = []
         self.losses_in_step = 0
         self.replay_targets: dict[int, torch.Tensor] = {}
@@ -265,7 +267,10 @@ class Probes:
             probes.in_loss = True
             try:
                 call = probes._before_loss(name, bound)
-                out = real(*bound.args, **bound.kwargs)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    out = real(*bound.args, **bound.kwargs)
+                probes._rewarn(caught)
                 if call is not None:
                     probes._after_loss(call, out)
             finally:
@@ -273,6 +278,18 @@ class Probes:
             return out
 
         return loss
+
+    def _rewarn(self, caught: list) -> None:
+        """torch's loss warnings name their caller, which is now this wrapper: name the user's line instead."""
+        if not caught:
+            return
+        where = site()
+        for warning in caught:
+            filename, line = (where[0], where[1]) if where else (warning.filename, warning.lineno)
+            key = (str(warning.message), warning.category, filename, line)
+            if key not in self._warned:  # once per place, as Python's default filter would
+                self._warned.add(key)
+                warnings.warn_explicit(warning.message, warning.category, filename, line)
 
     # -- construction sites ----------------------------------------------------------------------
 
