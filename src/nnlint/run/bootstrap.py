@@ -74,6 +74,7 @@ def _series(probes) -> dict:
         "grad_norm": layers,
         "activations": {name: values for name, values in probes.activations.items() if values},
         "step_time": probes.step_times,
+        "step_cpu": probes.step_cpu,
         "data_wait": probes.data_waits,
     }
 

@@ -34,13 +34,16 @@ def _kind(filename: str) -> int:
     return kind
 
 
+_positions: dict = {}
+
+
 def frame_site(frame: types.FrameType) -> Site:
     """The span of the expression the frame is executing (the call), else its whole line."""
     code, line = frame.f_code, frame.f_lineno
-    try:
-        positions = list(code.co_positions())[frame.f_lasti // 2]
-    except (AttributeError, IndexError):
-        positions = (None, None, None, None)
+    table = _positions.get(code)
+    if table is None:
+        table = _positions[code] = list(code.co_positions()) if hasattr(code, "co_positions") else []
+    positions = table[frame.f_lasti // 2] if frame.f_lasti // 2 < len(table) else (None, None, None, None)
     start, end, column, end_column = positions
     if start == line and end is not None and column is not None and end_column is not None:
         if end != start:  # a call spanning lines: report its first line from the start of the call
@@ -93,7 +96,7 @@ def traceback_site(tb: types.TracebackType | None) -> Site | None:
     try:
         start, end, column, end_column = list(code.co_positions())[chosen.tb_lasti // 2]
     except (AttributeError, IndexError):
-        start = None
+        start = end = column = end_column = None
     if start == chosen.tb_lineno and end == start and column is not None and end_column is not None:
         return (code.co_filename, start, column + 1, end, end_column + 1)
     return (code.co_filename, chosen.tb_lineno, 1, chosen.tb_lineno, 1)

@@ -119,6 +119,7 @@ class Probes:
         # forward
         self.depth = 0
         self.roots: dict[int, Root] = {}
+        self._no_params: set[int] = set()
         self.calls_in_step = 0
         self.replay_inputs: dict[int, tuple] = {}  # overfit: call index in step -> first step's args
         self.last_root_call: tuple | None = None  # (root, args) of the latest training call
@@ -137,8 +138,10 @@ class Probes:
         self._step_losses: list[float] = []
         self.backward_site: Site | None = None
         self.step_site: Site | None = None
-        self.grad_norms: list[dict[str, float]] = []  # per step: parameter name -> gradient norm
+        self._grad_steps: list[tuple] = []  # per step: (parameters, those with a gradient, their norms)
+        self._grad_table: list[dict[str, float]] | None = None
         self.param_dims: dict[str, int] = {}
+        self._names: tuple[int, dict[int, str]] | None = None  # (number of roots, id(parameter) -> name)
         self.never_in_optimizer_checked = False
         self.manual: bool | None = None  # weights updated by hand, without an optimizer (None: not known yet)
         self._weight_snapshot: torch.Tensor | None = None
@@ -267,10 +270,13 @@ class Probes:
             probes.in_loss = True
             try:
                 call = probes._before_loss(name, bound)
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                if probes.step < 3:  # torch warns about a loss call once: it happens in the first steps
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        out = real(*bound.args, **bound.kwargs)
+                    probes._rewarn(caught)
+                else:
                     out = real(*bound.args, **bound.kwargs)
-                probes._rewarn(caught)
                 if call is not None:
                     probes._after_loss(call, out)
             finally:
@@ -312,10 +318,11 @@ class Probes:
     def _root_call(self, module: nn.Module, args: tuple):
         if isinstance(module, _Loss) or not torch.is_grad_enabled() or not module.training:
             return None
-        if next(module.parameters(), None) is None:
-            return None
         root = self.roots.get(id(module))
         if root is None:
+            if id(module) in self._no_params or next(module.parameters(), None) is None:
+                self._no_params.add(id(module))  # e.g. a transform module applied to the data
+                return None
             root = self.roots[id(module)] = Root(
                 module, self.module_sites.get(module), site(),
                 {id(p): n for n, p in module.named_parameters()})
@@ -440,16 +447,19 @@ class Probes:
         loss = tensors if isinstance(tensors, torch.Tensor) else (tensors[0] if tensors else None)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             return
-        where = site()
-        self.backward_site = self.backward_site or where
+        self.backward_site = self.backward_site or site()
         if self._mode is not None and self.step == 0 and self._candidates:
             self._confirm_broadcasts(loss)
         value = float(loss.detach())
         if not math.isfinite(value):
-            layer = self._nonfinite_layer()
-            detail = f"; first non-finite output in layer `{layer}`" if layer else ""
+            gradient = self.first_nonfinite_gradient()
+            weights = None if gradient else self._nonfinite_weights()
+            layer = None if gradient or weights else self._nonfinite_layer()
+            detail = (f"; the gradient of `{gradient[1]}` was non-finite at step {gradient[0]}" if gradient else
+                      f"; the weights of `{weights}` became non-finite in the update before" if weights else
+                      f"; first non-finite output in layer `{layer}`" if layer else "")
             self.find("NNL809", f"the loss is {value} at step {self.step}{detail}: lower the learning rate, clip "
-                      "gradients or guard log/division; every later step is wasted", self.last_loss_site or where)
+                      "gradients or guard log/division; every later step is wasted", self.last_loss_site or self.backward_site)
             self.stop("nonfinite")
         self._step_losses.append(value)
 
@@ -511,26 +521,41 @@ class Probes:
             self._check_outside_optimizers()
 
     def _record_grads(self, params: list[torch.Tensor]) -> None:
-        """Per-parameter gradient norms of this step (0 for none), one sync; the first non-finite one stops."""
-        names = self._param_names()
-        with_grad = [p for p in params if p.grad is not None]
-        norms = {}
-        if with_grad:
-            values = torch.stack(torch._foreach_norm([p.grad.detach() for p in with_grad])).double().tolist()
-            for p, value in zip(with_grad, values):
-                name = names.get(id(p), f"param{id(p) % 10000}")
-                norms[name] = value
-                self.param_dims.setdefault(name, p.dim())
+        """This step's gradient norm per parameter, kept on the device: two torch calls and no sync per step.
+
+        A non-finite gradient is found when the loss turns non-finite (one step later at most) or at the end."""
+        present = [p for p in params if p.grad is not None]
+        norms = torch.stack(torch._foreach_norm([p.grad.detach() for p in present])) if present else None
+        self._grad_steps.append((params, present, norms))
+
+    @property
+    def grad_norms(self) -> list[dict[str, float]]:
+        """Per step: parameter name -> gradient norm (0 for no gradient); computed once, after the run."""
+        if self._grad_table is None or len(self._grad_table) != len(self._grad_steps):
+            names = self._param_names()
+            table = []
+            for params, present, norms in self._grad_steps:
+                values = norms.double().tolist() if norms is not None else []
+                row = {names.get(id(p), f"param{id(p) % 10000}"): v for p, v in zip(present, values)}
+                for p in params:
+                    name = names.get(id(p), f"param{id(p) % 10000}")
+                    self.param_dims.setdefault(name, p.dim())
+                    if p.requires_grad:
+                        row.setdefault(name, 0.0)
+                table.append(row)
+            self._grad_table = table
+        return self._grad_table
+
+    def first_nonfinite_gradient(self) -> tuple[int, str] | None:
+        for step, row in enumerate(self.grad_norms):
+            for name, value in row.items():
                 if not math.isfinite(value):
-                    self.find("NNL809", f"the gradient of `{name}` is {value} at step {self.step} while the loss is "
-                              "finite: clip gradients or lower the learning rate", self.step_site)
-                    self.stop("nonfinite")
-        for p in params:
-            if p.requires_grad and p.grad is None:
-                norms.setdefault(names.get(id(p), f"param{id(p) % 10000}"), 0.0)
-        self.grad_norms.append(norms)
+                    return step, name
+        return None
 
     def _param_names(self) -> dict[int, str]:
+        if self._names is not None and self._names[0] == len(self.roots):
+            return self._names[1]
         names: dict[int, str] = {}
         several = len(self.roots) > 1
         for root in self.roots.values():
@@ -538,6 +563,7 @@ class Probes:
             prefix = f"{type(module).__name__}." if several and module is not None else ""
             for pid, name in root.names.items():
                 names.setdefault(pid, prefix + name)
+        self._names = (len(self.roots), names)
         return names
 
     def _root_params(self) -> list[torch.Tensor]:
@@ -568,7 +594,6 @@ class Probes:
     def _post_step(self, optimizer, args, kwargs) -> None:
         if self.primary is None or self.primary is not optimizer:
             return
-        self._check_weights([p for g in optimizer.param_groups for p in g["params"]])
         self._close_step()
 
     @_guard
@@ -594,19 +619,17 @@ class Probes:
             self.step += 1  # the update before this backward
             self.calls_in_step = self.losses_in_step = 0
         self._record_grads(params)
-        self._check_weights(params)
         self._close_step()
 
-    def _check_weights(self, params: list[torch.Tensor]) -> None:
+    def _nonfinite_weights(self) -> str | None:
+        """The first parameter whose weights are NaN/Inf: checked only once a loss or gradient turned non-finite,
+        which a non-finite weight always causes one step later, so the steps in between cost nothing."""
+        params = self._root_params()
         if not params:
-            return
-        norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).double()
-        if not bool(torch.isfinite(norms).all()):
-            names = self._param_names()
-            bad = next(p for p, v in zip(params, norms.tolist()) if not math.isfinite(v))
-            self.find("NNL809", f"the weights of `{names.get(id(bad), '?')}` became non-finite in the update "
-                      f"of step {self.step}: lower the learning rate or clip gradients", self.step_site)
-            self.stop("nonfinite")
+            return None
+        norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).double().tolist()
+        names = self._param_names()
+        return next((names.get(id(p), "?") for p, v in zip(params, norms) if not math.isfinite(v)), None)
 
     def _close_step(self) -> None:
         now, cpu = time.perf_counter(), time.thread_time()

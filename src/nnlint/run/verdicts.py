@@ -19,6 +19,10 @@ MIN_STEPS = 5  # for anything judged on the curve
 
 
 def conclude(probes: Probes) -> None:
+    gradient = probes.first_nonfinite_gradient()
+    if gradient and not any(f.code == "NNL809" for f in probes.findings):
+        probes.find("NNL809", f"the gradient of `{gradient[1]}` is non-finite at step {gradient[0]} while the loss "
+                    "is finite: clip gradients or lower the learning rate", probes.step_site)
     trained = _trained_roots(probes)
     for root in trained:
         _inputs(probes, root)
@@ -210,7 +214,9 @@ def _loss_curve(probes: Probes) -> None:
     if any(f.code in ("NNL801", "NNL808", "NNL809") for f in probes.findings):
         return  # the curve's cause is already reported
     quarter = max(2, len(losses) // 4)
-    start, end = statistics.median(losses[:quarter]), statistics.median(losses[-quarter:])
+    # The untrained model's loss counts as the start too: a run that jumps above it at once has diverged.
+    start = min(losses[0], statistics.median(losses[:quarter]))
+    end = statistics.median(losses[-quarter:])
     if end >= start - 0.02 * abs(start):  # batch-to-batch noise aside, a working setup gains more than 2%
         trend = "rose" if end > start * 1.05 else "stayed flat"
         probes.find("NNL810", f"over {len(losses)} steps the smoothed loss {trend} ({start:.4g} -> {end:.4g}): try a "
