@@ -209,6 +209,14 @@ def test_crash_time_limit_and_usage_errors(tmp_path):
     (d,) = json.loads(result.stdout)
     assert d["code"] == "NNL890" and d["line"] == 3 and "no optimizer step within 2 s" in d["message"]
 
+    hog = _script(tmp_path, "hog.py", """\
+        import torch
+        table = torch.empty(5_000_000_000)
+        """)
+    result = run_nnlint("run", "--format", "json", hog, cwd=tmp_path)
+    (d,) = json.loads(result.stdout)
+    assert d["code"] == "NNL890" and d["line"] == 2 and "memory cap" in d["message"], d
+
     missing = run_nnlint("run", tmp_path / "nope.py", cwd=tmp_path)
     assert missing.returncode == 2 and "script not found" in missing.stderr
 

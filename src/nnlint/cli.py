@@ -183,7 +183,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
 @click.option("-m", "module", help="Run a module as `python -m MODULE` would, instead of SCRIPT.")
 @click.option("--steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps [default: 20].")
 @click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Stop after this many seconds of training [default: 120].")
+              help="Stop this many seconds after the script starts [default: 120].")
 @click.option("--overfit", is_flag=True, help="Also train a fresh run on the first batch only (NNL806).")
 @click.option("--overfit-steps", type=click.IntRange(min=10), help="Steps of the --overfit run [default: 100].")
 @click.option("--baseline", is_flag=True, help="Also train a fresh run on zeroed inputs (NNL807).")
@@ -242,7 +242,8 @@ def run_command(script, script_args, module, steps, seconds, overfit, overfit_st
         problem = write_plot(outcome.series, plot)
         if problem:
             click.echo(f"nnlint: {problem}", err=True)
-
+    if outcome.internal_error:
+        sys.exit(2)
     threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
     failed = any(d.severity >= threshold for d in outcome.diagnostics)
     sys.exit(1 if failed and not exit_zero else 0)

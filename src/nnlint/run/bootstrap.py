@@ -83,7 +83,6 @@ def main(request_path: str) -> None:
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     result: dict = {"steps": 0, "findings": [], "notes": [], "crash": None, "stop": None}
-    _limit_memory(int(request.get("memory") or 0))
     try:
         _run(request, result)
     except BaseException as exc:  # noqa: BLE001 - anything that escaped is reported, never a hang
@@ -101,10 +100,14 @@ def main(request_path: str) -> None:
 
 def _run(request: dict, result: dict) -> None:
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError as exc:
         result["crash"] = {"kind": "setup", "message": f"torch is not importable here ({exc})", "site": None}
         return
+    if torch.cuda.is_available():  # CUDA reserves far more address space than it uses: a cap would break it
+        result["notes"].append("a GPU is present: the address-space cap is not applied")
+    else:
+        _limit_memory(int(request.get("memory") or 0))
     from nnlint.run.probes import Probes, StopRun
     from nnlint.run.locate import frame_site, user_frame
     from nnlint.run.verdicts import conclude
@@ -167,7 +170,7 @@ def _run(request: dict, result: dict) -> None:
         "seconds": elapsed,
         "findings": [{"code": f.code, "message": f.message, "site": _absolute(f.site), "severity": f.severity}
                      for f in probes.findings],
-        "notes": probes.notes,
+        "notes": result["notes"] + probes.notes,
         "loss_site": _absolute(probes.loss_calls[0].site if probes.loss_calls else probes.last_loss_site
                                or probes.backward_site),
         "model_site": _absolute(first_root.called if first_root else None),

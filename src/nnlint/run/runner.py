@@ -59,6 +59,7 @@ class RunOutcome:
     notes: list[str]
     series: dict
     steps: int
+    internal_error: bool = False
 
 
 def _settings_table(settings: Settings | None) -> dict:
@@ -235,7 +236,10 @@ def run_script(options: RunOptions) -> RunOutcome:
     for finding in result.get("findings", []):
         out.add(finding["code"], finding["message"], finding["site"], finding.get("severity"))
     crash = result.get("crash")
-    if crash:
+    internal = bool(crash and crash.get("kind") == "internal")
+    if internal:  # nnlint's fault, not the script's: exit 2, never mistaken for a finding
+        out.add("NNL003", crash["message"][:200], None)
+    elif crash:
         out.add("NNL890", f"the script {crash['message']}" if not crash["message"].startswith("the script")
                 else crash["message"], crash.get("site"))
     notes += result.get("notes", [])
@@ -253,7 +257,7 @@ def run_script(options: RunOptions) -> RunOutcome:
     diagnostics, suppressed = out.settled()
     summary = Summary(files_checked=1, elapsed=time.perf_counter() - started, suppressed=suppressed)
     return RunOutcome(diagnostics, summary, project.fail_on if project else None, notes,
-                      result.get("series", {}), steps)
+                      result.get("series", {}), steps, internal)
 
 
 def _overfit(options: RunOptions, main: dict, out: _Diagnostics) -> str:
