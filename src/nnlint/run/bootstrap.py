@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import sys
@@ -41,12 +42,13 @@ def _crash(exc: BaseException, memory: int) -> dict:
     from nnlint.run.locate import traceback_site
 
     text = f"{type(exc).__name__}: {exc}".strip().splitlines()
-    summary = " ".join(line.strip() for line in text[:2])[:160]
+    summary = " ".join(line.strip() for line in text[:2])
+    summary = re.sub(r"\[enforce fail at [^\]]*\]\s*(err == 0\.\s*)?|\s*Error code \d+.*", "", summary)[:150]
     if isinstance(exc, MemoryError) or any(sign in str(exc) for sign in MEMORY_SIGNS):
-        reason = f"exceeded the memory cap ({memory / 1024**3:.1f} GiB) [{summary}]"
+        reason = f"exceeded the memory cap ({memory / 1024**3:.1f} GiB): {summary}"
         kind = "memory"
     elif any(sign.lower() in str(exc).lower() for sign in CUDA_SIGNS):
-        reason = (f"needs a GPU (CUDA) this machine lacks [{summary}]: pick the device with "
+        reason = (f"needs a GPU (CUDA) this machine lacks ({summary[:80]}): pick the device with "
                   "`'cuda' if torch.cuda.is_available() else 'cpu'`")
         kind = "device"
     else:
