@@ -108,7 +108,10 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
     return diagnostics, suppressed, notes
 
 
-def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
+Progress = Callable[[int], Callable[[], None] | None]  # given the file count, a per-file tick (or None)
+
+
+def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = RuleSelection(options.select, options.ignore, options.config)
     files = collect_files(options.paths or ["."], selection)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from typing import NoReturn
 
 import click
 
@@ -41,7 +42,7 @@ def _write_report(path: str, report: str) -> None:
         _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: error: {message}", err=True)
     sys.exit(2)
 

@@ -67,7 +67,7 @@ class TraceLayer:
 
     name = "trace"
 
-    def __init__(self, options: "CheckOptions"):
+    def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
 
     @property

@@ -46,6 +46,11 @@ def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
     return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
 
 
+def _end_column(d: Diagnostic) -> int:
+    """At least one column wide on a one-line region: SARIF viewers hide empty ones."""
+    return max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column
+
+
 def _fixes(d: Diagnostic) -> list[dict]:
     """SARIF's proposed fixes: one artifact change of the diagnostic's own file."""
     if d.fix is None:
@@ -81,8 +86,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
-                            "region": _region(d.line, d.column, d.end_line,
-                                              max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column),
+                            "region": _region(d.line, d.column, d.end_line, _end_column(d)),
                         }
                     }
                 ],

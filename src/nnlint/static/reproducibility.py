@@ -9,7 +9,16 @@ from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.facts.names import final_name
 from nnlint.static.rng import (
-    DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls, is_main_guard,
+    DRAW_NAMES,
+    NUMPY,
+    NUMPY_DRAWS,
+    PYTHON,
+    PYTHON_DRAWS,
+    TORCH,
+    TORCH_DRAWS,
+    TORCH_ONLY,
+    TrainingCalls,
+    is_main_guard,
     seeded_rngs,
 )
 

@@ -74,7 +74,7 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
         # The package may have imported this very module (sliced, by the finder): executing it a
         # second time would repeat its registrations (torchvision's @register_model refuses that).
         existing = sys.modules.get(name)
-        if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
+        if existing is not None and _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
             return existing
     with open(path, encoding="utf-8", errors="replace") as handle:
         source = handle.read()
@@ -82,7 +82,7 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
-    module.__nnlint_sliced__ = True
+    setattr(module, "__nnlint_sliced__", True)  # noqa: B010 - a marker attribute of our own
     sys.modules[name] = module
     exec(code, module.__dict__)
     return module

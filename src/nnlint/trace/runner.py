@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +65,7 @@ class Worker:
         self.options = options
         self.process: subprocess.Popen | None = None
         self.buffer = b""
-        self.log = None
+        self.log: typing.IO[bytes] | None = None
         self.started = False
 
     def start(self) -> None:
@@ -110,6 +111,7 @@ class Worker:
         return json.loads(line)
 
     def _death(self) -> str:
+        assert self.process is not None  # only asked of a started worker
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -167,7 +169,7 @@ class Worker:
                 os.close(self.responses)
             except OSError:
                 pass
-            self.responses = None
+            self.responses = None  # type: ignore[assignment]  # closed
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -368,7 +370,7 @@ class WorkerPool:
         for worker in self.workers:
             worker.stop()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -389,7 +391,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     if not requests:
         return [], collector.notes
     own_pool = pool is None
-    if own_pool:
+    if pool is None:
         pool = WorkerPool(options)
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
