@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic, Edit, Fix
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
@@ -27,6 +28,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
+    data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -157,7 +159,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
     wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
-    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
+    wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
+               if isinstance(node, cst.CSTNode)]
     try:
         positions = locate(module, wanted)
     except RecursionError:
@@ -170,7 +173,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for report in ctx.reports:
         diagnostic = located(report.rule, report.node, report.message)
         if report.fix is not None:
-            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
     for what, node, error in walk.crashes:
         message = f"{what} crashed on this file: {type(error).__name__}: {error}"
@@ -178,14 +181,30 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
-    """The rule's node replacements as text edits; None when a node's place is unknown."""
+def _source_of(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> str:
+    """The original text of a located span (0-based columns): keeps nested lines' full indentation."""
+    if line == end_line:
+        return lines[line - 1][column:end_column]
+    return "".join([lines[line - 1][column:], *lines[line:end_line - 1], lines[end_line - 1][:end_column]])
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown.
+
+    A replacement that is itself a node of the file (a statement moved elsewhere) keeps its original
+    text; a new node is rendered by libcst."""
     edits = []
+    lines = text.splitlines(keepends=True)
     for old, new in fix.replacements:
         if old not in positions:
             return None
         line, column, end_line, end_column = positions[old]
-        content = new if isinstance(new, str) else module.code_for_node(new)
+        if isinstance(new, str):
+            content = new
+        elif new in positions:
+            content = _source_of(lines, *positions[new])
+        else:
+            content = module.code_for_node(new)
         edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
@@ -197,6 +216,28 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_pa
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
+             ) -> tuple[str, list[Diagnostic], FileResult]:
+    """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
+
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain."""
+    applied: list[Diagnostic] = []
+    for attempt in range(MAX_FIX_PASSES + 1):
+        result = lint_text(text, path, enabled)
+        if attempt == MAX_FIX_PASSES:
+            break  # fixes that keep producing fixes: stop, report what remains
+        fixable = [d for d in result.diagnostics if d.fix is not None]
+        taken = compatible_fixes(text, [d.fix for d in fixable], allowed)
+        if not taken:
+            break
+        applied += [d for d in fixable if any(d.fix is fix for fix in taken)]
+        text = apply_edits(text, [edit for fix in taken for edit in fix.edits])
+    return text, applied, result
 
 
 def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
@@ -215,7 +256,7 @@ def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: froze
 
 def lint_file(task: FileTask) -> FileResult:
     try:
-        text = decode(read_bytes(task.path))
+        text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:

@@ -5,7 +5,7 @@ node types it cares about; the engine walks each file once and calls every enabl
 `VALID` and `INVALID` hold example snippets; in an INVALID example each line that must be reported
 ends with the marker comment `# <-`. A rule that can fix what it reports sets `fixable`, passes a
 `NodeFix` to `report`, and gives INVALID examples as `Invalid(code, fixed=...)` with the code its
-safe fixes produce (markers removed).
+fixes produce, safe and unsafe ones alike (`--fix --unsafe-fixes`; markers removed).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ class TraceOptions:
     jobs: int = 2
     models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
     config_root: str = "."           # directory of the pyproject.toml the options came from
+    cache: object | None = None      # a `cache.ResultCache` of trace results, when caching
 
 
 @dataclass
@@ -52,6 +53,7 @@ class _File:
     path: str
     display: str
     found: FileModels
+    text: str = ""  # as decoded: the trace cache keys on its slice
 
 
 class WorkerError(Exception):
@@ -211,7 +213,7 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, found))
+        out.append(_File(path, display, found, text))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     classes = [c for f in out for c in f.found.classes]
     by_name: dict[str, list[ModelClass]] = {}
@@ -388,8 +390,9 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
     collector = _ResultCollector(options)
+    requests, keys = _cached(requests, by_path, options.cache, collector)
     if not requests:
-        return [], collector.notes
+        return _deduplicated(collector.diagnostics), collector.notes
     own_pool = pool is None
     if pool is None:
         pool = WorkerPool(options)
@@ -420,10 +423,42 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     finally:
         if own_pool:
             pool.close()
-    # A class is analysed on its own and inside the models that use it: one report per hazard.
-    diagnostics, seen = [], set()
-    for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
+    for request in requests:
+        file = by_path[request["path"]]
+        found = [d for d in collector.diagnostics if d.path == file.display]
+        # A timeout or a dead worker may not happen next time: only complete results are kept.
+        if keys.get(request["path"]) and not any(d.code in ("NNL790", "NNL003") for d in found):
+            options.cache.put(file.path, keys[request["path"]], found, [])
+    return _deduplicated(collector.diagnostics), collector.notes
+
+
+def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
+            ) -> tuple[list[dict], dict[str, str]]:
+    """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
+    if cache is None:
+        return requests, {}
+    from nnlint.trace.trace_cache import trace_key
+
+    missing, keys = [], {}
+    for request in requests:
+        file = by_path[request["path"]]
+        key = trace_key(file.text, request["path"], request)
+        hit = cache.get(file.path, key, file.display) if key else None
+        if hit is None:
+            missing.append(request)
+            keys[request["path"]] = key
+        else:
+            collector.diagnostics.extend(hit[0])
+            if collector.options.verbose:
+                collector.notes.append(f"{file.display}: trace results from the cache (nothing it runs changed)")
+    return missing, keys
+
+
+def _deduplicated(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A class is analysed on its own and inside the models that use it: one report per hazard."""
+    out, seen = [], set()
+    for d in sorted(diagnostics, key=Diagnostic.sort_key):
         if (d.path, d.line, d.code) not in seen:
             seen.add((d.path, d.line, d.code))
-            diagnostics.append(d)
-    return diagnostics, collector.notes
+            out.append(d)
+    return out
