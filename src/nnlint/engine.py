@@ -232,7 +232,7 @@ def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[A
         if attempt == MAX_FIX_PASSES:
             break  # fixes that keep producing fixes: stop, report what remains
         fixable = [d for d in result.diagnostics if d.fix is not None]
-        taken = compatible_fixes(text, [d.fix for d in fixable], allowed)
+        taken = compatible_fixes(text, [d.fix for d in fixable if d.fix is not None], allowed)
         if not taken:
             break
         applied += [d for d in fixable if any(d.fix is fix for fix in taken)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 
 from nnlint.diagnostics import Applicability, Severity
@@ -9,7 +11,13 @@ from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts.loops import (
-    Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
+    Event,
+    LoopFacts,
+    Scope,
+    is_model_name,
+    last_part,
+    loop_facts,
+    name_tokens,
 )
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
 from nnlint.tree import walk
@@ -70,7 +78,8 @@ class MissingZeroGrad(_LoopRule):
     VALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nfor x, y in loader:\n"
         "    opt.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    opt.step()\n",
-        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n    loss_fn(model(x), y).backward()\n"
+        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n"
+        "    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
         "import torch\nfor x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n"
         "    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
@@ -168,9 +177,11 @@ class ZeroGradBeforeStep(_LoopRule):
                 "    loss.backward()\n    optimizer.step()\n"),
         Invalid("import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
                 "    loss_fn(model(x), y).backward()\n",
-                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
+                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n"
+                      "    loss_fn(model(x), y).backward()\n"
                 "    optimizer.step()\n"),
-        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
+        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n"
+                "    model(x).sum().backward()\n"
                 "    model.zero_grad()  # <-\n    opt.step()\n",
                 fixed="import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model.zero_grad()\n"
                 "    model(x).sum().backward()\n    opt.step()\n"),
@@ -267,7 +278,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
         "    optimizer.step()\n    scheduler.step()\n",
         "import torch\nfor epoch in range(10):\n    for x in loader:\n        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    scheduler.step()\n",
-        "import torch\nfor t in noise_scheduler.timesteps:\n    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
+        "import torch\nfor t in noise_scheduler.timesteps:\n"
+        "    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
         "import torch\nfor epoch in range(10):\n    if epoch > 0:\n        scheduler.step()\n"
         "    for x in loader:\n        optimizer.step()\n",
         "import timm\nimport torch\nfor epoch in range(10):\n    lr_scheduler.step(epoch)\n    for x in loader:\n"
@@ -279,7 +291,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
                 fixed="import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
                 "    optimizer.step()\n    scheduler.step()\n"),
         Invalid("import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
-                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n"
+                "        model(x).sum().backward()\n"
                 "        opt.step()\n",
                 fixed="import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
                 "    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
@@ -348,7 +361,8 @@ class LossAccumulatedWithGraph(_LoopRule):
     VALID = (
         "import torch\ntotal = 0.0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n    loss.backward()\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n"
+        "    loss.backward()\n",
         "import torch\nlosses = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    losses.append(loss.detach())\n",
         "import torch\ntotal = 0\nfor x, y in chunks:\n    loss = loss_fn(model(x), y)\n    total += loss\n"
@@ -362,14 +376,16 @@ class LossAccumulatedWithGraph(_LoopRule):
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
                 fixed="import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
-                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss.detach()\n"),
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n"
+                "    total_loss += loss.detach()\n"),
         Invalid("import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
                 fixed="import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss.detach())\n"),
         Invalid("import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
                 "    running += loss * batch['x'].size(0)  # <-\n",
-                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n"
+                      "    accelerator.backward(loss)\n"
                 "    running += loss.detach() * batch['x'].size(0)\n"),
     )
 
@@ -394,7 +410,7 @@ class LossAccumulatedWithGraph(_LoopRule):
                     # Safe: `.detach()` is the same tensor value without the graph, and nothing
                     # backpropagates through this accumulator (checked above). `.item()` would turn
                     # it into a float and break a later `total.item()`.
-                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),))
+                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),)) if node else None
                     self.report(event.node, f"`{shown}` keeps every step's autograd graph alive and memory grows: "
                                             f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead", fix)
 
@@ -459,7 +475,7 @@ def _is_pytest(scope: Scope) -> bool:
 
 
 def _iter_words(iterable) -> set[str]:
-    words = set()
+    words: set[str] = set()
     for node in walk(iterable):
         if isinstance(node, cst.Name):
             words |= name_tokens(node.value)
@@ -545,7 +561,8 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
     )
     INVALID = (
-        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
+        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n"
         "            pred = model(x).argmax(1)  # <-\n            correct += (pred == y).sum().item()\n"
         "    return correct\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
         "    evaluate(model, val_loader)\n",
@@ -563,7 +580,7 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
-        for scope, loop, call in self.eval_loops(facts):
+        for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
@@ -624,7 +641,8 @@ class TrainModeNotRestored(_LoopRule):
     name = "train-mode-not-restored"
     severity = Severity.WARNING
     VALID = (
-        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n        optimizer.zero_grad()\n"
+        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    model.eval()\n    validate(model)\n",
         "import torch\ndef evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n"
         "for epoch in range(10):\n    for x in loader:\n        model(x).sum().backward()\n    evaluate(model)\n",
@@ -643,7 +661,7 @@ class TrainModeNotRestored(_LoopRule):
         reported = set()
         train_kinds, eval_kinds = frozenset({"train"}), frozenset({"eval"})
         for scope in facts.scopes:
-            for loop, events in facts.loop_events(scope).items():
+            for _loop, events in facts.loop_events(scope).items():
                 trains = False
                 first_eval = None
                 restored = False
@@ -692,9 +710,11 @@ class ForwardCalledDirectly(StaticRule):
     fixable = True
     VALID = (
         "import torch\nout = model(x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return super().forward(x) * 2\n",
         "from torch import nn\nclass Net(Base):\n    def forward(self, x):\n        return Base.forward(self, x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return nn.Linear.forward(self, x)\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return nn.Linear.forward(self, x)\n",
         "import torch\nclass Net(torch.nn.Module):\n    def run(self, x):\n        return self.forward(x)\n",
         "import numpy as np\nout = pipeline.forward(x)\n",
         "import torch\ndef remote_forward(remote_module, args):\n    return remote_module.forward(*args)\n",
@@ -726,7 +746,7 @@ class ForwardCalledDirectly(StaticRule):
         if facts is None:
             return
         for call in self._calls:
-            receiver = call.func.value
+            receiver = cast(cst.Attribute, call.func).value
             name = dotted_name(receiver)
             if name is None or name in ("self", "cls") or last_part(name)[:1].isupper():
                 continue  # super().forward(), self.forward(), Base.forward(self, ...)

@@ -24,7 +24,6 @@ from nnlint.static.rng import (
     seeded_rngs,
 )
 
-
 _SEED_CALLS = {TORCH: "{}.manual_seed({})", PYTHON: "{}.seed({})", NUMPY: "{}.random.seed({})"}
 
 
@@ -38,7 +37,8 @@ def _insert_seed(ctx, anchor: cst.CSTNode, rng: str, seed: str, message: str) ->
     if bound is None or found is None:
         return None
     statement = found[0][found[1]]
-    if not any(s is statement for s in ctx.module.body) or statement.trailing_whitespace.comment is not None:
+    if not isinstance(statement, cst.SimpleStatementLine) or not any(s is statement for s in ctx.module.body) \
+            or statement.trailing_whitespace.comment is not None:
         return None  # nested (indentation unknown here), or a comment that would trail the new line
     small = statement.body[0]
     content = f"{ctx.module.code_for_node(small)}\n{_SEED_CALLS[rng].format(bound, seed)}"
@@ -212,7 +212,8 @@ class PartialSeed(StaticRule):
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
     )
     INVALID = (
-        Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
+        Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\n"
+                "random.shuffle(more)\n",
                 fixed="import random\nimport torch\ntorch.manual_seed(0)\nrandom.seed(0)\nrandom.shuffle(files)\n"
                 "random.shuffle(more)\n"),
         Invalid("import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnoise = np.random.randn(8)  # <-\n",
@@ -285,7 +286,7 @@ class PartialSeed(StaticRule):
                                   if rng in self.setup_seeded)
             seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(self.first_draw[TORCH], f"{seeded} RNG is seeded but torch's global RNG is not",
-                         "torch.manual_seed(seed)", seeding and self._fix(seeding, TORCH))
+                         "torch.manual_seed(seed)", self._fix(seeding, TORCH) if seeding else None)
 
     def _fix(self, seeding: cst.Call, rng: str) -> NodeFix | None:
         seed = _seed_argument(self.ctx, seeding)

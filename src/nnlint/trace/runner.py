@@ -24,6 +24,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from nnlint.cache import ResultCache
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.static.facts.classes import decide_modules
@@ -45,7 +46,7 @@ class TraceOptions:
     jobs: int = 2
     models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
     config_root: str = "."           # directory of the pyproject.toml the options came from
-    cache: object | None = None      # a `cache.ResultCache` of trace results, when caching
+    cache: ResultCache | None = None  # trace results kept between runs, when caching
 
 
 @dataclass
@@ -425,15 +426,16 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             pool.close()
     for request in requests:
         file = by_path[request["path"]]
-        found = [d for d in collector.diagnostics if d.path == file.display]
+        outcome = [d for d in collector.diagnostics if d.path == file.display]
         # A timeout or a dead worker may not happen next time: only complete results are kept.
-        if keys.get(request["path"]) and not any(d.code in ("NNL790", "NNL003") for d in found):
-            options.cache.put(file.path, keys[request["path"]], found, [])
+        key = keys.get(request["path"])
+        if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
+            options.cache.put(file.path, key, outcome, [])
     return _deduplicated(collector.diagnostics), collector.notes
 
 
 def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
-            ) -> tuple[list[dict], dict[str, str]]:
+            ) -> tuple[list[dict], dict[str, str | None]]:
     """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
     if cache is None:
         return requests, {}
