@@ -50,6 +50,7 @@ class _File:
     path: str
     display: str
     found: FileModels
+    text: str  # for the trace cache's key
 
 
 class WorkerError(Exception):
@@ -208,7 +209,7 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, found))
+        out.append(_File(path, display, found, text))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
     changed = True
@@ -429,7 +430,7 @@ def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _
     missing, keys = [], {}
     for request in requests:
         file = by_path[request["path"]]
-        key = trace_key("\n".join(file.lines) + "\n", request["path"], request)
+        key = trace_key(file.text, request["path"], request)
         hit = cache.get(file.path, key, file.display) if key else None
         if hit is None:
             missing.append(request)
