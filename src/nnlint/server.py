@@ -29,7 +29,7 @@ from nnlint.docs import rule_url
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
 
-DEBOUNCE_S = 0.03  # typing bursts collapse into one check
+DEBOUNCE_S = 0.01  # changes that arrive together (a burst of keystrokes) collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
 FIX_ALL_KIND = "source.fixAll.nnlint"
 _SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp.DiagnosticSeverity.Warning,
