@@ -49,31 +49,59 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
 
 
 class _Walk:
-    """One pass over the tree, calling each rule's visit_/leave_ methods."""
+    """One pass over the tree, calling each fact provider's, then each rule's, visit_/leave_ methods."""
 
     def __init__(self, ctx: FileContext, rules: list[StaticRule]):
         self.ctx = ctx
         self.rules = rules
-        self.crashes: list[tuple[type[Rule], cst.CSTNode, BaseException]] = []
+        for rule in rules:  # walk-fed providers must exist before the walk
+            for kind in type(rule).uses:
+                ctx.facts(kind)
+        self.providers = [p for p in ctx.providers() if type(p).walks()]
+        self.crashes: list[tuple[str, cst.CSTNode, BaseException]] = []  # (what crashed, where, why)
+        self.dropped: set[int] = set()
+        ctx.walk_started = True
         self._build_dispatch()
 
     def _build_dispatch(self) -> None:
         self.visits: dict[str, list] = defaultdict(list)
         self.leaves: dict[str, list] = defaultdict(list)
-        for rule in self.rules:
-            for kind, node_type, attr in _handlers(type(rule)):
+        for participant in [*self.providers, *self.rules]:
+            for kind, node_type, attr in _handlers(type(participant)):
                 table = self.visits if kind == "visit" else self.leaves
-                table[node_type].append((rule, getattr(rule, attr)))
+                table[node_type].append((participant, getattr(participant, attr)))
 
     def _call(self, handlers: list, node: cst.CSTNode) -> None:
         # Rebuilding the dispatch makes new lists, so iterating `handlers` stays safe.
-        for rule, handler in handlers:
+        for participant, handler in handlers:
+            if self.dropped and id(participant) in self.dropped:
+                continue  # stopped earlier at this very node
             try:
                 handler(node)
             except Exception as exc:  # a rule bug must not hide the other rules' findings
-                self.crashes.append((type(rule), node, exc))
-                self.rules.remove(rule)
-                self._build_dispatch()
+                self._drop(participant, node, exc)
+
+    def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
+        if isinstance(participant, StaticRule):
+            if participant not in self.rules:
+                return
+            self.rules.remove(participant)
+            self.dropped.add(id(participant))
+            rule = type(participant)
+            self.crashes.append((f"rule {rule.code} ({rule.name})", node, exc))
+        else:  # a provider: the rules reading its facts stop too, rather than read partial facts
+            self.providers.remove(participant)
+            self.dropped.add(id(participant))
+            users = [r for r in self.rules if self._depends(type(r).uses, type(participant))]
+            self.rules = [r for r in self.rules if r not in users]
+            self.dropped.update(id(r) for r in users)
+            codes = ", ".join(type(r).code for r in users) or "none"
+            self.crashes.append((f"{type(participant).__name__} facts (rules stopped: {codes})", node, exc))
+        self._build_dispatch()
+
+    @classmethod
+    def _depends(cls, uses, provider: type) -> bool:
+        return any(kind is provider or cls._depends(kind.needs, provider) for kind in uses)
 
     def run(self) -> None:
         imports = self.ctx.imports
@@ -128,7 +156,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     try:
         walk.run()
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
-        walk.crashes.append((registry()["NNL003"], module, exc))
+        walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
     wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
     wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
@@ -147,8 +175,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         if report.fix is not None:
             diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
-    for rule, node, exc in walk.crashes:
-        message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
+    for what, node, exc in walk.crashes:
+        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 

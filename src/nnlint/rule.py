@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import libcst as cst
 
     from nnlint.context import FileContext
+    from nnlint.static.facts import Facts
 
 EXPECT_MARKER = "# <-"
 
@@ -80,9 +81,14 @@ class Rule:
 
 
 class StaticRule(Rule):
-    """Base of rules that read the source. One instance per file, so rules may keep state."""
+    """Base of rules that read the source. One instance per file, so rules may keep state.
+
+    `uses` lists the fact providers it reads with `self.ctx.facts(Kind)`; those fed by the walk must
+    be listed, so that the engine creates them before it.
+    """
 
     layer = "static"
+    uses: ClassVar[tuple[type["Facts"], ...]] = ()
 
     def __init__(self, ctx: "FileContext"):
         self.ctx = ctx

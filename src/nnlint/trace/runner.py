@@ -25,6 +25,8 @@ import libcst as cst
 
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.static.facts.classes import decide_modules
+from nnlint.static.facts.names import last_part
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
@@ -50,7 +52,7 @@ class _File:
     path: str
     display: str
     found: FileModels
-    text: str  # for the trace cache's key
+    text: str = ""  # as decoded: the trace cache keys on its slice
 
 
 class WorkerError(Exception):
@@ -211,17 +213,16 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             continue  # the static layer reports unreadable and unparsable files
         out.append(_File(path, display, found, text))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
-    verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
-    changed = True
-    while changed:
-        changed = False
-        for file in out:
-            for cls in file.found.classes:
-                if cls.is_module is None:
-                    bases = [verdict.get(b.rsplit(".", 1)[-1]) for b in cls.bases]
-                    if True in bases:
-                        cls.is_module = verdict[cls.name] = True
-                        changed = True
+    classes = [c for f in out for c in f.found.classes]
+    by_name: dict[str, list[ModelClass]] = {}
+    for cls in classes:
+        by_name.setdefault(cls.name, []).append(cls)
+
+    def defined_elsewhere(base: str) -> bool | None:
+        verdicts = [c.is_module for c in by_name.get(last_part(base), ()) if c.is_module is not None]
+        return True if True in verdicts else (False if verdicts else None)  # read live: the fixpoint moves
+
+    decide_modules([c for c in classes if c.is_module is None], defined_elsewhere)
     return out
 
 
@@ -266,6 +267,21 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
                       rule.severity, "trace")
 
 
+def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
+    """A worker's finding as a diagnostic; one with an unknown code or missing fields is nnlint's bug (NNL003)."""
+    from nnlint.registry import registry
+
+    try:
+        rule = registry()[finding["code"]]
+        if rule.layer != "trace":
+            raise KeyError(finding["code"])
+        return _diagnostic(rule.code, finding["message"], file, finding["line"], finding["column"],
+                           finding.get("end_line", finding["line"]), finding.get("end_column", finding["column"] + 1))
+    except (KeyError, TypeError) as exc:
+        return _diagnostic("NNL003", f"tracing {cls.name} reported a malformed finding ({type(exc).__name__}: "
+                           f"{exc}): {str(finding)[:120]}", file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
     message = f"{cls.name} was not traced: {reason}"
     if snippet:
@@ -277,7 +293,7 @@ def _timeout_snippet(options: TraceOptions) -> str:
     return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
 
 
-class _Collector:
+class _ResultCollector:
     def __init__(self, options: TraceOptions):
         self.options = options
         self.diagnostics: list[Diagnostic] = []
@@ -291,13 +307,7 @@ class _Collector:
         with self.lock:
             if message.get("ok"):
                 for finding in message.get("findings", []):
-                    try:
-                        self.diagnostics.append(_diagnostic(
-                            finding["code"], finding["message"], file, finding["line"], finding["column"],
-                            finding.get("end_line", finding["line"]),
-                            finding.get("end_column", finding["column"] + 1)))
-                    except KeyError:
-                        continue
+                    self.diagnostics.append(_finding_diagnostic(finding, file, cls))
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
@@ -326,7 +336,7 @@ class _Collector:
                 self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -377,7 +387,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     found = _discover_all(files)
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
-    collector = _Collector(options)
+    collector = _ResultCollector(options)
     requests, keys = _cached(requests, by_path, options.cache, collector)
     if not requests:
         return _deduplicated(collector.diagnostics), collector.notes
@@ -420,7 +430,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     return _deduplicated(collector.diagnostics), collector.notes
 
 
-def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _Collector
+def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
             ) -> tuple[list[dict], dict[str, str]]:
     """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
     if cache is None:
