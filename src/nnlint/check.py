@@ -144,7 +144,8 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
     for d in traced:
         if d.code not in enabled_by_display.get(d.path, ()) and d.code != "NNL003":
             continue
-        d = replace(d, line_text=_line_text(on_disk.get(d.path, d.path), d.line, lines))
+        if d.cell is None:  # a notebook's finding already carries its cell's line
+            d = replace(d, line_text=_line_text(on_disk.get(d.path, d.path), d.line, lines))
         (suppressed if is_suppressed(d.code, d.line_text) else diagnostics).append(d)
 
     diagnostics.sort(key=Diagnostic.sort_key)

@@ -1,4 +1,4 @@
-"""Find the Python files to check: walk folders, skip what nobody wants linted, honour .gitignore."""
+"""Find the Python files and Jupyter notebooks to check: walk folders, skip what nobody wants linted, honour .gitignore."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _unignoring(spec, root: str, base: str):
 
 
 def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
-    """Every *.py file under `root`, in sorted order, minus skipped and ignored folders."""
+    """Every *.py and *.ipynb file under `root`, in sorted order, minus skipped and ignored folders."""
     inherited = [(base, _unignoring(spec, root, base)) for base, spec in _enclosing_gitignores(root)]
     stack = [(root, inherited)]
     while stack:
@@ -81,6 +81,6 @@ def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
                 if _ignored(path, True, specs) or excluded(Path(path)):
                     continue
                 subdirs.append((path, specs))
-            elif entry.name.endswith(".py") and not _ignored(path, False, specs) and not excluded(Path(path)):
+            elif entry.name.endswith((".py", ".ipynb")) and not _ignored(path, False, specs) and not excluded(Path(path)):
                 yield path
         stack.extend(reversed(subdirs))

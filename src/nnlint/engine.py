@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
+from nnlint import notebook
 from nnlint.context import FileContext
 from nnlint.diagnostics import Diagnostic
 from nnlint.positions import locate
@@ -166,6 +167,8 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
 
 
 def lint_file(task: FileTask) -> FileResult:
+    if task.path.endswith(notebook.SUFFIX):
+        return _lint_notebook(task)
     try:
         text = decode(read_bytes(task.path))
     except UnreadableFile as exc:
@@ -173,6 +176,22 @@ def lint_file(task: FileTask) -> FileResult:
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
     return lint_text(text, task.display, task.enabled)
+
+
+def _lint_notebook(task: FileTask) -> FileResult:
+    """The code cells checked as one module; positions mapped back to cells."""
+    try:
+        book = notebook.load(notebook.read(task.path))
+    except UnreadableFile as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+    except notebook.NotebookError as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
+                       task.enabled)
+    result = lint_text(book.source, task.display, task.enabled)
+    broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
+                     book.source, task.enabled)
+    return FileResult([book.to_cell(d) for d in result.diagnostics + broken.diagnostics],
+                      [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
 def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:

@@ -48,6 +48,8 @@ def render(diagnostics: list[Diagnostic]) -> str:
     seen: Counter = Counter()
     results = []
     for d in diagnostics:
+        # A notebook's region is where the source line is written in the .ipynb file.
+        line, column, end_line, end_column = d.file_span or (d.line, d.column, d.end_line, d.end_column)
         key = (d.code, d.path, " ".join(d.line_text.split()))
         occurrence = seen[key]
         seen[key] += 1
@@ -62,16 +64,16 @@ def render(diagnostics: list[Diagnostic]) -> str:
                         "physicalLocation": {
                             "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
                             "region": {
-                                "startLine": d.line,
-                                "startColumn": d.column,
-                                "endLine": d.end_line,
-                                "endColumn": max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column,
+                                "startLine": line,
+                                "startColumn": column,
+                                "endLine": end_line,
+                                "endColumn": max(end_column, column + 1) if end_line == line else end_column,
                             },
                         }
                     }
                 ],
                 "partialFingerprints": {"nnlintFingerprint/v1": fingerprint(d, occurrence)},
-                "properties": {"source": d.source},
+                "properties": {"source": d.source} | ({} if d.cell is None else {"cell": d.cell, "cellLine": d.line}),
             }
         )
     root = Path(os.getcwd()).as_uri() + "/"

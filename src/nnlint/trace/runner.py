@@ -23,7 +23,9 @@ from pathlib import Path
 
 import libcst as cst
 
+from nnlint import notebook
 from nnlint.diagnostics import Diagnostic
+from nnlint.notebook import Notebook
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
@@ -50,6 +52,13 @@ class _File:
     display: str
     lines: list[str]
     found: FileModels
+    notebook: Notebook | None = None  # the joined code cells are what gets traced
+
+    def where(self, line: int) -> str:
+        if self.notebook is None:
+            return f"{self.display}:{line}"
+        cell, line, _ = self.notebook.locate(line, 1)
+        return f"{self.display}:cell {cell}:{line}"
 
 
 class WorkerError(Exception):
@@ -203,12 +212,18 @@ def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dic
 def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     out = []
     for path, display in files:
+        book = None
         try:
-            text = decode(read_bytes(path))
+            if path.endswith(notebook.SUFFIX):
+                book = notebook.load(notebook.read(path))
+                text = book.source
+            else:
+                text = decode(read_bytes(path))
             found = discover(text)
-        except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
+        except (UnreadableFile, DecodeError, notebook.NotebookError, cst.ParserSyntaxError, RecursionError,
+                ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, text.splitlines(), found))
+        out.append(_File(path, display, text.splitlines(), found, book))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
     changed = True
@@ -250,6 +265,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             requests.append({
                 "path": os.path.abspath(file.path), "display": file.display, "models": models,
                 "user_dirs": user_dirs,
+                "source": file.notebook.source if file.notebook else None,
                 "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
                             "batch_size": options.batch_size},
             })
@@ -262,8 +278,9 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
 
     rule = registry()[code]
     text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
-    return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
-                      rule.severity, "trace", text)
+    found = Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
+                       rule.severity, "trace", text)
+    return file.notebook.to_cell(found) if file.notebook else found
 
 
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
@@ -301,24 +318,24 @@ class _Collector:
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
-                    self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes
+                    self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes
                                       if "skipped on fake tensors" in n)
                     return
                 self.notes.append(
-                    f"{file.display}:{cls.line}: {cls.name}: traced via {message.get('path')}"
+                    f"{file.where(cls.line)}: {cls.name}: traced via {message.get('path')}"
                     f" ({message.get('why') or 'no fallback needed'}); built with {message.get('built')};"
                     f" input {message.get('shapes')} from {message.get('input_source')};"
                     f" {message.get('params', 0):,} parameters; {message.get('seconds', 0):.2f} s")
-                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes)
+                self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes)
             elif message.get("skip"):
                 if not self.options.verbose:
                     return
-                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
+                self.notes.append(f"{file.where(cls.line)}: {cls.name}: skipped: {message.get('reason')}")
             else:
                 self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
                                                     message.get("snippet", "")))
                 if self.options.verbose:  # the NNL790 diagnostic already says it
-                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: not traced: {message.get('reason')}")
 
     def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
         for cls in file.found.models():
@@ -413,7 +430,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     # A class is analysed on its own and inside the models that use it: one report per hazard.
     diagnostics, seen = [], set()
     for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
-        if (d.path, d.line, d.code) not in seen:
-            seen.add((d.path, d.line, d.code))
+        if (d.path, d.cell, d.line, d.code) not in seen:
+            seen.add((d.path, d.cell, d.line, d.code))
             diagnostics.append(d)
     return diagnostics, collector.notes
