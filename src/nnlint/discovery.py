@@ -1,4 +1,4 @@
-"""Find the Python files and Jupyter notebooks to check: walk folders, skip what nobody wants linted, honour .gitignore."""
+"""Find the Python files and notebooks to check: walk folders, skip what nobody wants linted, honour .gitignore."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+CHECKED_SUFFIXES = (".py", ".ipynb")
 SKIPPED_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages", "venv", "env"})
 
 
@@ -81,6 +82,7 @@ def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
                 if _ignored(path, True, specs) or excluded(Path(path)):
                     continue
                 subdirs.append((path, specs))
-            elif entry.name.endswith((".py", ".ipynb")) and not _ignored(path, False, specs) and not excluded(Path(path)):
+            elif entry.name.endswith(CHECKED_SUFFIXES) and not _ignored(path, False, specs) \
+                    and not excluded(Path(path)):
                 yield path
         stack.extend(reversed(subdirs))

@@ -190,7 +190,8 @@ def _lint_notebook(task: FileTask) -> FileResult:
     result = lint_text(book.source, task.display, task.enabled)
     broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
                      book.source, task.enabled)
-    return FileResult([book.to_cell(d) for d in result.diagnostics + broken.diagnostics],
+    found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]
+    return FileResult(sorted(found, key=Diagnostic.sort_key),
                       [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
