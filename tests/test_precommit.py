@@ -69,3 +69,21 @@ def _notebook(code: str) -> str:
              {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
               "source": code.splitlines(keepends=True)}]
     return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+
+def test_the_two_hooks_compose_without_duplicate_findings(cli, monkeypatch):
+    """Both hooks enabled: the static hook's findings and the trace hook's findings never overlap."""
+    import json
+
+    import yaml
+
+    hooks = {h["id"]: h["entry"].split()[1:] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    monkeypatch.chdir(ROOT)
+    target = "fixtures/buggy/text_lstm.py"
+    found = []
+    for hook_id in ("nnlint", "nnlint-trace"):
+        args = [a for a in hooks[hook_id] if a not in ("--format", "concise")]
+        result = cli(*args, "--format", "json", target)
+        found.append({(d["line"], d["code"]) for d in json.loads(result.stdout)})
+    static, traced = found
+    assert static and not static & traced
+    assert all(code.startswith("NNL7") for _, code in traced)

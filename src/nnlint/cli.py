@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -19,6 +20,25 @@ def _codes(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [c for c in value.replace(" ", ",").split(",") if c]
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a report path that cannot be written before spending the run on it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        _fail(f"cannot write the report to {path}: it is a directory")
+    if not os.path.isdir(parent):
+        _fail(f"cannot write the report to {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        _fail(f"cannot write the report to {path}: permission denied")
+
+
+def _write_report(path: str, report: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    except OSError as exc:
+        _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
 def _fail(message: str) -> None:
@@ -81,6 +101,10 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     """Check PATHS (files or folders; default: the current folder)."""
     from nnlint.check import CheckOptions, run_check
 
+    if select is not None and not _codes(select):
+        _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
+    if output_file:
+        _check_writable(output_file)
     options = CheckOptions(
         paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
         static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
@@ -98,8 +122,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     if quiet and fmt == "text":
         report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
     if output_file:
-        with open(output_file, "w", encoding="utf-8") as handle:
-            handle.write(report)
+        _write_report(output_file, report)
     else:
         click.echo(report, nl=False)
     if statistics:

@@ -15,7 +15,7 @@ from nnlint.diagnostics import Diagnostic
 from nnlint.positions import locate
 from nnlint.rule import Rule, StaticRule, registry
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
-from nnlint.suppression import is_suppressed
+from nnlint.suppression import is_suppressed, noqa_problems
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -148,10 +148,11 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
-    return _finish(found, text, enabled)
+    return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> FileResult:
+def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
+    """Attach line text and apply `# noqa`; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
     result = FileResult()
     lines = text.split("\n")
     for diagnostic in found:
@@ -163,7 +164,23 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
             result.suppressed.append(diagnostic)
         else:
             result.diagnostics.append(diagnostic)
+    if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
+        result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
+    rules = registry()
+    used: dict[int, set[str]] = defaultdict(set)
+    for diagnostic in result.suppressed:
+        used[diagnostic.line].add(diagnostic.code)
+    judged = lambda code: code in enabled and rules[code].layer == "static"  # noqa: E731
+    found = []
+    for problem in noqa_problems(lines, used, rules, judged):
+        diagnostic = _diagnostic(rules["NNL004"], path, problem.line, problem.column, problem.line,
+                                 problem.end_column, problem.message)
+        found.append(replace(diagnostic, line_text=lines[problem.line - 1].rstrip("\r")))
+    return [d for d in found if not is_suppressed(d.code, d.line_text)]
 
 
 def lint_file(task: FileTask) -> FileResult:
