@@ -153,13 +153,11 @@ def test_sarif_and_github_point_at_the_line_of_the_ipynb_file(cli, buggy_copy):
     assert f"line={shuffle['startLine']},col={shuffle['startColumn']}" in line and "(cell 6%2C line 4)" in line
 
 
-def test_sarif_of_a_notebook_validates_against_the_schema(cli, buggy_copy):
-    jsonschema = pytest.importorskip("jsonschema")
-    schema_path = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
-    if not schema_path.exists():
-        pytest.skip("the SARIF schema lives in ../shared (CI provides it)")
+def test_sarif_of_a_notebook_validates_against_the_schema(cli, buggy_copy, sarif_schema):
+    import jsonschema
+
     log = json.loads(cli("check", "--static-only", "--format", "sarif", "nb.ipynb").stdout)
-    jsonschema.validate(log, json.loads(schema_path.read_text(encoding="utf-8")))
+    jsonschema.validate(log, sarif_schema)
 
 
 def test_escaped_characters_keep_sarif_columns_exact(cli, project):
