@@ -8,9 +8,14 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.rng import (
-    DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls, is_main_guard,
-    last_name, seeded_rngs,
+    DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TRAINING_LIBRARIES,
+    SeededGenerators, TrainingCalls, is_main_guard, last_name, seeded_rngs,
 )
+
+# Decorators that do not make a function an entry point someone else calls.
+_PLAIN_DECORATORS = frozenset({"staticmethod", "classmethod", "property", "no_grad", "inference_mode",
+                               "enable_grad", "wraps", "cache", "lru_cache", "setter", "abstractmethod",
+                               "jit", "script", "compile", "overload", "override"})
 
 
 class MissingSeed(StaticRule):
@@ -22,6 +27,11 @@ class MissingSeed(StaticRule):
     `set_seed(seed)`) once, before the model is built. Reported once per file, at the first training call.
     Only scripts are checked (a `__main__` block, training at top level, or a top-level call such
     as `main()`): modules that only define models and training helpers leave seeding to their caller.
+    Training means an optimizer stepping over a module's parameters (or a trainer's `fit`, or
+    parameters updated from their gradients by hand), reached from the script's entry point: a bare
+    `backward()` for a saliency map or a smoke test, or an optimizer over input pixels (style transfer,
+    feature visualization) trains nothing. A `torch.Generator().manual_seed(s)` passed as `generator=`
+    counts as seeding, and files that never import torch (micrograd) are not torch training.
     """
 
     code = "NNL201"
@@ -46,6 +56,28 @@ class MissingSeed(StaticRule):
         "    def training_step(self, batch, i):\n        opt = self.optimizers()\n        opt.step()\n",
         # scheduler.step() is not training
         "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 1)\nsched.step()\n",
+        # a saliency map: gradients of a pretrained model's output, no optimizer
+        "import torch\nfrom torchvision import models\nmodel = models.vgg16(weights='DEFAULT').eval()\n"
+        "img.requires_grad_()\nmodel(img)[0, 243].backward()\nsaliency = img.grad.abs().amax(1)\n",
+        # style transfer: the optimizer updates the image, not the network
+        "import torch\nimage = content.clone().requires_grad_(True)\noptimizer = torch.optim.LBFGS([image])\n"
+        "for step in range(300):\n    optimizer.zero_grad()\n    style_loss(image).backward()\n    optimizer.step()\n",
+        "import torch\nparams = [x_adv]\nopt = torch.optim.Adam(params, lr=0.01)\nloss.backward()\nopt.step()\n",
+        # a backward-only smoke test in a library's __main__
+        "import torch\nif __name__ == '__main__':\n    v = ViT()\n    v(torch.randn(1, 3, 224, 224)).sum().backward()\n",
+        # seeded through a generator passed to the draws (makemore)
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nloader = DataLoader(ds, shuffle=True, generator=g)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nloss.backward()\nopt.step()\n",
+        # no torch: micrograd's own Value.backward() and its own optimizer
+        "from micrograd.nn import MLP\nmodel = MLP(3, [4, 1])\nopt = SGD(model.parameters())\nloss.backward()\n"
+        "opt.step()\n",
+        # hand updates of a file's own autograd values (micrograd in a notebook that also imports torch)
+        "import torch\nclass Value:\n    def backward(self):\n        pass\n\nloss.backward()\n"
+        "for p in params:\n    p.data += -0.05 * p.grad\n",
+        # a library's Trainer.train, never called by the __main__ block, which only samples
+        "import torch\n\nclass Trainer:\n    def __init__(self, model):\n"
+        "        self.opt = torch.optim.Adam(model.parameters())\n\n    def train(self):\n        loss.backward()\n"
+        "        self.opt.step()\n\nif __name__ == '__main__':\n    print(Diffusion(Unet()).sample(4).shape)\n",
     )
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -54,22 +86,45 @@ class MissingSeed(StaticRule):
         "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
         "from pytorch_lightning import Trainer\nTrainer().fit(model, dm)  # <-\n",
+        # the library's Trainer.train, reached from the script's entry point
+        "import torch\n\nclass Trainer:\n    def __init__(self, model):\n"
+        "        self.opt = torch.optim.Adam(model.parameters())\n\n    def train(self):\n"
+        "        loss.backward()  # <-\n        self.opt.step()\n\ndef main():\n    Trainer(Net()).train()\n\n"
+        "if __name__ == '__main__':\n    main()\n",
+        # a generator seeded but never passed: the global RNG still decides
+        "import torch\ng = torch.Generator().manual_seed(0)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "loss.backward()  # <-\nopt.step()\n",
+        # SGD by hand over torch tensors
+        "import torch\nW = torch.randn(27, 27, requires_grad=True)\nfor k in range(100):\n"
+        "    loss = nll(W)\n    loss.backward()  # <-\n    W.data += -50 * W.grad\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.training = TrainingCalls()
-        self.first_training: cst.Call | None = None
+        self.functions: list[str] = []  # names of the enclosing defs
         self.depth = 0  # inside how many defs/classes
-        self.top_level_training = False
         self.script = False  # a __main__ block or a top-level `main()`
         self.seeds_torch = False
+        self.generators = SeededGenerators()
+        # (call, innermost enclosing def or None, whether it trains a module) for every training call
+        self.calls: list[tuple[cst.CSTNode, str | None, object]] = []
+        self.refs: dict[str | None, set[str]] = {}  # names each def (None: top level) calls or passes on
+        self.decorated: set[str] = set()  # entry points a framework calls (click commands, hydra mains)
+        self.own_autograd = False  # a class defines `backward`: hand updates may be of its own values (micrograd)
 
-    def visit_FunctionDef(self, node) -> None:
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node.name.value == "backward" and self.depth:
+            self.own_autograd = True
         self.depth += 1
+        self.functions.append(node.name.value)
+        if any(last_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+               not in _PLAIN_DECORATORS for d in node.decorators):
+            self.decorated.add(node.name.value)
 
     def leave_FunctionDef(self, node) -> None:
         self.depth -= 1
+        self.functions.pop()
 
     def visit_ClassDef(self, node) -> None:
         self.depth += 1
@@ -87,31 +142,71 @@ class MissingSeed(StaticRule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
+        if len(node.targets) != 1:
+            return
+        target = dotted_name(node.targets[0].target)
+        if target is None:
+            return
+        self.generators.note_assign(target, value, self.ctx.qualname)
         # Optimizers and trainers are classes: a capitalized name is the cheap test before resolving.
-        if isinstance(value, cst.Call) and len(node.targets) == 1 and (last_name(value.func) or "")[:1].isupper():
-            target = dotted_name(node.targets[0].target)
-            if target is not None:
-                self.training.note_assign(target, self.ctx.call_name(value))
+        if isinstance(value, cst.Call) and (last_name(value.func) or "")[:1].isupper():
+            self.training.note_assign(target, self.ctx.call_name(value), value)
+        elif isinstance(value, (cst.List, cst.Tuple)):
+            self.training.note_list(target, value)
 
     def visit_Call(self, node: cst.Call) -> None:
+        where = self.functions[-1] if self.functions else None
+        refs = self.refs.setdefault(where, set())
+        called = last_name(node.func)
+        if called is not None:
+            refs.add(called)
+        refs.update(a.value.value for a in node.args if isinstance(a.value, cst.Name))  # Fire(main), spawn(run)
         if self.seeds_torch:
             return
-        if TORCH in seeded_rngs(node, self.ctx.qualname):
+        if TORCH in seeded_rngs(node, self.ctx.qualname) or self.generators.seeds_with(node):
             self.seeds_torch = True
             return
         if self.training.is_training(node, self.ctx.qualname):
-            if self.first_training is None:
-                self.first_training = node
-            if self.depth == 0:
-                self.top_level_training = True
+            self.calls.append((node, where, self.training.trains_module(node, self.ctx.qualname)))
+        elif _is_data_update(node.func) and any(_mentions_grad(a.value) for a in node.args):
+            self.calls.append((node, where, _BY_HAND))  # p.data.add_(p.grad, alpha=-lr)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        # `p.data -= lr * p.grad`: SGD by hand, as in micrograd and makemore
+        target = node.target
+        if isinstance(target, cst.Attribute) and target.attr.value == "data" and _mentions_grad(node.value):
+            self.calls.append((node, self.functions[-1] if self.functions else None, _BY_HAND))
 
     def leave_Module(self, node) -> None:
-        if self.seeds_torch or self.first_training is None:
+        if self.seeds_torch or not self.calls:
             return
-        if self.script or self.top_level_training:
-            call = self._describe(self.first_training)
-            self.report(self.first_training, f"`{call}` trains but this file never seeds torch: call "
-                        "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model")
+        if not any(self.ctx.imports.imports_module(library) for library in TRAINING_LIBRARIES):
+            return
+        top_level = any(where is None for _, where, _ in self.calls)
+        if not (self.script or top_level):
+            return
+        reached = self._reached()
+        by_hand = not self.own_autograd  # with its own autograd (micrograd), hand updates are of its own values
+        calls = [(call, by_hand if trains is _BY_HAND else trains) for call, where, trains in self.calls
+                 if where is None or where in reached]
+        if not any(trains for _, trains in calls):
+            return  # backward only (saliency, smoke tests) or optimizing input tensors: nothing is trained
+        first = next((call for call, _ in calls if isinstance(call, cst.Call)), None)
+        if first is None:
+            return
+        self.report(first, f"`{self._describe(first)}` trains but this file never seeds torch: call "
+                    "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model")
+
+    def _reached(self) -> set[str]:
+        """The defs the script runs: called (or passed on) from top-level code, transitively by name."""
+        reached: set[str] = set()
+        todo = list(self.refs.get(None, set()) | self.decorated)
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(self.refs.get(name, ()))
+        return reached
 
     def _describe(self, call: cst.Call) -> str:
         """`loss.backward()`, `Trainer(...).fit()`: the call, without its arguments."""
@@ -120,6 +215,25 @@ class MissingSeed(StaticRule):
         if len(code) > 40 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
             return f"{last_name(func.value.func)}(...).{func.attr.value}()"
         return f"{code}()"
+
+
+_BY_HAND = "by hand"  # a parameter updated from its gradient without an optimizer: SGD written out
+
+
+def _is_data_update(func: cst.BaseExpression) -> bool:
+    return isinstance(func, cst.Attribute) and func.attr.value in ("add_", "sub_") \
+        and isinstance(func.value, cst.Attribute) and func.value.attr.value == "data"
+
+
+def _mentions_grad(expr: cst.BaseExpression) -> bool:
+    """Whether `.grad` is read somewhere in the expression (a small one: an update's right-hand side)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Attribute) and node.attr.value == "grad":
+            return True
+        stack.extend(node.children)
+    return False
 
 
 class PartialSeed(StaticRule):
