@@ -25,6 +25,9 @@ def finetune(model, loader, optimizer):
     for x, y in loader:
         model(x).sum().backward()
 
+def main():
+    train_epoch(build(), loader(), make_optimizer())
+
 if __name__ == "__main__":
     main()
 '''
