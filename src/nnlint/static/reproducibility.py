@@ -65,6 +65,9 @@ class MissingSeed(StaticRule):
         "import torch\nparams = [x_adv]\nopt = torch.optim.Adam(params, lr=0.01)\nloss.backward()\nopt.step()\n",
         # a backward-only smoke test in a library's __main__
         "import torch\nif __name__ == '__main__':\n    v = ViT()\n    v(torch.randn(1, 3, 224, 224)).sum().backward()\n",
+        # one optimizer step on random images, as a library's demo: nothing is trained
+        "import torch\nif __name__ == '__main__':\n    opt = torch.optim.Adam(learner.parameters(), lr=3e-4)\n"
+        "    loss = learner(torch.randn(8, 3, 256, 256))\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
         # seeded through a generator passed to the draws (makemore)
         "import torch\ng = torch.Generator().manual_seed(2147483647)\nloader = DataLoader(ds, shuffle=True, generator=g)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nloss.backward()\nopt.step()\n",
@@ -81,7 +84,7 @@ class MissingSeed(StaticRule):
     )
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "loss = model(torch.randn(4, 2)).sum()\nloss.backward()  # <-\nopt.step()\nloss.backward()\n",
+        "for x in data:\n    loss = model(x).sum()\n    loss.backward()  # <-\n    opt.step()\n    loss.backward()\n",
         "import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
         "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
@@ -93,7 +96,7 @@ class MissingSeed(StaticRule):
         "if __name__ == '__main__':\n    main()\n",
         # a generator seeded but never passed: the global RNG still decides
         "import torch\ng = torch.Generator().manual_seed(0)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "loss.backward()  # <-\nopt.step()\n",
+        "for x in data:\n    model(x).sum().backward()  # <-\n    opt.step()\n",
         # SGD by hand over torch tensors
         "import torch\nW = torch.randn(27, 27, requires_grad=True)\nfor k in range(100):\n"
         "    loss = nll(W)\n    loss.backward()  # <-\n    W.data += -50 * W.grad\n",
@@ -112,6 +115,8 @@ class MissingSeed(StaticRule):
         self.refs: dict[str | None, set[str]] = {}  # names each def (None: top level) calls or passes on
         self.decorated: set[str] = set()  # entry points a framework calls (click commands, hydra mains)
         self.own_autograd = False  # a class defines `backward`: hand updates may be of its own values (micrograd)
+        self.loops = 0
+        self.repeated: set[int] = set()  # ids of the training calls that can run more than once
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.name.value == "backward" and self.depth:
@@ -131,6 +136,18 @@ class MissingSeed(StaticRule):
 
     def leave_ClassDef(self, node) -> None:
         self.depth -= 1
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
 
     def visit_If(self, node: cst.If) -> None:
         if self.depth == 0 and is_main_guard(node.test):
@@ -167,15 +184,25 @@ class MissingSeed(StaticRule):
             self.seeds_torch = True
             return
         if self.training.is_training(node, self.ctx.qualname):
+            self._note_repeated(node)
             self.calls.append((node, where, self.training.trains_module(node, self.ctx.qualname)))
         elif _is_data_update(node.func) and any(_mentions_grad(a.value) for a in node.args):
+            self._note_repeated(node)
             self.calls.append((node, where, _BY_HAND))  # p.data.add_(p.grad, alpha=-lr)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         # `p.data -= lr * p.grad`: SGD by hand, as in micrograd and makemore
         target = node.target
         if isinstance(target, cst.Attribute) and target.attr.value == "data" and _mentions_grad(node.value):
+            self._note_repeated(node)
             self.calls.append((node, self.functions[-1] if self.functions else None, _BY_HAND))
+
+    def _note_repeated(self, node: cst.CSTNode) -> None:
+        # In a loop, or in a def (a train step a loop or an engine calls): one unlooped step is a smoke test.
+        # A trainer's fit is a whole training loop.
+        fit = isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "fit"
+        if self.loops or self.depth or fit:
+            self.repeated.add(id(node))
 
     def leave_Module(self, node) -> None:
         if self.seeds_torch or not self.calls:
@@ -189,8 +216,8 @@ class MissingSeed(StaticRule):
         by_hand = not self.own_autograd  # with its own autograd (micrograd), hand updates are of its own values
         calls = [(call, by_hand if trains is _BY_HAND else trains) for call, where, trains in self.calls
                  if where is None or where in reached]
-        if not any(trains for _, trains in calls):
-            return  # backward only (saliency, smoke tests) or optimizing input tensors: nothing is trained
+        if not any(trains and id(call) in self.repeated for call, trains in calls):
+            return  # backward only (saliency), one smoke-test step, or optimizing input tensors: nothing is trained
         first = next((call for call, _ in calls if isinstance(call, cst.Call)), None)
         if first is None:
             return
