@@ -247,6 +247,10 @@ class MissingSeed(StaticRule):
 _BY_HAND = "by hand"  # a parameter updated from its gradient without an optimizer: SGD written out
 
 
+# Draws that reorder or pick data: their results matter even at the top of a script that trains nothing.
+_REORDERING = frozenset({"shuffle", "permutation", "randperm", "choice", "choices", "sample"})
+
+
 def _is_data_update(func: cst.BaseExpression) -> bool:
     return isinstance(func, cst.Attribute) and func.attr.value in ("add_", "sub_") \
         and isinstance(func.value, cst.Attribute) and func.value.attr.value == "data"
@@ -270,6 +274,9 @@ class PartialSeed(StaticRule):
     so data order, augmentation or splits still change and the run is not reproducible after all.
     Seed every global RNG you use (`random.seed(s)`, `np.random.seed(s)`, `torch.manual_seed(s)`, or
     one `seed_everything(s)`), or use an explicitly seeded generator such as `np.random.default_rng(s)`.
+    Also reported: a file that passes a seeded `torch.Generator` to some draws (`generator=g`) but
+    leaves others on the unseeded global RNG. Not reported in tests, nor for values drawn at the top
+    of a demo that trains nothing.
     """
 
     code = "NNL202"
@@ -288,18 +295,32 @@ class PartialSeed(StaticRule):
         "        np.random.seed(seed)\n\n    def drop(self):\n        return torch.rand([]) < 0.1\n",
         # seeds nothing: NNL201's business if it trains
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
+        # a demo value at the top of a notebook that trains nothing
+        "import numpy as np\nimport torch\ntorch.manual_seed(7)\na = np.random.rand(4, 3)\nb = torch.from_numpy(a)\n",
+        # every torch draw takes the seeded generator
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nW = torch.randn((27, 27), generator=g)\n"
+        "ix = torch.multinomial(p, 1, generator=g)\n",
     )
     INVALID = (
         "import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
-        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nnoise = np.random.randn(8)  # <-\n",
+        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nnoise = np.random.randn(8)  # <-\n"
+        "for x in data:\n    loss(model(x + noise)).backward()\n",
         "import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
         "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
         # the reverse: numpy seeded, torch's RNG used unseeded
         "import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+        # makemore part 2: the weights take the seeded generator, the minibatches do not
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nC = torch.randn((27, 2), generator=g)\n"
+        "for i in range(1000):\n    ix = torch.randint(0, X.shape[0], (32,))  # <-\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
+        self.generators = SeededGenerators()
+        self.unrouted: cst.Call | None = None  # a torch draw without the seeded generator the file passes elsewhere
+        self.routed = False
+        self.function_depth = 0
+        self.draws: list[tuple[str, cst.Call, bool]] = []  # (rng, call, inside code or reordering data)
         self.seeded: set[str] = set()  # seeded anywhere
         self.setup_seeded: set[str] = set()  # seeded outside classes: the file's reproducibility setup
         self.class_depth = 0
@@ -314,7 +335,23 @@ class PartialSeed(StaticRule):
     def leave_ClassDef(self, node) -> None:
         self.class_depth -= 1
 
+    def visit_FunctionDef(self, node) -> None:
+        self.function_depth += 1
+
+    def leave_FunctionDef(self, node) -> None:
+        self.function_depth -= 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1:
+            target = dotted_name(node.targets[0].target)
+            if target is not None:
+                self.generators.note_assign(target, node.value, self.ctx.qualname)
+
     def visit_Call(self, node: cst.Call) -> None:
+        self.generators.note_call(node)
+        if self.generators.passed(node) is not None:
+            self.routed = True
+            return
         seeds = seeded_rngs(node, self.ctx.qualname)
         if seeds:
             self.seeded |= seeds
@@ -328,12 +365,36 @@ class PartialSeed(StaticRule):
         if name is not None:
             for rng, draws in ((PYTHON, PYTHON_DRAWS), (NUMPY, NUMPY_DRAWS), (TORCH, TORCH_DRAWS)):
                 if name in draws:
-                    self.first_draw.setdefault(rng, node)
+                    if not self.in_tests:
+                        self.draws.append((rng, node, self.class_depth > 0 or self.function_depth > 0
+                                           or name.rsplit(".", 1)[-1] in _REORDERING))
+                    if rng == TORCH and self.unrouted is None:
+                        self.unrouted = node
                     return
         if not self.trains and self.training.is_training(node, self.ctx.qualname):
             self.trains = True
 
+    @property
+    def in_tests(self) -> bool:
+        path = self.ctx.path.replace("\\", "/")
+        name = path.rsplit("/", 1)[-1]
+        return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" \
+            or "/tests/" in f"/{path}" or "/test/" in f"/{path}"
+
     def leave_Module(self, node) -> None:
+        if self.routed and TORCH not in self.seeded and self.unrouted is not None and not self.in_tests:
+            # makemore: a seeded generator passed to some draws, while this one uses the unseeded global RNG
+            drawn = self.ctx.module.code_for_node(self.unrouted.func)
+            self.report(self.unrouted, f"`{drawn}(...)` draws from torch's unseeded global RNG while the file "
+                        "passes a seeded generator to other draws: pass `generator=` here too, or call "
+                        "`torch.manual_seed(seed)`")
+            return
+        # A result depends on a draw in a file that trains, in data code (defs, classes), or when it reorders
+        # data; a value drawn at the top of a demo that trains nothing (`a = np.random.rand(4, 3)`) is an example.
+        unseeded_torch_draw = next((call for rng, call, _ in self.draws if rng == TORCH), None)
+        for rng, call, in_code in self.draws:
+            if in_code or self.trains:
+                self.first_draw.setdefault(rng, call)
         if TORCH in self.setup_seeded:
             if not self.torch_seeded_explicitly:
                 return  # seeded through a helper that may well seed every RNG
@@ -342,11 +403,11 @@ class PartialSeed(StaticRule):
                 call = self.first_draw.get(rng)
                 if call is not None and rng not in self.seeded:
                     self._report(call, f"torch is seeded but {label} global RNG is not", how)
-        elif self.setup_seeded and TORCH not in self.seeded and TORCH in self.first_draw and not self.trains:
+        elif self.setup_seeded and TORCH not in self.seeded and unseeded_torch_draw is not None and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
                                   if rng in self.setup_seeded)
-            self._report(self.first_draw[TORCH], f"{seeded} RNG is seeded but torch's global RNG is not",
+            self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
                          "torch.manual_seed(seed)")
 
     def _report(self, call: cst.Call, what: str, fix: str) -> None:
