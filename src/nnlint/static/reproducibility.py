@@ -317,8 +317,11 @@ class PartialSeed(StaticRule):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.generators = SeededGenerators()
-        self.unrouted: cst.Call | None = None  # a torch draw without the seeded generator the file passes elsewhere
+        # a torch draw, after the seeded generator was first passed, that does not take it
+        self.unrouted: cst.Call | None = None
+        self.looped = False
         self.routed = False
+        self.loops = 0
         self.function_depth = 0
         self.draws: list[tuple[str, cst.Call, bool]] = []  # (rng, call, inside code or reordering data)
         self.seeded: set[str] = set()  # seeded anywhere
@@ -340,6 +343,18 @@ class PartialSeed(StaticRule):
 
     def leave_FunctionDef(self, node) -> None:
         self.function_depth -= 1
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if len(node.targets) == 1:
@@ -368,8 +383,8 @@ class PartialSeed(StaticRule):
                     if not self.in_tests:
                         self.draws.append((rng, node, self.class_depth > 0 or self.function_depth > 0
                                            or name.rsplit(".", 1)[-1] in _REORDERING))
-                    if rng == TORCH and self.unrouted is None:
-                        self.unrouted = node
+                    if rng == TORCH and self.routed and (self.unrouted is None or self.loops and not self.looped):
+                        self.unrouted, self.looped = node, self.loops > 0  # a minibatch draw in a loop first
                     return
         if not self.trains and self.training.is_training(node, self.ctx.qualname):
             self.trains = True
@@ -382,7 +397,7 @@ class PartialSeed(StaticRule):
             or "/tests/" in f"/{path}" or "/test/" in f"/{path}"
 
     def leave_Module(self, node) -> None:
-        if self.routed and TORCH not in self.seeded and self.unrouted is not None and not self.in_tests:
+        if TORCH not in self.seeded and self.unrouted is not None and not self.in_tests:
             # makemore: a seeded generator passed to some draws, while this one uses the unseeded global RNG
             drawn = self.ctx.module.code_for_node(self.unrouted.func)
             self.report(self.unrouted, f"`{drawn}(...)` draws from torch's unseeded global RNG while the file "
