@@ -296,6 +296,10 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss.backward(retain_graph=True)\nsum(losses).backward()\n",
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    loss = loss.detach()\n    total += loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss.item() / len(loader)\n",
+        # dividing by the loss is not accumulating it
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
     )
     INVALID = (
         "import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n"
@@ -304,6 +308,8 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
         "import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
         "    running += loss * batch['x'].size(0)  # <-\n",
+        "import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss / len(train_loader)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -367,6 +373,8 @@ def _accumulated_name(event: Event) -> str | None:
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             value = value.left if isinstance(value.left, cst.Name) else value.right
+        elif isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.left  # `epoch_loss += loss / len(loader)`: still the loss, scaled
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
