@@ -649,7 +649,8 @@ class FactoryWithoutDevice(ModelScopeRule):
     `torch.zeros(...)`, `torch.arange(...)` or `torch.tensor([...])` inside `forward` create CPU
     tensors. The model works until it is moved to a GPU, then fails with a device mismatch (or
     silently copies every step). Pass `device=x.device`, or use `x.new_zeros(...)` /
-    `torch.zeros_like(x)`, or register constant tensors as buffers in `__init__`.
+    `torch.zeros_like(x)`, or register constant tensors as buffers in `__init__`. A `torch.tensor` of
+    sizes (`[inp.shape[-1] for inp in x]`, `len(s)`) is bookkeeping that belongs on the CPU: not reported.
     """
 
     code = "NNL307"
@@ -675,6 +676,12 @@ class FactoryWithoutDevice(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x * torch.tensor(0.5) + torch.ones(4).to(x)\n",
         "import torch\ndef make(n):\n    return torch.zeros(n)\n",
+        # DINO's multi-crop wrapper: crop sizes counted on the CPU to slice the list of crops
+        "import torch\nfrom torch import nn\nclass MultiCrop(nn.Module):\n    def forward(self, x):\n"
+        "        idx = torch.cumsum(torch.unique_consecutive(torch.tensor([inp.shape[-1] for inp in x]),\n"
+        "                           return_counts=True)[1], 0)\n        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
+        "import torch\nfrom torch import nn\nclass Enc(nn.Module):\n    def forward(self, seqs):\n"
+        "        lengths = torch.tensor([len(s) for s in seqs])\n        return pack(self.pad(seqs), lengths)\n",
     )
     INVALID = (
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
@@ -683,6 +690,9 @@ class FactoryWithoutDevice(ModelScopeRule):
         "        return x + torch.arange(x.size(-1))  # <-\n",
         "from torch import nn, tensor\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x * tensor([1.0, 2.0])  # <-\n",
+        # values, not sizes: data that multiplies the input
+        "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
+        "        w = torch.tensor([self.scale[k] for k in self.keys])  # <-\n        return x * w\n",
     )
 
     def __init__(self, ctx):
@@ -700,7 +710,7 @@ class FactoryWithoutDevice(ModelScopeRule):
         if callee == "tensor":
             # A 0-dim CPU tensor mixes with GPU tensors; only data tensors break.
             data = get_arg(call, 0, "data")
-            return isinstance(data, (cst.List, cst.Tuple, cst.ListComp))
+            return isinstance(data, (cst.List, cst.Tuple, cst.ListComp)) and not _of_sizes(data)
         return not _is_scalar_size(call, callee)
 
     def _report(self, call: cst.Call, scope: FunctionScope, name: str | None = None) -> None:
@@ -762,6 +772,24 @@ class FactoryWithoutDevice(ModelScopeRule):
         for name, call in self._pending.items():
             self._report(call, scope, name)
         self._pending.clear()
+
+
+def _of_sizes(data: cst.List | cst.Tuple | cst.ListComp) -> bool:
+    """`[inp.shape[-1] for inp in x]`, `[len(s) for s in seqs]`: sizes counted on the CPU for bookkeeping
+    (crop boundaries, sequence lengths that `pack_padded_sequence` wants on the CPU anyway)."""
+    elements = [data.elt] if isinstance(data, cst.ListComp) else [e.value for e in data.elements]
+    return bool(elements) and all(_is_size(e) for e in elements)
+
+
+def _is_size(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Subscript):
+        expr = expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value == "shape"
+    if isinstance(expr, cst.Call):
+        return (isinstance(expr.func, cst.Name) and expr.func.value == "len") or \
+            (isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("size", "numel", "dim"))
+    return False
 
 
 def _operands(expr: cst.BaseExpression) -> list[cst.Call]:
