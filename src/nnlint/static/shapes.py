@@ -377,7 +377,9 @@ class SqueezeWithoutDim(ModelScopeRule):
 
     `squeeze()` drops every dimension of size 1. When the last batch holds a single sample, that
     includes the batch dimension: `(1, 1)` logits become a scalar, losses broadcast wrongly or fail,
-    and only on that last batch. Name the dimension: `squeeze(-1)` or `squeeze(dim=1)`.
+    and only on that last batch. Name the dimension: `squeeze(-1)` or `squeeze(dim=1)`. Not reported
+    where one sample is run on purpose and a scalar is meant: the code builds a batch of one
+    (`x.unsqueeze(0)`, `x[None]`, `torch.randint(n, (1, 1))`) or uses the result as a scalar (`.item()`).
     """
 
     code = "NNL304"
@@ -397,6 +399,13 @@ class SqueezeWithoutDim(ModelScopeRule):
         "def shape_of(img):\n    return img.squeeze()\n",
         "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
         "        w = self.weight.squeeze()\n        return x * w\n",
+        # one sample at a time, where a scalar is meant
+        "import torch\ndef predict(net, review):\n    output = net(review)\n    pred = torch.round(output.squeeze())\n"
+        "    return 'positive' if pred.item() == 1 else 'negative'\n",
+        "import torch\ninput = torch.randint(ntokens, (1, 1))\nfor i in range(100):\n"
+        "    output, hidden = model(input, hidden)\n    weights = output.squeeze().div(t).exp()\n"
+        "    input.fill_(torch.multinomial(weights, 1)[0])\n",
+        "def embed(model, img):\n    return model(img.unsqueeze(0)).squeeze()\n",
     )
     INVALID = (
         "import torch.nn.functional as F\ndef step(model, x, y):\n    out = model(x)\n"
@@ -407,12 +416,25 @@ class SqueezeWithoutDim(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return torch.squeeze(self.fc(x))  # <-\n",
         "for x, y in loader:\n    loss = criterion(net(x).squeeze(), y)  # <-\n",
+        # a batch, with .item() on something else
+        "def evaluate(model, loader):\n    for x, y in loader:\n        pred = model(x).squeeze()  # <-\n"
+        "        correct += (pred.round() == y).sum().item()\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self._loss_inputs: set[int] = set()
         self._exempt: set[int] = set()
+        self._target: str | None = None  # the name the current statement assigns
+        self._one_sample: dict[int, bool] = {}  # per scope: does it run one sample at a time?
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        target = node.targets[0].target if len(node.targets) == 1 else None
+        self._target = target.value if isinstance(target, cst.Name) else None
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        super().leave_Assign(node)
+        self._target = None
 
     def visit_Call(self, node: cst.Call) -> None:
         callee = _callee(node)
@@ -421,6 +443,8 @@ class SqueezeWithoutDim(ModelScopeRule):
         if callee == "squeeze":
             receiver = _squeeze_receiver(node, self.ctx.call_name(node))
             if receiver is None or id(node) in self._exempt:
+                return
+            if self._scalar_intended():
                 return
             if id(node) in self._loss_inputs:
                 self.report(node, f"`squeeze()` without dim on the loss input `{self.describe(receiver)}` also "
@@ -434,6 +458,49 @@ class SqueezeWithoutDim(ModelScopeRule):
             squeezed = [a.value for a in node.args if _squeeze_receiver(a.value, self.ctx.call_name(a.value))]
             # `loss_fct(logits.squeeze(), labels.squeeze())`: both sides lose the same dims, shapes still match.
             (self._exempt if len(squeezed) > 1 else self._loss_inputs).update(map(id, squeezed))
+
+    def _scalar_intended(self) -> bool:
+        """Inference on one sample, where dropping every size-1 dim is the point: the scope builds a batch of
+        one (`x.unsqueeze(0)`, `x[None]`, `torch.randint(n, (1, 1))`), or the squeezed value is used as a
+        scalar (`pred.item()`) or sampled from (`torch.multinomial(weights, 1)`)."""
+        root = self.scope.node or self.ctx.module
+        key = id(root)
+        if key not in self._one_sample:
+            self._one_sample[key] = any(_makes_one_sample(n) for n in walk(root))
+        if self._one_sample[key]:
+            return True
+        return self._target is not None and any(_uses_as_scalar(n, self._target) for n in walk(root))
+
+
+def _makes_one_sample(node: cst.CSTNode) -> bool:
+    if isinstance(node, cst.Subscript):  # x[None], x[None, ...]
+        first = node.slice[0].slice if node.slice else None
+        return isinstance(first, cst.Index) and isinstance(first.value, cst.Name) and first.value.value == "None"
+    if not isinstance(node, cst.Call):
+        return False
+    callee = _callee(node)
+    if callee in ("unsqueeze", "unsqueeze_"):
+        return bool(node.args) and int_value(node.args[0].value) == 0
+    if callee in _FACTORIES:  # torch.randint(n, (1, 1)), torch.zeros(1, 1, d)
+        sizes = [a.value for a in positional_args(node)]
+        tuples = [v for v in sizes if isinstance(v, (cst.Tuple, cst.List))]
+        if tuples:
+            elements = tuples[-1].elements
+            return len(elements) >= 2 and int_value(elements[0].value) == 1
+        return callee in ("zeros", "ones", "randn", "rand", "empty") and len(sizes) >= 2 and int_value(sizes[0]) == 1
+    return False
+
+
+def _uses_as_scalar(node: cst.CSTNode, name: str) -> bool:
+    if not isinstance(node, cst.Call):
+        return False
+    func = node.func
+    if isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist"):
+        return isinstance(func.value, cst.Name) and func.value.value == name
+    if _callee(node) in ("multinomial", "int", "float") and node.args:
+        value = node.args[0].value
+        return isinstance(value, cst.Name) and value.value == name
+    return False
 
 
 _SEQUENCE_FIRST_LAYERS = frozenset({"LSTM", "GRU", "RNN", "Transformer", "TransformerEncoderLayer",
