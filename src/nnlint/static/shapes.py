@@ -513,7 +513,8 @@ class BatchReductionInForward(ModelScopeRule):
     In `forward`, dim 0 of the input is the batch. `x.sum(0)`, `x.mean(dim=0)` or `torch.max(h, 0)`
     on it make each output depend on the other samples, so results change with the batch size and
     between training and inference. Reduce over the feature dims (`dim=1`, `dim=-1`); a normalization
-    layer that means to pool over the batch should say so in its docstring.
+    layer that means to pool over the batch should say so in its docstring. Not reported in loss modules,
+    nor for a batch statistic that updates the module's state (DINO's `self.center.copy_(avg)`).
     """
 
     code = "NNL305"
@@ -533,6 +534,13 @@ class BatchReductionInForward(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x + self.table.sum(0)\n",
         "def total(x):\n    return x.sum(0)\n",
+        # DINO's teacher centering: a batch statistic stored in a buffer, not an output
+        "import torch\nfrom torch import nn\nclass Dino(nn.Module):\n    def forward(self, x):\n"
+        "        teacher = self.teacher(x)\n        avg = torch.cat((teacher, teacher)).mean(dim=0)\n"
+        "        self.last_centers.copy_(avg)\n        return self.loss(teacher)\n",
+        # a loss module's forward reduces over the batch by definition
+        "from torch import nn\nclass SmoothedCriterion(nn.Module):\n    def forward(self, logits, targets):\n"
+        "        out = self.criterion(logits, targets)\n        return out.mean(dim=0)\n",
     )
     INVALID = (
         "from torch import nn\nclass Standardize(nn.Module):\n    def forward(self, x):\n"
@@ -562,9 +570,28 @@ class BatchReductionInForward(ModelScopeRule):
         known = self._documented.get(owner.node)
         if known is None:
             docs = f"{owner.node.get_docstring() or ''} {scope.node.get_docstring() or ''}".lower()
-            known = "norm" in owner.node.name.value.lower() or "batch" in docs
+            name = owner.node.name.value.lower()
+            # A loss module's forward reduces over the batch by definition.
+            known = "norm" in name or "loss" in name or "criterion" in name or "batch" in docs
             self._documented[owner.node] = known
         return known
+
+    def _updates_state(self, reduction: cst.Call) -> bool:
+        """DINO's centering: a batch statistic that updates the module's state (`self.center.copy_(avg)`),
+        not an output of the samples."""
+        statement = self._statement
+        if statement is None:
+            return False
+        updates = [u for n in walk(statement) if (u := _state_update(n)) is not None]
+        if any(reduction in set(walk(u)) for u in updates):
+            return True
+        body = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and statement.body else None
+        if not isinstance(body, cst.Assign) or len(body.targets) != 1 or not isinstance(body.targets[0].target,
+                                                                                         cst.Name):
+            return False
+        name = body.targets[0].target.value
+        return any(isinstance(arg, cst.Name) and arg.value == name
+                   for n in walk(self.scope.node) if (u := _state_update(n)) is not None for arg in walk(u))
 
     def visit_Call(self, node: cst.Call) -> None:
         callee = _callee(node)
@@ -587,10 +614,23 @@ class BatchReductionInForward(ModelScopeRule):
             return
         if self._statement in self._reported:
             return  # `(x - x.mean(0)) / x.std(0)`: one finding per statement is enough
-        if mentions_dim_zero(dim) and self.flags(receiver) & INPUT and not self._documents_batch_pooling(self.scope):
+        if mentions_dim_zero(dim) and self.flags(receiver) & INPUT and not self._documents_batch_pooling(self.scope) \
+                and not self._updates_state(node):
             self._reported.add(self._statement)
             self.report(node, f"`{callee}` over dim 0 of `{self.describe(receiver)}` in forward mixes the samples "
                               "of the batch: reduce over the feature dims instead (or document batch pooling)")
+
+
+_IN_PLACE = frozenset({"copy_", "lerp_", "add_", "mul_", "sub_"})
+
+
+def _state_update(node: cst.CSTNode) -> cst.Call | None:
+    """`self.center.copy_(...)`, `self.running.lerp_(...)`: an in-place update of the module's own state."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _IN_PLACE:
+        name = dotted_name(node.func.value)
+        if name is not None and name.startswith("self."):
+            return node
+    return None
 
 
 def _flatten_receiver(call: cst.BaseExpression, qualname: str | None) -> cst.BaseExpression | None:
