@@ -8,6 +8,7 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.calls import get_arg, positional_args
+from nnlint.static.rng import is_tensor_list
 from nnlint.static.loopfacts import (
     Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
 )
@@ -682,7 +683,9 @@ class AdamHighLearningRate(StaticRule):
 
     Adam's per-parameter scaling makes its step size roughly the learning rate itself; 1e-2 or more
     usually makes training unstable or diverge. The usual range is 1e-4 to 3e-3 (1e-3 is the
-    default). Lower it, or use a warmup schedule if a high peak rate is really intended.
+    default). Lower it, or use a warmup schedule if a high peak rate is really intended. An Adam over
+    listed input tensors (`Adam([image], lr=0.1)`: feature visualization, style transfer) updates pixels,
+    not weights, and is not reported.
     """
 
     code = "NNL509"
@@ -694,6 +697,8 @@ class AdamHighLearningRate(StaticRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         "from keras.optimizers import Adam\nopt = Adam(lr=0.01)\n",
+        # optimizing an image: large steps on pixels are the point
+        "from torch.optim import Adam\noptimizer = Adam([processed_image], lr=0.1, weight_decay=1e-6)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.01)  # <-\n",
@@ -707,6 +712,9 @@ class AdamHighLearningRate(StaticRule):
         name = self.ctx.call_name(node)
         if name not in _ADAMS:
             return
+        params = get_arg(node, 0, "params")
+        if params is not None and is_tensor_list(params):
+            return  # updating input pixels or a latent (feature visualization, style transfer), not weights
         lr = get_arg(node, 1, "lr")
         if isinstance(lr, (cst.Float, cst.Integer)):
             value = float(lr.evaluated_value)
