@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nnlint.engine import FileTask, lint_file
 from nnlint.notebook import NotebookError, apply_edits, load
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 
 @dataclass

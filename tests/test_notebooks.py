@@ -12,7 +12,7 @@ from conftest import FIXTURES, expected_findings
 
 from nnlint.engine import FileTask, lint_file
 from nnlint.notebook import NotebookError, apply_edits, load
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 STATIC_CODES = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "tool"))
 BUGGY = FIXTURES / "buggy" / "tabular_notebook.ipynb"

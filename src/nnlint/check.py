@@ -1,21 +1,23 @@
-"""What `nnlint check` does: collect files, resolve settings per file, lint (and trace), filter, sort."""
+"""What `nnlint check` does: collect files, select codes per file, run the enabled layers, settle, sort."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nnlint.config import ConfigError, ConfigFinder, Settings, expand_codes, load_file
-from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.cache import ResultCache, cache_dir, entry_key
+from nnlint.config import ConfigError
+from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.discovery import walk_folder
-from nnlint.engine import FileTask, lint_files
+from nnlint.engine import FileTask, fix_text
+from nnlint.layers import Layer, StaticLayer, TraceLayer, lint_cached
 from nnlint.report import Summary
-from nnlint.rule import registry
-from nnlint.suppression import is_suppressed
+from nnlint.selection import RuleSelection
+from nnlint.source import decode, encode_like, read_bytes
+from nnlint.suppression import settle
 
 
 @dataclass
@@ -29,6 +31,23 @@ class CheckOptions:
     trace_timeout: float | None = None
     verbose: bool = False
     jobs: int | None = None
+    fix: frozenset[Applicability] = frozenset()  # fixes to apply: none, safe, or safe and unsafe
+    diff: bool = False  # compute the fixes but write nothing (`--diff`)
+    stdin: bytes | None = None  # `nnlint check -`: the source read from standard input
+    stdin_filename: str | None = None  # where that source would live: names it, picks its config
+    cache: bool = True
+    cache_dir: str | None = None
+    trace_pool: object | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+
+
+@dataclass
+class FileChange:
+    """What fixing did (or, with --diff, would do) to one file."""
+
+    display: str
+    before: str
+    after: str
+    applied: list[Diagnostic]
 
 
 @dataclass
@@ -37,6 +56,8 @@ class CheckOutcome:
     summary: Summary
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+    failed_writes: bool = False
 
     @property
     def internal_error(self) -> bool:
@@ -52,106 +73,127 @@ def display_path(path: str) -> str:
     return path.replace(os.sep, "/")
 
 
-class _Selection:
-    """Enabled codes per file: settings, then CLI options over them, then per-file ignores."""
-
-    def __init__(self, options: CheckOptions):
-        self.known = list(registry())
-        self.explicit = load_file(Path(options.config), self.known) if options.config else None
-        self.finder = ConfigFinder(self.known)
-        self.cli_select = expand_codes(options.select, self.known, "--select") if options.select else None
-        self.cli_ignore = expand_codes(options.ignore, self.known, "--ignore") if options.ignore is not None else None
-        self._cache: dict[tuple, frozenset[str]] = {}
-
-    def settings(self, path: Path) -> Settings | None:
-        return self.explicit or self.finder.for_path(path)
-
-    def project_settings(self) -> Settings | None:
-        """The settings of the working directory: run-wide options (fail-on, tracing) come from there."""
-        return self.explicit or self.finder.for_path(Path(os.getcwd()) / "pyproject.toml")
-
-    def enabled(self, path: Path) -> frozenset[str]:
-        settings = self.settings(path)
-        ignored_here = settings.ignored_for(path) if settings else set()
-        key = (id(settings), frozenset(ignored_here))
-        if key not in self._cache:
-            select = self.cli_select
-            if select is None:
-                select = expand_codes(settings.select, self.known, "select") if settings and settings.select else set(self.known)
-            ignore = self.cli_ignore
-            if ignore is None:
-                ignore = expand_codes(settings.ignore, self.known, "ignore") if settings else set()
-            self._cache[key] = frozenset(select - ignore - ignored_here)
-        return self._cache[key]
-
-
-def collect_files(paths: list[str], selection: _Selection) -> list[str]:
+def collect_files(paths: list[str], selection: RuleSelection) -> list[str]:
+    if "-" in paths and len(paths) > 1:
+        raise ConfigError("'-' (read standard input) cannot be combined with other paths")
     files: set[str] = set()
     for given in paths:
         if not os.path.lexists(given):
             raise ConfigError(f"path not found: {given}")
         if os.path.isdir(given):
-            def excluded(p: Path) -> bool:
-                settings = selection.settings(p)
-                return settings is not None and settings.is_excluded(p)
-
-            files.update(walk_folder(given, excluded))
-        else:
-            settings = selection.settings(Path(given))
-            if settings is None or not settings.is_excluded(Path(given)):
-                files.add(given)
+            files.update(walk_folder(given, selection.is_excluded))
+        elif not selection.is_excluded(given):
+            files.add(given)
     return sorted(files, key=display_path)
 
 
-def _fail_on(selection: _Selection) -> Severity | None:
-    settings = selection.project_settings()
-    return settings.fail_on if settings else None
-
-
-def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tuple[list[Diagnostic], list[str]]:
-    if options.static_only:
-        return [], []
-    from nnlint.trace.options import trace_options
-    from nnlint.trace.runner import trace_files
-
-    trace_opts = trace_options(selection.project_settings(), options)
-    return trace_files([(f, display_path(f)) for f in files], trace_opts)
-
-
-def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
-    if path not in cache:
+def _read_lines(path: str) -> Callable[[], list[str]]:
+    def read() -> list[str]:
         try:
-            cache[path] = Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
+            return Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
         except OSError:
-            cache[path] = []
-    lines = cache[path]
-    return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
+            return []
+
+    return read
+
+
+def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None,
+               cache: ResultCache | None = None) -> list[Layer]:
+    layers: list[Layer] = [StaticLayer(options.jobs, progress, cache)]
+    if not options.static_only and options.stdin is None:  # tracing imports the file from disk
+        layers.append(TraceLayer(options))
+    return layers
+
+
+def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Layer]
+               ) -> tuple[list[Diagnostic], list[Diagnostic], list[str]]:
+    """(reported, suppressed, notes) of every layer whose codes some file enables; each finding settled once."""
+    enabled_anywhere = frozenset().union(*(t.enabled for t in tasks))
+    diagnostics: list[Diagnostic] = []
+    suppressed: list[Diagnostic] = []
+    notes: list[str] = []
+    by_display = {t.display: t for t in tasks}
+    for layer in layers:
+        if not layer.codes & enabled_anywhere:
+            continue  # e.g. no tracing under --select NNL3
+        output = layer.run(tasks, selection)
+        notes += output.notes
+        raw_by_file: dict[str, list[Diagnostic]] = {}
+        for d in output.raw:
+            raw_by_file.setdefault(d.path, []).append(d)
+        results = list(output.settled)
+        for display, found in raw_by_file.items():
+            task = by_display.get(display)
+            if task is not None:
+                results.append(settle(found, task.enabled, _read_lines(task.path)))
+        for result in results:
+            diagnostics += result.diagnostics
+            suppressed += result.suppressed
+    return diagnostics, suppressed, notes
+
+
+def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
+    """Standard input, named and configured as `--stdin-filename` (Ruff's convention), else `-`."""
+    name = options.stdin_filename
+    where = Path(name) if name else Path(os.getcwd()) / "stdin.py"
+    return FileTask(name or "-", display_path(name) if name else "-", selection.for_path(where), options.stdin)
+
+
+def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCache | None,
+                 outcome: CheckOutcome) -> list[FileTask]:
+    """Fix every file with applicable fixes (before any layer runs, so all of them see the fixed code);
+    the tasks to check afterwards (stdin's carries its fixed text)."""
+    results = lint_cached(tasks, cache, options.jobs)
+    for index, (task, result) in enumerate(zip(tasks, results)):
+        if not any(d.fix and d.fix.applicability in options.fix for d in result.diagnostics):
+            continue
+        data = task.data if task.data is not None else read_bytes(task.path)
+        before = decode(data)
+        after, applied, remaining = fix_text(before, task.display, task.enabled, options.fix)
+        if after == before:
+            continue
+        outcome.changes.append(FileChange(task.display, before, after, applied))
+        new_data = encode_like(data, after)
+        if options.diff:
+            continue
+        if task.data is not None:  # stdin: the CLI prints the fixed source
+            tasks[index] = replace(task, data=new_data)
+            continue
+        try:
+            with open(task.path, "wb") as handle:
+                handle.write(new_data)
+        except OSError as exc:
+            outcome.notes.append(f"cannot write fixes to {task.display}: {exc.strerror or exc}")
+            outcome.failed_writes = True
+            continue
+        if cache is not None:
+            cache.put(task.path, entry_key(new_data, ",".join(sorted(task.enabled))),
+                      remaining.diagnostics, remaining.suppressed)
+    return tasks
 
 
 def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
     started = time.perf_counter()
-    selection = _Selection(options)
-    files = collect_files(options.paths or ["."], selection)
-    tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
-    results = lint_files(tasks, options.jobs, progress(len(tasks)) if progress else None)
-    diagnostics = [d for r in results for d in r.diagnostics]
-    suppressed = [d for r in results for d in r.suppressed]
-
-    traced, notes = _trace(files, selection, options)
-    enabled_by_display = {t.display: t.enabled for t in tasks}
-    on_disk = {t.display: t.path for t in tasks}
-    lines: dict[str, list[str]] = {}
-    for d in traced:
-        if d.code not in enabled_by_display.get(d.path, ()) and d.code != "NNL003":
-            continue
-        if d.cell is None:  # a notebook's finding already carries its cell's line
-            d = replace(d, line_text=_line_text(on_disk.get(d.path, d.path), d.line, lines))
-        (suppressed if is_suppressed(d.code, d.line_text) else diagnostics).append(d)
-
+    selection = RuleSelection(options.select, options.ignore, options.config)
+    settings = selection.project_settings()
+    outcome = CheckOutcome([], Summary(0, 0.0), settings.fail_on if settings else None)
+    if options.stdin is not None:
+        tasks = [_stdin_task(options, selection)]
+        if options.verbose and not options.static_only:
+            outcome.notes.append("tracing skipped for standard input: check the saved file to trace its models")
+    else:
+        tasks = [FileTask(f, display_path(f), selection.for_path(f))
+                 for f in collect_files(options.paths or ["."], selection)]
+    cache = None
+    if options.cache and options.stdin is None:
+        cache = ResultCache(cache_dir(options.cache_dir, settings), "static")
+    if options.fix:
+        tasks = _apply_fixes(tasks, options, cache, outcome)
+    layers = layers_for(options, progress(len(tasks)) if progress else None, cache)
+    diagnostics, suppressed, notes = run_layers(tasks, selection, layers)
+    problem = cache.save() if cache else None
+    outcome.notes += notes + ([problem] if problem else [])
     diagnostics.sort(key=Diagnostic.sort_key)
-    summary = Summary(files_checked=len(files), elapsed=time.perf_counter() - started, suppressed=suppressed)
-    return CheckOutcome(diagnostics, summary, _fail_on(selection), notes)
-
-
-def warn(message: str) -> None:
-    print(f"nnlint: {message}", file=sys.stderr)
+    outcome.diagnostics = diagnostics
+    outcome.summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
+    return outcome

@@ -1,21 +1,23 @@
-"""Check files: read once, parse once, run every enabled rule in one walk, suppress, collect."""
+"""The static layer's engine: read once, parse once, run every enabled rule in one walk, locate, settle."""
 
 from __future__ import annotations
 
 import ast
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
 from nnlint import notebook
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
-from nnlint.rule import Rule, StaticRule, registry
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
-from nnlint.suppression import is_suppressed, noqa_problems
+from nnlint.registry import registry
+from nnlint.rule import NodeFix, Rule, StaticRule
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
+from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -27,12 +29,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
-
-
-@dataclass
-class FileResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    suppressed: list[Diagnostic] = field(default_factory=list)
+    data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -53,31 +50,59 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
 
 
 class _Walk:
-    """One pass over the tree, calling each rule's visit_/leave_ methods."""
+    """One pass over the tree, calling each fact provider's, then each rule's, visit_/leave_ methods."""
 
     def __init__(self, ctx: FileContext, rules: list[StaticRule]):
         self.ctx = ctx
         self.rules = rules
-        self.crashes: list[tuple[type[Rule], cst.CSTNode, BaseException]] = []
+        for rule in rules:  # walk-fed providers must exist before the walk
+            for kind in type(rule).uses:
+                ctx.facts(kind)
+        self.providers = [p for p in ctx.providers() if type(p).walks()]
+        self.crashes: list[tuple[str, cst.CSTNode, BaseException]] = []  # (what crashed, where, why)
+        self.dropped: set[int] = set()
+        ctx.walk_started = True
         self._build_dispatch()
 
     def _build_dispatch(self) -> None:
         self.visits: dict[str, list] = defaultdict(list)
         self.leaves: dict[str, list] = defaultdict(list)
-        for rule in self.rules:
-            for kind, node_type, attr in _handlers(type(rule)):
+        for participant in [*self.providers, *self.rules]:
+            for kind, node_type, attr in _handlers(type(participant)):
                 table = self.visits if kind == "visit" else self.leaves
-                table[node_type].append((rule, getattr(rule, attr)))
+                table[node_type].append((participant, getattr(participant, attr)))
 
     def _call(self, handlers: list, node: cst.CSTNode) -> None:
         # Rebuilding the dispatch makes new lists, so iterating `handlers` stays safe.
-        for rule, handler in handlers:
+        for participant, handler in handlers:
+            if self.dropped and id(participant) in self.dropped:
+                continue  # stopped earlier at this very node
             try:
                 handler(node)
             except Exception as exc:  # a rule bug must not hide the other rules' findings
-                self.crashes.append((type(rule), node, exc))
-                self.rules.remove(rule)
-                self._build_dispatch()
+                self._drop(participant, node, exc)
+
+    def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
+        if isinstance(participant, StaticRule):
+            if participant not in self.rules:
+                return
+            self.rules.remove(participant)
+            self.dropped.add(id(participant))
+            rule = type(participant)
+            self.crashes.append((f"rule {rule.code} ({rule.name})", node, exc))
+        else:  # a provider: the rules reading its facts stop too, rather than read partial facts
+            self.providers.remove(participant)
+            self.dropped.add(id(participant))
+            users = [r for r in self.rules if self._depends(type(r).uses, type(participant))]
+            self.rules = [r for r in self.rules if r not in users]
+            self.dropped.update(id(r) for r in users)
+            codes = ", ".join(type(r).code for r in users) or "none"
+            self.crashes.append((f"{type(participant).__name__} facts (rules stopped: {codes})", node, exc))
+        self._build_dispatch()
+
+    @classmethod
+    def _depends(cls, uses, provider: type) -> bool:
+        return any(kind is provider or cls._depends(kind.needs, provider) for kind in uses)
 
     def run(self) -> None:
         imports = self.ctx.imports
@@ -132,10 +157,13 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     try:
         walk.run()
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
-        walk.crashes.append((registry()["NNL003"], module, exc))
+        walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
+    wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
+    wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
+               if isinstance(node, cst.CSTNode)]
     try:
-        positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
+        positions = locate(module, wanted)
     except RecursionError:
         positions = {}
 
@@ -144,29 +172,80 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message)
 
     for report in ctx.reports:
-        found.append(located(report.rule, report.node, report.message))
-    for rule, node, exc in walk.crashes:
-        message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
+        diagnostic = located(report.rule, report.node, report.message)
+        if report.fix is not None:
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
+        found.append(diagnostic)
+    for what, node, exc in walk.crashes:
+        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
-    """Attach line text and apply `# noqa`; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
-    result = FileResult()
-    lines = text.split("\n")
-    for diagnostic in found:
-        if diagnostic.code not in enabled and diagnostic.code != "NNL003":
-            continue
-        if diagnostic.line <= len(lines):
-            diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
-        if is_suppressed(diagnostic.code, diagnostic.line_text):
-            result.suppressed.append(diagnostic)
+def _source_of(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> str:
+    """The original text of a located span (0-based columns): keeps nested lines' full indentation."""
+    if line == end_line:
+        return lines[line - 1][column:end_column]
+    return "".join([lines[line - 1][column:], *lines[line:end_line - 1], lines[end_line - 1][:end_column]])
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown.
+
+    A replacement that is itself a node of the file (a statement moved elsewhere) keeps its original
+    text; a new node is rendered by libcst."""
+    edits = []
+    lines = text.splitlines(keepends=True)
+    for old, new in fix.replacements:
+        if old not in positions:
+            return None
+        line, column, end_line, end_column = positions[old]
+        if isinstance(new, str):
+            content = new
+        elif new in positions:
+            content = _source_of(lines, *positions[new])
         else:
-            result.diagnostics.append(diagnostic)
+            content = module.code_for_node(new)
+        edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
+    return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
+
+
+def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
+    """Settle the findings; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
+    lines = text.split("\n")
+    result = settle(found, enabled, lines)
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
+             ) -> tuple[str, list[Diagnostic], FileResult]:
+    """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
+
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain.
+    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells."""
+    applied: list[Diagnostic] = []
+    for attempt in range(MAX_FIX_PASSES + 1):
+        book = notebook.load(text) if path.endswith(notebook.SUFFIX) else None
+        source = book.source if book else text
+        result = lint_text(source, path, enabled)
+        if attempt == MAX_FIX_PASSES:
+            break  # fixes that keep producing fixes: stop, report what remains
+        fixable = [d for d in result.diagnostics if d.fix is not None]
+        taken = compatible_fixes(source, [d.fix for d in fixable], allowed)
+        if not taken:
+            break
+        done = [d for d in fixable if any(d.fix is fix for fix in taken)]
+        applied += [book.to_cell(d) for d in done] if book else done
+        edits = [edit for fix in taken for edit in fix.edits]
+        text = notebook.apply_edits(text, edits) if book else apply_edits(text, edits)
+    if book:
+        result = FileResult([book.to_cell(d) for d in result.diagnostics], [book.to_cell(d) for d in result.suppressed])
+    return text, applied, result
 
 
 def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
@@ -187,7 +266,7 @@ def lint_file(task: FileTask) -> FileResult:
     if task.path.endswith(notebook.SUFFIX):
         return _lint_notebook(task)
     try:
-        text = decode(read_bytes(task.path))
+        text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:

@@ -209,8 +209,11 @@ class Notebook:
             last = self.cell_at(d.line)
             end_line, end_column = len(last.lines), len(last.lines[-1]) + 1 if last.lines else 1
         span = (*self.file_position(d.line, d.column), *self.file_position(d.end_line, d.end_column))
+        first = self.cell_at(d.line).first_line
+        fix = d.fix and replace(d.fix, edits=tuple(  # in the cell's coordinates, like the finding's
+            replace(e, line=e.line - first + 1, end_line=e.end_line - first + 1) for e in d.fix.edits))
         return replace(d, line=line, column=column, end_line=end_line, end_column=end_column, cell=cell,
-                       file_span=span, line_text=self.line_text(d.line))
+                       file_span=span, line_text=self.line_text(d.line), fix=fix)
 
     def _raw_offset(self, cell: Cell, offset: int) -> int:
         for literal in cell.literals:

@@ -4,18 +4,46 @@ from __future__ import annotations
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
+from nnlint.static.calls import positional_args
+from nnlint.static.facts.names import final_name
+from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
     DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TRAINING_LIBRARIES,
-    SeededGenerators, TrainingCalls, is_main_guard, last_name, seeded_rngs,
+    SeededGenerators, TrainingCalls, is_main_guard, seeded_rngs,
 )
 
 # Decorators that do not make a function an entry point someone else calls.
 _PLAIN_DECORATORS = frozenset({"staticmethod", "classmethod", "property", "no_grad", "inference_mode",
                                "enable_grad", "wraps", "cache", "lru_cache", "setter", "abstractmethod",
                                "jit", "script", "compile", "overload", "override"})
+
+
+_SEED_CALLS = {TORCH: "{}.manual_seed({})", PYTHON: "{}.seed({})", NUMPY: "{}.random.seed({})"}
+
+
+def _insert_seed(ctx, anchor: cst.CSTNode, rng: str, seed: str, message: str) -> NodeFix | None:
+    """A line seeding `rng` after the top-level line whose one statement is `anchor` (or calls it).
+
+    Unsafe: seeding changes every random draw that follows, also in code that imports this file, and
+    the seed value is a choice the author should see."""
+    bound = ctx.imports.bound_name(rng)
+    found = statement_siblings(ctx.module, anchor)
+    if bound is None or found is None:
+        return None
+    statement = found[0][found[1]]
+    if not any(s is statement for s in ctx.module.body) or statement.trailing_whitespace.comment is not None:
+        return None  # nested (indentation unknown here), or a comment that would trail the new line
+    small = statement.body[0]
+    content = f"{ctx.module.code_for_node(small)}\n{_SEED_CALLS[rng].format(bound, seed)}"
+    return NodeFix(message, ((small, content),), Applicability.UNSAFE)
+
+
+def _seed_argument(ctx, call: cst.Call) -> str | None:
+    args = positional_args(call)
+    return ctx.module.code_for_node(args[0].value) if len(args) == 1 and len(call.args) == 1 else None
 
 
 class MissingSeed(StaticRule):
@@ -29,14 +57,17 @@ class MissingSeed(StaticRule):
     as `main()`): modules that only define models and training helpers leave seeding to their caller.
     Training means an optimizer stepping over a module's parameters (or a trainer's `fit`, or
     parameters updated from their gradients by hand), reached from the script's entry point: a bare
-    `backward()` for a saliency map or a smoke test, or an optimizer over input pixels (style transfer,
-    feature visualization) trains nothing. A `torch.Generator().manual_seed(s)` passed as `generator=`
-    counts as seeding, and files that never import torch (micrograd) are not torch training.
+    `backward()` for a saliency map or a smoke test, one unlooped demo step, or an optimizer over input
+    pixels (style transfer, feature visualization) trains nothing. A `torch.Generator().manual_seed(s)`
+    passed as `generator=` counts as seeding, and files that never import torch (micrograd) are not
+    torch training. The fix (unsafe: every random draw changes) inserts `torch.manual_seed(0)` after
+    the imports.
     """
 
     code = "NNL201"
     name = "missing-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(torch.randn(4, 2)).sum().backward()\nopt.step()\n",
@@ -83,10 +114,19 @@ class MissingSeed(StaticRule):
         "        self.opt.step()\n\nif __name__ == '__main__':\n    print(Diffusion(Unet()).sample(4).shape)\n",
     )
     INVALID = (
-        "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "for x in data:\n    loss = model(x).sum()\n    loss.backward()  # <-\n    opt.step()\n    loss.backward()\n",
-        "import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
-        "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
+        Invalid("import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "for x in data:\n    loss = model(x).sum()\n    loss.backward()  # <-\n    opt.step()\n"
+                "    loss.backward()\n",
+                fixed="import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
+                "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "for x in data:\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n"
+                "    loss.backward()\n"),
+        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
+                "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n"
+                "    train(m, dl, o)\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(0)\nnp.random.seed(0)\n\n"
+                "def train(model, loader, optimizer):\n    for x, y in loader:\n        optimizer.step()\n\n"
+                "if __name__ == '__main__':\n    train(m, dl, o)\n"),
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
         "from pytorch_lightning import Trainer\nTrainer().fit(model, dm)  # <-\n",
         # the library's Trainer.train, reached from the script's entry point
@@ -123,7 +163,7 @@ class MissingSeed(StaticRule):
             self.own_autograd = True
         self.depth += 1
         self.functions.append(node.name.value)
-        if any(last_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+        if any(final_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
                not in _PLAIN_DECORATORS for d in node.decorators):
             self.decorated.add(node.name.value)
 
@@ -166,7 +206,7 @@ class MissingSeed(StaticRule):
             return
         self.generators.note_assign(target, value, self.ctx.qualname)
         # Optimizers and trainers are classes: a capitalized name is the cheap test before resolving.
-        if isinstance(value, cst.Call) and (last_name(value.func) or "")[:1].isupper():
+        if isinstance(value, cst.Call) and (final_name(value.func) or "")[:1].isupper():
             self.training.note_assign(target, self.ctx.call_name(value), value)
         elif isinstance(value, (cst.List, cst.Tuple)):
             self.training.note_list(target, value)
@@ -174,7 +214,7 @@ class MissingSeed(StaticRule):
     def visit_Call(self, node: cst.Call) -> None:
         where = self.functions[-1] if self.functions else None
         refs = self.refs.setdefault(where, set())
-        called = last_name(node.func)
+        called = final_name(node.func)
         if called is not None:
             refs.add(called)
         refs.update(a.value.value for a in node.args if isinstance(a.value, cst.Name))  # Fire(main), spawn(run)
@@ -222,7 +262,8 @@ class MissingSeed(StaticRule):
         if first is None:
             return
         self.report(first, f"`{self._describe(first)}` trains but this file never seeds torch: call "
-                    "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model")
+                    "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model",
+                    self._fix(node))
 
     def _reached(self) -> set[str]:
         """The defs the script runs: called (or passed on) from top-level code, transitively by name."""
@@ -235,12 +276,25 @@ class MissingSeed(StaticRule):
                 todo.extend(self.refs.get(name, ()))
         return reached
 
+    def _fix(self, module: cst.Module) -> NodeFix | None:
+        """`torch.manual_seed(0)` right after the imports at the top of the file."""
+        last_import = None
+        for statement in module.body:
+            small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+            if isinstance(small, (cst.Import, cst.ImportFrom)):
+                last_import = small
+            elif not (isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)):
+                break  # the docstring may precede the imports; anything else ends them
+        if last_import is None:
+            return None
+        return _insert_seed(self.ctx, last_import, TORCH, "0", "seed torch after the imports")
+
     def _describe(self, call: cst.Call) -> str:
         """`loss.backward()`, `Trainer(...).fit()`: the call, without its arguments."""
         func = call.func
         code = self.ctx.module.code_for_node(func)
         if len(code) > 40 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
-            return f"{last_name(func.value.func)}(...).{func.attr.value}()"
+            return f"{final_name(func.value.func)}(...).{func.attr.value}()"
         return f"{code}()"
 
 
@@ -276,12 +330,14 @@ class PartialSeed(StaticRule):
     one `seed_everything(s)`), or use an explicitly seeded generator such as `np.random.default_rng(s)`.
     Also reported: a file that passes a seeded `torch.Generator` to some draws (`generator=g`) but
     leaves others on the unseeded global RNG. Not reported in tests, nor for values drawn at the top
-    of a demo that trains nothing.
+    of a demo that trains nothing. The fix (unsafe: the draws change) seeds the missing RNG with the same seed, on the line after the
+    top-level seeding call.
     """
 
     code = "NNL202"
     name = "partial-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import random\nimport numpy as np\nimport torch\n"
         "random.seed(0)\nnp.random.seed(0)\ntorch.manual_seed(0)\nrandom.shuffle(xs)\nnoise = np.random.rand(3)\n",
@@ -302,13 +358,24 @@ class PartialSeed(StaticRule):
         "ix = torch.multinomial(p, 1, generator=g)\n",
     )
     INVALID = (
-        "import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
-        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nnoise = np.random.randn(8)  # <-\n"
-        "for x in data:\n    loss(model(x + noise)).backward()\n",
-        "import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
-        "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+        Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
+                fixed="import random\nimport torch\ntorch.manual_seed(0)\nrandom.seed(0)\nrandom.shuffle(files)\n"
+                "random.shuffle(more)\n"),
+        Invalid("import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnoise = np.random.randn(8)  # <-\n"
+                "for x in data:\n    loss(model(x + noise)).backward()\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnp.random.seed(args.seed)\n"
+                "noise = np.random.randn(8)\nfor x in data:\n    loss(model(x + noise)).backward()\n"),
+        Invalid("import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
+                "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+                fixed="import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nnp.random.seed(1)\n"
+                "random.seed(1)\nidx = np.random.permutation(10)\nj = random.randint(0, 3)\n"),
         # the reverse: numpy seeded, torch's RNG used unseeded
-        "import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+                fixed="import numpy as np\nimport torch\nnp.random.seed(0)\ntorch.manual_seed(0)\n"
+                "mask = torch.rand(4) > 0.5\n"),
+        # seeded inside a function: where the new line would go is left to the author
+        Invalid("import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)  # <-\n",
+                fixed="import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)\n"),
         # makemore part 2: the weights take the seeded generator, the minibatches do not
         "import torch\ng = torch.Generator().manual_seed(2147483647)\nC = torch.randn((27, 2), generator=g)\n"
         "for i in range(1000):\n    ix = torch.randint(0, X.shape[0], (32,))  # <-\n",
@@ -331,6 +398,7 @@ class PartialSeed(StaticRule):
         self.first_draw: dict[str, cst.Call] = {}
         self.trains = False
         self.training = TrainingCalls()
+        self.seed_call: dict[str, cst.Call] = {}  # the first call seeding just that RNG, outside classes
 
     def visit_ClassDef(self, node) -> None:
         self.class_depth += 1
@@ -372,11 +440,13 @@ class PartialSeed(StaticRule):
             self.seeded |= seeds
             # A class seeding for its own purpose (e.g. a fixed attention pattern) is no reproducibility setup.
             if not self.class_depth:
+                if len(seeds) == 1:
+                    self.seed_call.setdefault(next(iter(seeds)), node)
                 self.setup_seeded |= seeds
                 if seeds == TORCH_ONLY:
                     self.torch_seeded_explicitly = True
             return
-        name = self.ctx.call_name(node) if last_name(node.func) in DRAW_NAMES else None
+        name = self.ctx.call_name(node) if final_name(node.func) in DRAW_NAMES else None
         if name is not None:
             for rng, draws in ((PYTHON, PYTHON_DRAWS), (NUMPY, NUMPY_DRAWS), (TORCH, TORCH_DRAWS)):
                 if name in draws:
@@ -417,17 +487,23 @@ class PartialSeed(StaticRule):
                                     (NUMPY, "numpy's legacy", "np.random.seed(seed)")):
                 call = self.first_draw.get(rng)
                 if call is not None and rng not in self.seeded:
-                    self._report(call, f"torch is seeded but {label} global RNG is not", how)
+                    self._report(call, f"torch is seeded but {label} global RNG is not", how,
+                                 self._fix(self.seed_call[TORCH], rng))
         elif self.setup_seeded and TORCH not in self.seeded and unseeded_torch_draw is not None and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
                                   if rng in self.setup_seeded)
+            seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
-                         "torch.manual_seed(seed)")
+                         "torch.manual_seed(seed)", seeding and self._fix(seeding, TORCH))
 
-    def _report(self, call: cst.Call, what: str, fix: str) -> None:
+    def _fix(self, seeding: cst.Call, rng: str) -> NodeFix | None:
+        seed = _seed_argument(self.ctx, seeding)
+        return _insert_seed(self.ctx, seeding, rng, seed, f"seed {rng} too") if seed else None
+
+    def _report(self, call: cst.Call, what: str, how: str, fix: NodeFix | None) -> None:
         drawn = self.ctx.module.code_for_node(call.func)
-        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{fix}`")
+        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{how}`", fix)
 
 
 _BENCHMARK = "torch.backends.cudnn.benchmark"

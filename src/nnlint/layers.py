@@ -1,0 +1,121 @@
+"""The layers behind one interface: each names the codes it can report and runs over the checked files.
+
+`nnlint.api` runs every layer whose codes are enabled somewhere, then settles each file's findings
+once (`suppression.settle`). A layer returns findings it has already settled when the file's text is
+only at hand inside it (the static layer's worker processes); the others come back raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
+
+from nnlint.cache import ResultCache, cache_dir, entry_key
+from nnlint.diagnostics import Diagnostic
+from nnlint.engine import FileTask, lint_files
+from nnlint.registry import registry
+from nnlint.selection import RuleSelection
+from nnlint.source import UnreadableFile, read_bytes
+from nnlint.suppression import FileResult
+
+if TYPE_CHECKING:
+    from nnlint.check import CheckOptions
+
+
+@dataclass
+class LayerOutput:
+    settled: list[FileResult] = field(default_factory=list)  # already filtered and noqa'd
+    raw: list[Diagnostic] = field(default_factory=list)  # to settle: codes, line text, noqa
+    notes: list[str] = field(default_factory=list)  # said on stderr, never part of the report
+
+
+class Layer(Protocol):
+    name: str
+
+    @property
+    def codes(self) -> frozenset[str]:
+        """Every code this layer can report."""
+        ...
+
+    def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
+        """Check the files (each names the codes enabled for it)."""
+        ...
+
+
+def _codes_of(*layers: str) -> frozenset[str]:
+    return frozenset(code for code, rule in registry().items() if rule.layer in layers)
+
+
+def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | None = None,
+                progress: Callable[[], None] | None = None) -> list[FileResult]:
+    """Static results in the tasks' order: cache hits as stored, the rest linted (in parallel) and stored."""
+    if cache is None:
+        return lint_files(tasks, jobs, progress)
+    results: list[FileResult | None] = [None] * len(tasks)
+    misses = []
+    for index, task in enumerate(tasks):
+        try:
+            data = task.data if task.data is not None else read_bytes(task.path)
+        except UnreadableFile:
+            misses.append((index, task, None))  # linting reports why
+            continue
+        key = entry_key(data, ",".join(sorted(task.enabled)))
+        hit = cache.get(task.path, key, task.display)
+        if hit is None:
+            misses.append((index, replace(task, data=data), key))
+        else:
+            results[index] = FileResult(*hit)
+            if progress:
+                progress()
+    for (index, task, key), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+        results[index] = result
+        if key is not None:
+            cache.put(task.path, key, result.diagnostics, result.suppressed)
+    return results
+
+
+class StaticLayer:
+    """libcst rules, one walk per file; tool diagnostics (unreadable, unparsable, crashed rule) too."""
+
+    name = "static"
+
+    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None,
+                 cache: ResultCache | None = None):
+        self.jobs = jobs
+        self.progress = progress
+        self.cache = cache
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return _codes_of("static", "tool")
+
+    def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
+        return LayerOutput(settled=lint_cached(files, self.cache, self.jobs, self.progress))
+
+
+class TraceLayer:
+    """Builds each nn.Module in a sandboxed worker and checks one forward pass."""
+
+    name = "trace"
+
+    def __init__(self, options: "CheckOptions"):
+        self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return _codes_of("trace")
+
+    def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
+        from nnlint.trace.options import trace_options
+        from nnlint.trace.runner import trace_files
+
+        settings = selection.project_settings()
+        options = trace_options(settings, self.options)
+        if self.options.cache:
+            options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
+        # Every file goes to discovery, enabled or not: a model's base class may live in another file.
+        diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
+                                         pool=self.options.trace_pool)
+        problem = options.cache.save() if options.cache else None
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []))
