@@ -314,3 +314,24 @@ def test_models_defined_in_cells_are_traced_and_training_cells_never_run(tmp_pat
     assert diagnostics[0].line_text == "        return ((pred - price) ** 2).mean()"
     assert any(n.startswith("regression.ipynb:cell 3:1: PriceRegressor: traced via") for n in notes), notes
     assert not marker.exists()
+
+
+def test_fix_writes_into_the_cells_and_keeps_outputs_and_metadata(cli, project):
+    train = ("import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+             "    total += loss\n")
+    path = project("nb.ipynb", notebook(("markdown", "# Training"), "%matplotlib inline\n", train))
+    before = path.read_text(encoding="utf-8")
+    result = cli("check", "--static-only", "--fix", "--select", "NNL505", "nb.ipynb")
+    after = path.read_text(encoding="utf-8")
+    assert result.exit_code == 0, result.output
+    assert load(after).cells[1].lines[-1] == "    total += loss.detach()"
+    assert _without_sources(after) == _without_sources(before)  # outputs, metadata, counts untouched
+    assert after.replace("loss.detach()", "loss") == before  # nothing else in the file moved
+
+
+def test_json_fix_edits_of_a_notebook_finding_are_in_cell_coordinates(cli, project):
+    train = "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    total += loss\n"
+    project("nb.ipynb", notebook("import numpy as np\n", train))
+    [finding] = json.loads(cli("check", "--static-only", "--format", "json", "--select", "NNL505", "nb.ipynb").stdout)
+    assert (finding["cell"], finding["line"]) == (2, 5)
+    assert [(e["line"], e["content"]) for e in finding["fix"]["edits"]] == [(5, "loss.detach()")]
