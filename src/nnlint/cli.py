@@ -6,6 +6,7 @@ import difflib
 import os
 import sys
 from collections import Counter
+from typing import NoReturn
 
 import click
 
@@ -42,7 +43,7 @@ def _write_report(path: str, report: str) -> None:
         _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: error: {message}", err=True)
     sys.exit(2)
 
@@ -73,12 +74,14 @@ def _progress(total: int):
 
 def _fix_list(changes, verb: str) -> str:
     if not changes:
-        return f"nnlint: nothing to fix\n"
+        return "nnlint: nothing to fix\n"
     count = sum(len(c.applied) for c in changes)
     rows = [f"nnlint: {verb} {count} problem{'s' if count != 1 else ''}:"]
     for change in changes:
         for d in sorted(change.applied, key=Diagnostic.sort_key):
-            rows.append(f"  {change.display}:{d.line}:{d.column}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
+            if d.fix is not None:
+                where = f"{change.display}:{d.line}:{d.column}"
+                rows.append(f"  {where}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
     return "\n".join(rows) + "\n"
 
 
