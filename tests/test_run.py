@@ -151,7 +151,7 @@ from torch import nn
 
 print("script says hello", sys.argv[1:])
 x = torch.randn(256, 4)
-y = x.sum(dim=1, keepdim=True)
+y = x.sum(dim=1)
 model = nn.Linear(4, 1)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
 for step in range(1000):
@@ -261,7 +261,7 @@ def test_plot_writes_a_png(tmp_path):
 def test_sparkline_and_table_layout():
     from nnlint.run.table import render_table, sparkline
 
-    assert sparkline([3.0, 2.0, 1.0, 0.0]) == "█▆▄▁"
+    assert sparkline([3.0, 2.0, 1.0, 0.0]) == "█▆▃▁"
     assert len(sparkline(list(map(float, range(100))), width=24)) == 24
     table = render_table({"loss": [2.3, 1.1], "grad_norm": {"fc": [1.0, 0.5]}, "step_time": [0.1],
                           "data_wait": [0.05]}, color=False)
