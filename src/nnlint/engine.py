@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
+from nnlint import notebook
 from nnlint.context import FileContext
 from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
 from nnlint.fixes import apply_edits, compatible_fixes
@@ -225,18 +226,25 @@ def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[A
              ) -> tuple[str, list[Diagnostic], FileResult]:
     """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
 
-    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain."""
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain.
+    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells."""
     applied: list[Diagnostic] = []
     for attempt in range(MAX_FIX_PASSES + 1):
-        result = lint_text(text, path, enabled)
+        book = notebook.load(text) if path.endswith(notebook.SUFFIX) else None
+        source = book.source if book else text
+        result = lint_text(source, path, enabled)
         if attempt == MAX_FIX_PASSES:
             break  # fixes that keep producing fixes: stop, report what remains
         fixable = [d for d in result.diagnostics if d.fix is not None]
-        taken = compatible_fixes(text, [d.fix for d in fixable if d.fix is not None], allowed)
+        taken = compatible_fixes(source, [d.fix for d in fixable if d.fix is not None], allowed)
         if not taken:
             break
-        applied += [d for d in fixable if any(d.fix is fix for fix in taken)]
-        text = apply_edits(text, [edit for fix in taken for edit in fix.edits])
+        done = [d for d in fixable if any(d.fix is fix for fix in taken)]
+        applied += [book.to_cell(d) for d in done] if book else done
+        edits = [edit for fix in taken for edit in fix.edits]
+        text = notebook.apply_edits(text, edits) if book else apply_edits(text, edits)
+    if book:
+        result = FileResult([book.to_cell(d) for d in result.diagnostics], [book.to_cell(d) for d in result.suppressed])
     return text, applied, result
 
 
@@ -255,6 +263,8 @@ def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: froze
 
 
 def lint_file(task: FileTask) -> FileResult:
+    if task.path.endswith(notebook.SUFFIX):
+        return _lint_notebook(task)
     try:
         text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
@@ -262,6 +272,23 @@ def lint_file(task: FileTask) -> FileResult:
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
     return lint_text(text, task.display, task.enabled)
+
+
+def _lint_notebook(task: FileTask) -> FileResult:
+    """The code cells checked as one module; positions mapped back to cells."""
+    try:
+        book = notebook.load(notebook.read(task.path))
+    except UnreadableFile as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+    except notebook.NotebookError as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
+                       task.enabled)
+    result = lint_text(book.source, task.display, task.enabled)
+    broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
+                     book.source, task.enabled)
+    found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]
+    return FileResult(sorted(found, key=Diagnostic.sort_key),
+                      [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
 def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:

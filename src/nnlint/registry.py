@@ -18,5 +18,6 @@ def registry() -> dict[str, type[Rule]]:
     import nnlint.static.shapes  # noqa: F401
     import nnlint.tool_rules  # noqa: F401
     import nnlint.trace.hazards  # noqa: F401  (metadata only; never imports torch)
+    import nnlint.run.rules  # noqa: F401  (metadata only; never imports torch)
 
     return registered()

@@ -34,7 +34,7 @@ from nnlint.suppression import suppressed_codes
 if TYPE_CHECKING:
     from nnlint.trace.runner import WorkerPool
 
-DEBOUNCE_S = 0.03  # typing bursts collapse into one check
+DEBOUNCE_S = 0.01  # changes that arrive together (a burst of keystrokes) collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
 FIX_ALL_KIND = "source.fixAll.nnlint"
 _SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp.DiagnosticSeverity.Warning,
@@ -58,6 +58,7 @@ class NnlintServer(LanguageServer):
         self.pool: WorkerPool | None = None  # started by the first save
         self.trace_lock = asyncio.Lock()
         self.trace_started: float | None = None
+        self.reported_problems: set[str] = set()
 
     def document(self, uri: str) -> _Document:
         return self.documents.setdefault(uri, _Document())
@@ -79,9 +80,16 @@ class NnlintServer(LanguageServer):
                                        static_only=True)
             found = run_check(options).diagnostics
         except ConfigError as exc:
-            found = [_config_problem(path, str(exc))]
+            self.config_problem(str(exc))
+            found = []
         self.document(uri).static = found
         self.publish(uri)
+
+    def config_problem(self, message: str) -> None:
+        """A broken [tool.nnlint] is said once, as a message, not as a finding in every file."""
+        if message not in self.reported_problems:
+            self.reported_problems.add(message)
+            self.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"nnlint: {message}"))
 
     async def check_saved(self, uri: str) -> None:
         """Static check and tracing of the saved file in the warm worker; a newer save wins."""
@@ -97,6 +105,9 @@ class NnlintServer(LanguageServer):
             self.trace_started = time.monotonic()
             try:
                 found = await asyncio.get_running_loop().run_in_executor(None, self._trace, path)
+            except ConfigError as exc:
+                self.config_problem(str(exc))
+                found = []
             finally:
                 self.trace_started = None
         if generation != document.save_generation:
@@ -108,15 +119,12 @@ class NnlintServer(LanguageServer):
         from nnlint.trace.options import trace_options
         from nnlint.trace.runner import WorkerPool
 
-        options = self.options_for(path)
-        try:
-            if self.pool is None:
-                settings = ConfigFinder(list(registry())).for_path(Path(path))
-                self.pool = WorkerPool(trace_options(settings, options))
-            options.trace_pool = self.pool
-            return run_check(options).diagnostics
-        except ConfigError as exc:
-            return [_config_problem(path, str(exc))]
+        options = self.options_for(path)  # a ConfigError goes back to the event loop's thread
+        if self.pool is None:
+            settings = ConfigFinder(list(registry())).for_path(Path(path))
+            self.pool = WorkerPool(trace_options(settings, options))
+        options.trace_pool = self.pool
+        return run_check(options).diagnostics
 
     def _kill_running_trace(self) -> None:
         for worker in self.pool.workers if self.pool else ():
@@ -214,11 +222,6 @@ class NnlintServer(LanguageServer):
         return lsp.CodeAction(
             title=f"nnlint: fix all safe fixes ({len(applied)})", kind=FIX_ALL_KIND,
             edit=lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(whole, fixed)]}))
-
-
-def _config_problem(path: str, message: str) -> Diagnostic:
-    rule = registry()["NNL002"]
-    return Diagnostic("NNL002", rule.name, f"nnlint configuration: {message}", path, 1, 1, 1, 2, Severity.ERROR)
 
 
 def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:

@@ -92,6 +92,13 @@ class Tensor:
 
 
 @dataclass(frozen=True)
+class TupleValue:
+    """A tuple of values (None where unknown): a model returning `(validity, label)`."""
+
+    items: tuple
+
+
+@dataclass(frozen=True)
 class Module:
     """A callable layer or model whose output has a known kind."""
 
@@ -339,9 +346,13 @@ class FlowAnalysis:
         finally:
             self._in_progress.discard(key)
         result = None
+        name = node.name.value
         if returns and all(isinstance(r, Tensor) and r == returns[0] for r in returns):
-            kind = returns[0].kind
-            result = Tensor(kind, f"the model `{node.name.value}`, whose forward returns {KIND_TEXT[kind]}")
+            result = Tensor(returns[0].kind, f"the model `{name}`, whose forward returns {KIND_TEXT[returns[0].kind]}")
+        elif returns and all(isinstance(r, TupleValue) and r == returns[0] for r in returns):
+            result = TupleValue(tuple(
+                Tensor(item.kind, f"output {index} of `{name}.forward`") if isinstance(item, Tensor) else None
+                for index, item in enumerate(returns[0].items)))
         self._forward_cache[key] = result
         return result
 
@@ -386,6 +397,10 @@ class FlowAnalysis:
             return None
         if isinstance(expr, cst.Call):
             return self._eval_call(expr, env)
+        if isinstance(expr, cst.Tuple) and not any(isinstance(e, cst.StarredElement) for e in expr.elements):
+            return TupleValue(tuple(self._eval(e.value, env) for e in expr.elements))
+        if isinstance(expr, cst.Subscript):
+            return _item(self._eval(expr.value, env), expr)
         return None
 
     def _eval_call(self, call: cst.Call, env: dict):
@@ -552,6 +567,11 @@ class _Interpreter:
                 env.pop(target.value, None)
             else:
                 env[target.value] = value
+        elif (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, TupleValue)
+              and len(target.elements) == len(value.items)
+              and not any(isinstance(e, cst.StarredElement) for e in target.elements)):
+            for element, item in zip(target.elements, value.items):  # `validity, label = discriminator(x)`
+                _Interpreter.bind(element.value, item, env)
         else:
             for name in _names_in(target) if not isinstance(target, cst.Attribute) else ():
                 env.pop(name, None)
@@ -599,6 +619,20 @@ def _message(family: str, value: Tensor, loss: str, given: str) -> str:
     if value.kind == LOGITS:
         return f"{what}, but {loss} expects log-probabilities: apply log_softmax first, or use cross_entropy"
     return f"{what}, but {loss} expects log-probabilities: use log_softmax instead of softmax"
+
+
+def _item(value, subscript: cst.Subscript):
+    """`outputs[1]` of a known tuple: the element, for a literal index."""
+    if not isinstance(value, TupleValue) or len(subscript.slice) != 1:
+        return None
+    index = subscript.slice[0].slice
+    if not isinstance(index, cst.Index) or not isinstance(index.value, (cst.Integer, cst.UnaryOperation)):
+        return None
+    try:
+        position = int(cst.Module([]).code_for_node(index.value))
+    except ValueError:
+        return None
+    return value.items[position] if -len(value.items) <= position < len(value.items) else None
 
 
 ALL_TRIGGERS = frozenset().union(*TRIGGER_NAMES.values())

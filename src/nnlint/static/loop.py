@@ -20,6 +20,7 @@ from nnlint.static.facts.loops import (
     name_tokens,
 )
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
+from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
 
 _BACKWARDS = frozenset({"backward", "fw_backward"})
@@ -371,6 +372,10 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss.backward(retain_graph=True)\nsum(losses).backward()\n",
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    loss = loss.detach()\n    total += loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss.item() / len(loader)\n",
+        # dividing by the loss is not accumulating it
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
     )
     INVALID = (
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
@@ -387,6 +392,10 @@ class LossAccumulatedWithGraph(_LoopRule):
                 fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n"
                       "    accelerator.backward(loss)\n"
                 "    running += loss.detach() * batch['x'].size(0)\n"),
+        Invalid("import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss / len(train_loader)  # <-\n",
+                fixed="import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss.detach() / len(train_loader)\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -456,6 +465,8 @@ def _accumulated(event: Event) -> cst.Name | None:
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             value = value.left if isinstance(value.left, cst.Name) else value.right
+        elif isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.left  # `epoch_loss += loss / len(loader)`: still the loss, scaled
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
@@ -559,6 +570,12 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nfor x in train_loader:\n    model(x).sum().backward()\n",
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
+        # no dropout or batch norm in the model: eval mode changes nothing
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
     )
     INVALID = (
         "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n"
@@ -568,6 +585,11 @@ class EvalModeMissing(_EvalLoops):
         "    evaluate(model, val_loader)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -583,8 +605,56 @@ class EvalModeMissing(_EvalLoops):
         for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
+            if _modeless_model(self.ctx, call.name):
+                continue  # no dropout or batch norm anywhere in it: train and eval mode compute the same
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
                                    f"`{call.name}.eval()` before the loop (dropout and BatchNorm behave differently)")
+
+
+# Layers whose output differs between train() and eval(); "training" catches forwards that branch on it.
+_MODE_WORDS = ("Dropout", "dropout", "BatchNorm", "batch_norm", "training", "AlphaDropout")
+
+
+def _modeless_model(ctx, name: str) -> bool:
+    """Whether every `name = ...` in the file builds a model known to behave the same in train and eval
+    mode: a torch.nn layer without dropout, or a class of this file made only of such layers."""
+    built = [s.value for s in walk(ctx.module) if isinstance(s, cst.Assign) and len(s.targets) == 1
+             and isinstance(s.targets[0].target, cst.Name) and s.targets[0].target.value == name]
+    classes = {c.name.value: c for c in walk(ctx.module) if isinstance(c, cst.ClassDef)}
+    return bool(built) and all(_modeless(ctx, value, classes, set()) for value in built)
+
+
+def _modeless(ctx, value: cst.BaseExpression, classes: dict, seen: set) -> bool:
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in (
+            "to", "cuda", "cpu", "double", "float"):
+        value = value.func.value  # Net(...).to(device)
+    if not isinstance(value, cst.Call):
+        return False
+    code = ctx.module.code_for_node(value)
+    if any(word in code for word in _MODE_WORDS):
+        return False
+    qualname = ctx.call_name(value)
+    if qualname is not None:
+        return qualname.startswith("torch.nn.") and qualname.count(".") == 2
+    cls = classes.get(value.func.value) if isinstance(value.func, cst.Name) else None
+    if cls is None or cls.name.value in seen:
+        return False
+    seen.add(cls.name.value)
+    if any(word in ctx.module.code_for_node(cls) for word in _MODE_WORDS):
+        return False
+    bases = [ctx.qualname(b.value) for b in cls.bases]
+    if bases != ["torch.nn.Module"]:
+        return False
+    # Every layer it builds is itself modeless (torch.nn layers or classes of this file).
+    return all(_modeless(ctx, call, classes, seen) for call in walk(cls)
+               if isinstance(call, cst.Call) and _builds_layer(ctx, call, classes))
+
+
+def _builds_layer(ctx, call: cst.Call, classes: dict) -> bool:
+    if isinstance(call.func, cst.Name) and call.func.value in classes:
+        return True
+    qualname = ctx.call_name(call) or ""
+    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
 
 
 class EvalWithoutNoGrad(_EvalLoops):
@@ -778,7 +848,9 @@ class AdamHighLearningRate(StaticRule):
 
     Adam's per-parameter scaling makes its step size roughly the learning rate itself; 1e-2 or more
     usually makes training unstable or diverge. The usual range is 1e-4 to 3e-3 (1e-3 is the
-    default). Lower it, or use a warmup schedule if a high peak rate is really intended.
+    default). Lower it, or use a warmup schedule if a high peak rate is really intended. An Adam over
+    listed input tensors (`Adam([image], lr=0.1)`: feature visualization, style transfer) updates pixels,
+    not weights, and is not reported.
     """
 
     code = "NNL509"
@@ -790,6 +862,8 @@ class AdamHighLearningRate(StaticRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         "from keras.optimizers import Adam\nopt = Adam(lr=0.01)\n",
+        # optimizing an image: large steps on pixels are the point
+        "from torch.optim import Adam\noptimizer = Adam([processed_image], lr=0.1, weight_decay=1e-6)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.01)  # <-\n",
@@ -803,6 +877,9 @@ class AdamHighLearningRate(StaticRule):
         name = self.ctx.call_name(node)
         if name not in _ADAMS:
             return
+        params = get_arg(node, 0, "params")
+        if params is not None and is_tensor_list(params):
+            return  # updating input pixels or a latent (feature visualization, style transfer), not weights
         lr = get_arg(node, 1, "lr")
         if isinstance(lr, (cst.Float, cst.Integer)):
             value = float(lr.evaluated_value)
