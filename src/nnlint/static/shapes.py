@@ -822,7 +822,8 @@ class FactoryWithoutDevice(ModelScopeRule):
         # DINO's multi-crop wrapper: crop sizes counted on the CPU to slice the list of crops
         "import torch\nfrom torch import nn\nclass MultiCrop(nn.Module):\n    def forward(self, x):\n"
         "        idx = torch.cumsum(torch.unique_consecutive(torch.tensor([inp.shape[-1] for inp in x]),\n"
-        "                           return_counts=True)[1], 0)\n        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
+        "                           return_counts=True)[1], 0)\n"
+        "        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
         "import torch\nfrom torch import nn\nclass Enc(nn.Module):\n    def forward(self, seqs):\n"
         "        lengths = torch.tensor([len(s) for s in seqs])\n        return pack(self.pad(seqs), lengths)\n",
     )
