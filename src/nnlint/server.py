@@ -14,8 +14,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -28,6 +30,9 @@ from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.docs import rule_url
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
+
+if TYPE_CHECKING:
+    from nnlint.trace.runner import WorkerPool
 
 DEBOUNCE_S = 0.01  # changes that arrive together (a burst of keystrokes) collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
@@ -50,7 +55,7 @@ class NnlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("nnlint", __version__)
         self.documents: dict[str, _Document] = {}
-        self.pool = None  # trace.runner.WorkerPool, started by the first save
+        self.pool: WorkerPool | None = None  # started by the first save
         self.trace_lock = asyncio.Lock()
         self.trace_started: float | None = None
         self.reported_problems: set[str] = set()
@@ -146,13 +151,13 @@ class NnlintServer(LanguageServer):
 
     # Conversions --------------------------------------------------------------------------------
 
-    def range(self, lines: list[str], line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
+    def range(self, lines: Sequence[str], line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
         """1-based code-point coordinates (end exclusive) to the client's 0-based position encoding."""
         start = lsp.Position(line - 1, max(column - 1, 0))
         end = lsp.Position(end_line - 1, max(end_column - 1, 0))
         return self.workspace.position_codec.range_to_client_units(lines, lsp.Range(start, end))
 
-    def to_lsp(self, d: Diagnostic, lines: list[str]) -> lsp.Diagnostic:
+    def to_lsp(self, d: Diagnostic, lines: Sequence[str]) -> lsp.Diagnostic:
         return lsp.Diagnostic(
             range=self.range(lines, d.line, d.column, d.end_line, d.end_column),
             message=d.message,
@@ -194,7 +199,7 @@ class NnlintServer(LanguageServer):
         if fix_all is not None:
             actions.append(fix_all)
         if wanted:
-            actions = [a for a in actions if any(a.kind == k or a.kind.startswith(k + ".") for k in wanted)]
+            actions = [a for a in actions if a.kind and any(a.kind == k or a.kind.startswith(k + ".") for k in wanted)]
         return actions
 
     def fix_all(self, uri: str) -> lsp.CodeAction | None:
@@ -226,7 +231,7 @@ def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
     return key(a.start) <= key(b.end) and key(b.start) <= key(a.end)
 
 
-def _noqa_edit(lines: list[str], d: Diagnostic) -> tuple[int, int, int, int, str] | None:
+def _noqa_edit(lines: Sequence[str], d: Diagnostic) -> tuple[int, int, int, int, str] | None:
     """Where and what to insert so `d`'s line carries `# noqa: CODE` (extending an existing list)."""
     if d.line > len(lines):
         return None

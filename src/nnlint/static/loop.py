@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 
 from nnlint.diagnostics import Applicability, Severity
@@ -9,9 +11,16 @@ from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts.loops import (
-    Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
+    Event,
+    LoopFacts,
+    Scope,
+    is_model_name,
+    last_part,
+    loop_facts,
+    name_tokens,
 )
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
+from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
 
 _BACKWARDS = frozenset({"backward", "fw_backward"})
@@ -70,7 +79,8 @@ class MissingZeroGrad(_LoopRule):
     VALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nfor x, y in loader:\n"
         "    opt.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    opt.step()\n",
-        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n    loss_fn(model(x), y).backward()\n"
+        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n"
+        "    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
         "import torch\nfor x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n"
         "    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
@@ -168,9 +178,11 @@ class ZeroGradBeforeStep(_LoopRule):
                 "    loss.backward()\n    optimizer.step()\n"),
         Invalid("import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
                 "    loss_fn(model(x), y).backward()\n",
-                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
+                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n"
+                      "    loss_fn(model(x), y).backward()\n"
                 "    optimizer.step()\n"),
-        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
+        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n"
+                "    model(x).sum().backward()\n"
                 "    model.zero_grad()  # <-\n    opt.step()\n",
                 fixed="import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model.zero_grad()\n"
                 "    model(x).sum().backward()\n    opt.step()\n"),
@@ -267,7 +279,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
         "    optimizer.step()\n    scheduler.step()\n",
         "import torch\nfor epoch in range(10):\n    for x in loader:\n        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    scheduler.step()\n",
-        "import torch\nfor t in noise_scheduler.timesteps:\n    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
+        "import torch\nfor t in noise_scheduler.timesteps:\n"
+        "    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
         "import torch\nfor epoch in range(10):\n    if epoch > 0:\n        scheduler.step()\n"
         "    for x in loader:\n        optimizer.step()\n",
         "import timm\nimport torch\nfor epoch in range(10):\n    lr_scheduler.step(epoch)\n    for x in loader:\n"
@@ -279,7 +292,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
                 fixed="import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
                 "    optimizer.step()\n    scheduler.step()\n"),
         Invalid("import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
-                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n"
+                "        model(x).sum().backward()\n"
                 "        opt.step()\n",
                 fixed="import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
                 "    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
@@ -348,7 +362,8 @@ class LossAccumulatedWithGraph(_LoopRule):
     VALID = (
         "import torch\ntotal = 0.0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n    loss.backward()\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n"
+        "    loss.backward()\n",
         "import torch\nlosses = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    losses.append(loss.detach())\n",
         "import torch\ntotal = 0\nfor x, y in chunks:\n    loss = loss_fn(model(x), y)\n    total += loss\n"
@@ -357,20 +372,30 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss.backward(retain_graph=True)\nsum(losses).backward()\n",
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    loss = loss.detach()\n    total += loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss.item() / len(loader)\n",
+        # dividing by the loss is not accumulating it
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
     )
     INVALID = (
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
                 fixed="import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
-                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss.detach()\n"),
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n"
+                "    total_loss += loss.detach()\n"),
         Invalid("import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
                 fixed="import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss.detach())\n"),
         Invalid("import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
                 "    running += loss * batch['x'].size(0)  # <-\n",
-                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n"
+                      "    accelerator.backward(loss)\n"
                 "    running += loss.detach() * batch['x'].size(0)\n"),
+        Invalid("import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss / len(train_loader)  # <-\n",
+                fixed="import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss.detach() / len(train_loader)\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -394,7 +419,7 @@ class LossAccumulatedWithGraph(_LoopRule):
                     # Safe: `.detach()` is the same tensor value without the graph, and nothing
                     # backpropagates through this accumulator (checked above). `.item()` would turn
                     # it into a float and break a later `total.item()`.
-                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),))
+                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),)) if node else None
                     self.report(event.node, f"`{shown}` keeps every step's autograd graph alive and memory grows: "
                                             f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead", fix)
 
@@ -440,6 +465,8 @@ def _accumulated(event: Event) -> cst.Name | None:
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             value = value.left if isinstance(value.left, cst.Name) else value.right
+        elif isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.left  # `epoch_loss += loss / len(loader)`: still the loss, scaled
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
@@ -459,7 +486,7 @@ def _is_pytest(scope: Scope) -> bool:
 
 
 def _iter_words(iterable) -> set[str]:
-    words = set()
+    words: set[str] = set()
     for node in walk(iterable):
         if isinstance(node, cst.Name):
             words |= name_tokens(node.value)
@@ -543,14 +570,26 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nfor x in train_loader:\n    model(x).sum().backward()\n",
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
+        # no dropout or batch norm in the model: eval mode changes nothing
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
     )
     INVALID = (
-        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
+        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n"
         "            pred = model(x).argmax(1)  # <-\n            correct += (pred == y).sum().item()\n"
         "    return correct\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
         "    evaluate(model, val_loader)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -563,11 +602,59 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
-        for scope, loop, call in self.eval_loops(facts):
+        for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
+            if _modeless_model(self.ctx, call.name):
+                continue  # no dropout or batch norm anywhere in it: train and eval mode compute the same
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
                                    f"`{call.name}.eval()` before the loop (dropout and BatchNorm behave differently)")
+
+
+# Layers whose output differs between train() and eval(); "training" catches forwards that branch on it.
+_MODE_WORDS = ("Dropout", "dropout", "BatchNorm", "batch_norm", "training", "AlphaDropout")
+
+
+def _modeless_model(ctx, name: str) -> bool:
+    """Whether every `name = ...` in the file builds a model known to behave the same in train and eval
+    mode: a torch.nn layer without dropout, or a class of this file made only of such layers."""
+    built = [s.value for s in walk(ctx.module) if isinstance(s, cst.Assign) and len(s.targets) == 1
+             and isinstance(s.targets[0].target, cst.Name) and s.targets[0].target.value == name]
+    classes = {c.name.value: c for c in walk(ctx.module) if isinstance(c, cst.ClassDef)}
+    return bool(built) and all(_modeless(ctx, value, classes, set()) for value in built)
+
+
+def _modeless(ctx, value: cst.BaseExpression, classes: dict, seen: set) -> bool:
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in (
+            "to", "cuda", "cpu", "double", "float"):
+        value = value.func.value  # Net(...).to(device)
+    if not isinstance(value, cst.Call):
+        return False
+    code = ctx.module.code_for_node(value)
+    if any(word in code for word in _MODE_WORDS):
+        return False
+    qualname = ctx.call_name(value)
+    if qualname is not None:
+        return qualname.startswith("torch.nn.") and qualname.count(".") == 2
+    cls = classes.get(value.func.value) if isinstance(value.func, cst.Name) else None
+    if cls is None or cls.name.value in seen:
+        return False
+    seen.add(cls.name.value)
+    if any(word in ctx.module.code_for_node(cls) for word in _MODE_WORDS):
+        return False
+    bases = [ctx.qualname(b.value) for b in cls.bases]
+    if bases != ["torch.nn.Module"]:
+        return False
+    # Every layer it builds is itself modeless (torch.nn layers or classes of this file).
+    return all(_modeless(ctx, call, classes, seen) for call in walk(cls)
+               if isinstance(call, cst.Call) and _builds_layer(ctx, call, classes))
+
+
+def _builds_layer(ctx, call: cst.Call, classes: dict) -> bool:
+    if isinstance(call.func, cst.Name) and call.func.value in classes:
+        return True
+    qualname = ctx.call_name(call) or ""
+    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
 
 
 class EvalWithoutNoGrad(_EvalLoops):
@@ -624,7 +711,8 @@ class TrainModeNotRestored(_LoopRule):
     name = "train-mode-not-restored"
     severity = Severity.WARNING
     VALID = (
-        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n        optimizer.zero_grad()\n"
+        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    model.eval()\n    validate(model)\n",
         "import torch\ndef evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n"
         "for epoch in range(10):\n    for x in loader:\n        model(x).sum().backward()\n    evaluate(model)\n",
@@ -643,7 +731,7 @@ class TrainModeNotRestored(_LoopRule):
         reported = set()
         train_kinds, eval_kinds = frozenset({"train"}), frozenset({"eval"})
         for scope in facts.scopes:
-            for loop, events in facts.loop_events(scope).items():
+            for _loop, events in facts.loop_events(scope).items():
                 trains = False
                 first_eval = None
                 restored = False
@@ -692,9 +780,11 @@ class ForwardCalledDirectly(StaticRule):
     fixable = True
     VALID = (
         "import torch\nout = model(x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return super().forward(x) * 2\n",
         "from torch import nn\nclass Net(Base):\n    def forward(self, x):\n        return Base.forward(self, x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return nn.Linear.forward(self, x)\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return nn.Linear.forward(self, x)\n",
         "import torch\nclass Net(torch.nn.Module):\n    def run(self, x):\n        return self.forward(x)\n",
         "import numpy as np\nout = pipeline.forward(x)\n",
         "import torch\ndef remote_forward(remote_module, args):\n    return remote_module.forward(*args)\n",
@@ -726,7 +816,7 @@ class ForwardCalledDirectly(StaticRule):
         if facts is None:
             return
         for call in self._calls:
-            receiver = call.func.value
+            receiver = cast(cst.Attribute, call.func).value
             name = dotted_name(receiver)
             if name is None or name in ("self", "cls") or last_part(name)[:1].isupper():
                 continue  # super().forward(), self.forward(), Base.forward(self, ...)
@@ -758,7 +848,9 @@ class AdamHighLearningRate(StaticRule):
 
     Adam's per-parameter scaling makes its step size roughly the learning rate itself; 1e-2 or more
     usually makes training unstable or diverge. The usual range is 1e-4 to 3e-3 (1e-3 is the
-    default). Lower it, or use a warmup schedule if a high peak rate is really intended.
+    default). Lower it, or use a warmup schedule if a high peak rate is really intended. An Adam over
+    listed input tensors (`Adam([image], lr=0.1)`: feature visualization, style transfer) updates pixels,
+    not weights, and is not reported.
     """
 
     code = "NNL509"
@@ -770,6 +862,8 @@ class AdamHighLearningRate(StaticRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         "from keras.optimizers import Adam\nopt = Adam(lr=0.01)\n",
+        # optimizing an image: large steps on pixels are the point
+        "from torch.optim import Adam\noptimizer = Adam([processed_image], lr=0.1, weight_decay=1e-6)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.01)  # <-\n",
@@ -783,6 +877,9 @@ class AdamHighLearningRate(StaticRule):
         name = self.ctx.call_name(node)
         if name not in _ADAMS:
             return
+        params = get_arg(node, 0, "params")
+        if params is not None and is_tensor_list(params):
+            return  # updating input pixels or a latent (feature visualization, style transfer), not weights
         lr = get_arg(node, 1, "lr")
         if isinstance(lr, (cst.Float, cst.Integer)):
             value = float(lr.evaluated_value)
