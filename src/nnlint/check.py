@@ -37,6 +37,7 @@ class CheckOutcome:
     summary: Summary
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
+    snippets: list[str] = field(default_factory=list)  # `[tool.nnlint.models]` tables for NNL790
 
     @property
     def internal_error(self) -> bool:
@@ -108,14 +109,15 @@ def _fail_on(selection: _Selection) -> Severity | None:
     return settings.fail_on if settings else None
 
 
-def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tuple[list[Diagnostic], list[str]]:
+def _trace(files: list[str], selection: _Selection, options: CheckOptions,
+           snippets: list[str]) -> tuple[list[Diagnostic], list[str]]:
     if options.static_only:
         return [], []
     from nnlint.trace.options import trace_options
     from nnlint.trace.runner import trace_files
 
     trace_opts = trace_options(selection.project_settings(), options)
-    return trace_files([(f, display_path(f)) for f in files], trace_opts)
+    return trace_files([(f, display_path(f)) for f in files], trace_opts, snippets=snippets)
 
 
 def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
@@ -137,7 +139,8 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
     diagnostics = [d for r in results for d in r.diagnostics]
     suppressed = [d for r in results for d in r.suppressed]
 
-    traced, notes = _trace(files, selection, options)
+    snippets: list[str] = []
+    traced, notes = _trace(files, selection, options, snippets)
     enabled_by_display = {t.display: t.enabled for t in tasks}
     on_disk = {t.display: t.path for t in tasks}
     lines: dict[str, list[str]] = {}
@@ -149,7 +152,9 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
 
     diagnostics.sort(key=Diagnostic.sort_key)
     summary = Summary(files_checked=len(files), elapsed=time.perf_counter() - started, suppressed=suppressed)
-    return CheckOutcome(diagnostics, summary, _fail_on(selection), notes)
+    traced_codes = {d.code for d in diagnostics}
+    return CheckOutcome(diagnostics, summary, _fail_on(selection), notes,
+                        snippets if "NNL790" in traced_codes else [])
 
 
 def warn(message: str) -> None:

@@ -104,6 +104,10 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         click.echo(report, nl=False)
     if statistics:
         click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
+    if outcome.snippets and not quiet and (fmt == "text" or verbose):
+        # After the report, never inside a message: machine formats get it on stderr.
+        text = "To trace the models NNL790 names, add to pyproject.toml (real values):\n\n"
+        click.echo(text + "\n\n".join(outcome.snippets), err=fmt != "text" or bool(output_file))
 
     if outcome.internal_error:
         sys.exit(2)

@@ -25,6 +25,7 @@ import libcst as cst
 
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.trace.callsites import UNKNOWN, resolve_callee
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
@@ -224,32 +225,54 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     return out
 
 
+def _unknowns(entry: dict) -> int:
+    values = list(entry["args"]) + list(entry["kwargs"].values())
+    return sum(v == UNKNOWN for v in values)
+
+
 def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
-    instantiations: dict[str, list[dict]] = {}
-    input_shapes: dict[str, list[list[str]]] = {}
+    # Call sites and example inputs, by the (file, class) they name through imports.
+    defined_in: dict[str, set[str]] = {}
     for file in files:
+        for cls in file.found.classes:
+            defined_in.setdefault(cls.name, set()).add(os.path.abspath(file.path))
+    instantiations: dict[tuple[str, str], list[dict]] = {}
+    input_shapes: dict[tuple[str, str], list[list[str]]] = {}
+    for file in files:
+        caller = os.path.abspath(file.path)
+        local = {c.name for c in file.found.classes}
+        targets: dict[str, str] = {}  # class name as called here -> its file
         for name, entries in file.found.instantiations.items():
             for entry in entries:
-                instantiations.setdefault(name, []).append({**entry, "where": f"{file.display}:{entry['line']}"})
+                target = resolve_callee(entry.get("callee", name), caller, defined_in, local)
+                if target is not None:
+                    targets[name] = target
+                    instantiations.setdefault((target, name), []).append(
+                        {**entry, "where": f"{file.display}:{entry['line']}"})
         for name, specs in file.found.input_shapes.items():
-            input_shapes.setdefault(name, []).extend(specs)
+            target = caller if name in local else targets.get(name)
+            if target is not None:
+                input_shapes.setdefault((target, name), []).extend(specs)
+    for entries in instantiations.values():
+        entries.sort(key=_unknowns)
     user_dirs = sorted({os.path.dirname(os.path.abspath(f.path)) for f in files})
     requests = []
     for file in files:
         models = []
+        path = os.path.abspath(file.path)
         for cls in file.found.models():
             key, config = _config_for(cls.name, file, options)
             models.append({
                 "name": cls.name, "config_key": key, "config": config, "inline_input": cls.input,
-                "literal_inputs": input_shapes.get(cls.name, []),
-                "instantiations": instantiations.get(cls.name, [])[:4],
+                "literal_inputs": input_shapes.get((path, cls.name), []),
+                "instantiations": instantiations.get((path, cls.name), [])[:4],
                 "factories": file.found.factories.get(cls.name, [])[:2],
-                "first_layers": cls.first_layers,
+                "first_layers": cls.first_layers, "dtype": file.found.dtypes.get(cls.name),
             })
         if models:
             requests.append({
                 "path": os.path.abspath(file.path), "display": file.display, "models": models,
-                "user_dirs": user_dirs,
+                "user_dirs": user_dirs, "argparse_defaults": file.found.argparse_defaults,
                 "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
                             "batch_size": options.batch_size},
             })
@@ -266,11 +289,29 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
                       rule.severity, "trace", text)
 
 
-def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
-    message = f"{cls.name} was not traced: {reason}"
-    if snippet:
-        message += f"\nTo fix, add to pyproject.toml:\n{snippet}"
-    return _diagnostic("NNL790", message, file, cls.line, cls.column, cls.end_line, cls.end_column)
+MESSAGE_LIMIT = 200
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A diagnostic message: one line, at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _not_traced(file: _File, cls: ModelClass, category: str, reason: str, configurable: bool) -> Diagnostic:
+    hint = "; set its arguments/input in pyproject.toml (snippet below the report)" if configurable else ""
+    head = f"{cls.name} was not traced ({category}): "
+    reason = one_line(reason, MESSAGE_LIMIT - len(head) - len(hint))
+    return _diagnostic("NNL790", head + reason + hint, file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
+def _blocked_by_package(file: _File, package: str, line: int, names: list[str]) -> Diagnostic:
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    message = one_line(f"{package} is not importable here (missing package), so {shown} "
+                       f"{'was' if len(names) == 1 else 'were'} not traced; install it in this environment to trace them")
+    text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
+    end = len(text) + 1 if text else 1
+    return _diagnostic("NNL790", message, file, line, 1, line, end)
 
 
 def _timeout_snippet(options: TraceOptions) -> str:
@@ -282,7 +323,17 @@ class _Collector:
         self.options = options
         self.diagnostics: list[Diagnostic] = []
         self.notes: list[str] = []
+        self.snippets: list[str] = []  # ready-to-paste config, printed after the report
+        # (file, package) -> import line and the classes the missing package blocks
+        self.blocked: dict[tuple[str, str], tuple[_File, int, list[str]]] = {}
         self.lock = threading.Lock()
+
+    def blocked_diagnostics(self) -> list[Diagnostic]:
+        out = []
+        for (_, package), (file, line, names) in self.blocked.items():
+            first = min((c for c in file.found.models() if c.name in names), key=lambda c: c.line)
+            out.append(_blocked_by_package(file, package, line or first.line, names))
+        return out
 
     def model_result(self, file: _File, message: dict) -> None:
         cls = next((c for c in file.found.models() if c.name == message["model"]), None)
@@ -314,16 +365,28 @@ class _Collector:
                 if not self.options.verbose:
                     return
                 self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
+            elif message.get("blocked"):
+                package, line = message["blocked"]
+                entry = self.blocked.setdefault((file.display, package), (file, line, []))
+                entry[2].append(cls.name)
+                if self.options.verbose:
+                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: blocked by missing package {package!r}")
             else:
-                self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
-                                                    message.get("snippet", "")))
-                if self.options.verbose:  # the NNL790 diagnostic already says it
-                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+                category = message.get("category") or "crash"
+                snippet = message.get("snippet", "")
+                self.diagnostics.append(_not_traced(file, cls, category, message.get("reason", "unknown"),
+                                                    bool(snippet)))
+                if snippet:
+                    self.snippets.append(f"# {file.display}:{cls.line}: {cls.name} ({category})\n{snippet}")
+                if self.options.verbose:  # the NNL790 diagnostic already says it, shortened
+                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced ({category}): "
+                                      f"{message.get('reason')}")
 
-    def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
+    def file_failed(self, file: _File, pending: set[str], category: str, reason: str, snippet: str) -> None:
         for cls in file.found.models():
             if cls.name in pending:
-                self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
+                self.model_result(file, {"model": cls.name, "ok": False, "category": category, "reason": reason,
+                                         "snippet": snippet})
 
 
 def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
@@ -342,12 +405,12 @@ def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector)
             collector.model_result(file, message)
     except TimeoutError:
         worker.kill()
-        collector.file_failed(file, pending, f"timed out after {collector.options.timeout:g} s "
+        collector.file_failed(file, pending, "timeout", f"gave up after {collector.options.timeout:g} s "
                               "(construction or the forward pass is too slow, or loops forever)",
                               _timeout_snippet(collector.options))
     except WorkerError as exc:
         worker.kill()
-        collector.file_failed(file, pending, str(exc), "")
+        collector.file_failed(file, pending, "memory" if "memory" in str(exc) else "crash", str(exc), "")
 
 
 class WorkerPool:
@@ -368,9 +431,11 @@ class WorkerPool:
 
 
 def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
-                pool: WorkerPool | None = None) -> tuple[list[Diagnostic], list[str]]:
+                pool: WorkerPool | None = None,
+                snippets: list[str] | None = None) -> tuple[list[Diagnostic], list[str]]:
     """Trace every model of the files; (diagnostics, verbose notes). `pool` lets callers (tests,
-    long-lived tools) reuse workers, whose torch import is the expensive part."""
+    long-lived tools) reuse workers, whose torch import is the expensive part. `snippets`, when
+    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced."""
     if importlib.util.find_spec("torch") is None:
         return [], ["tracing skipped: torch is not importable here (install it, e.g. pip install "
                     "'nnlint[trace]', or pass --static-only to silence this)"]
@@ -398,7 +463,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             except (WorkerError, TimeoutError, OSError) as exc:  # the worker did not even start
                 worker.kill()
                 reason = str(exc) or "the worker did not start in time"
-                collector.file_failed(file, {m["name"] for m in request["models"]}, reason, "")
+                collector.file_failed(file, {m["name"] for m in request["models"]}, "crash", reason, "")
 
     workers = pool.workers[:max(1, min(len(pool.workers), len(requests)))]
     threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
@@ -410,9 +475,11 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     finally:
         if own_pool:
             pool.close()
+    if snippets is not None:
+        snippets.extend(collector.snippets)
     # A class is analysed on its own and inside the models that use it: one report per hazard.
     diagnostics, seen = [], set()
-    for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
+    for d in sorted(collector.diagnostics + collector.blocked_diagnostics(), key=Diagnostic.sort_key):
         if (d.path, d.line, d.code) not in seen:
             seen.add((d.path, d.line, d.code))
             diagnostics.append(d)

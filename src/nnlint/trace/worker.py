@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import dataclasses
 import importlib.util
 import inspect
 import json
@@ -22,6 +23,10 @@ import traceback
 import types
 import typing
 
+from nnlint.trace import missing
+from nnlint.trace.building import (
+    DefaultsNamespace, config_variants, define_missing_global, install_argparse_defaults,
+)
 from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
 from nnlint.trace.slicing import slice_module
 
@@ -100,13 +105,14 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
             return existing
     with open(path, encoding="utf-8", errors="replace") as handle:
         source = handle.read()
-    code = slice_module(source, path, roots).compile(path)
+    tree = slice_module(source, path, roots).tree
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
     module.__nnlint_sliced__ = True
     sys.modules[name] = module
-    exec(code, module.__dict__)
+    missing.reset()
+    module.__nnlint_failures__ = missing.execute(tree, path, module.__dict__)
     return module
 
 
@@ -122,6 +128,9 @@ def forget_sliced_modules() -> None:
             del sys.modules[name]
 
 
+UNKNOWN_VALUE = object()  # a call-site argument that is not literal: filled by fill_call_site
+
+
 def resolve_refs(value, namespace: dict):
     """Turn the discovery's JSON values back into Python: tuples and names of the module."""
     if isinstance(value, list):
@@ -129,6 +138,13 @@ def resolve_refs(value, namespace: dict):
     if isinstance(value, dict):
         if "$tuple" in value:
             return tuple(resolve_refs(v, namespace) for v in value["$tuple"])
+        if "$unknown" in value:
+            return UNKNOWN_VALUE
+        if "$namespace" in value:
+            parsed = DefaultsNamespace()
+            for key, item in value["$namespace"].items():
+                setattr(parsed, key, resolve_refs(item, namespace))
+            return parsed
         if "$ref" in value:
             head, *rest = value["$ref"].split(".")
             obj = namespace[head] if head in namespace else __builtins__[head] if isinstance(
@@ -148,7 +164,7 @@ _NAME_VALUES = [  # (substrings of a lower-cased parameter name, value); first m
     (("in_chans", "in_channels", "input_channels", "in_ch", "n_channels", "num_channels", "img_channels",
       "image_channels", "channels_in", "input_nc"), 3),
     (("n_layer", "num_layers", "n_layers", "nlayers", "depth", "num_blocks", "n_blocks"), 2),
-    (("dropout", "drop", "p_drop", "attn_drop", "proj_drop"), 0.0),
+    (("dropout", "drop", "p_drop", "attn_drop", "proj_drop", "dp_ratio", "pdrop"), 0.0),
     (("eps", "epsilon"), 1e-5),
     (("kernel",), 3),
     (("stride",), 1),
@@ -173,8 +189,13 @@ _HEAD_NAMES = frozenset({"heads", "num_heads", "n_head", "n_heads", "nhead", "nh
                          "num_attention_heads", "attn_heads"})
 
 
+_EXACT_VALUES = {"nc": 3, "ncls": 10}  # short names a substring match would misread
+
+
 def _value_for(name: str, annotation, scale: int):
     lowered = name.lower()
+    if lowered in _EXACT_VALUES:
+        return _EXACT_VALUES[lowered]
     if lowered in _HEAD_NAMES:
         return 4
     for keys, value in _NAME_VALUES:
@@ -226,48 +247,127 @@ def _annotation(param, namespace):
     return annotation
 
 
-def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
-    """A few constructor argument sets guessed from the signature: defaults, type hints, names."""
+_CONFIG_NAMES = ("config", "cfg", "args", "conf", "hparams", "opt", "params", "hp", "options", "model_args")
+
+
+def _config_bases(cls, namespace, annotation) -> list:
+    """Config objects the checked code itself defines for `cls`: its `get_default_config()`, the
+    annotated config class, or the module's one `*Config`/`*Args` dataclass/NamedTuple, with defaults."""
+    makers = []
+    default_config = getattr(cls, "get_default_config", None)
+    if callable(default_config):
+        makers.append(default_config)
+    if isinstance(annotation, type):
+        makers.append(annotation)
+    else:
+        named = [v for k, v in namespace.items() if isinstance(v, type) and k.endswith(("Config", "Args", "Cfg"))
+                 and (dataclasses.is_dataclass(v) or hasattr(v, "_fields"))]
+        if len(named) == 1:
+            makers.append(named[0])
+    out = []
+    for make in makers:
+        try:
+            out.append(make())
+        except Exception:  # noqa: BLE001 - a config class without defaults
+            continue
+    return out
+
+
+def _is_config_class(annotation) -> bool:
+    return (isinstance(annotation, type) and annotation is not inspect.Parameter.empty
+            and annotation not in (int, float, bool, str, list, tuple, dict) and not issubclass(annotation, nn.Module))
+
+
+def _param_value(param, namespace, scale: int, blocks: list):
+    """A value for one required constructor parameter, from its annotation and its name."""
+    annotation = _annotation(param, namespace)
+    lowered = param.name.lower()
+    if _is_config_class(annotation):
+        return _build_config_object(annotation, scale)
+    if lowered in _CONFIG_NAMES:
+        return _AutoConfig(scale)
+    if lowered == "block" and blocks:
+        return blocks[0]
+    if lowered in ("layers", "blocks", "num_blocks", "depths", "block_nums"):
+        return [1, 1, 1, 1]
+    if lowered.split("_")[0] in ("act", "activation") or lowered.endswith(("act_layer", "activation")):
+        return nn.ReLU
+    if lowered in ("norm", "norm_layer", "norm_fn", "normalization"):
+        return nn.BatchNorm2d if "layer" in lowered else nn.LayerNorm
+    return _value_for(param.name, annotation, scale)
+
+
+def _required(cls) -> list:
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
         return []
-    required = [p for p in signature.parameters.values()
-                if p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [p for p in signature.parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _blocks(cls, namespace) -> list:
+    return [v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, nn.Module)
+            and v is not cls and ("block" in k.lower() or "bottleneck" in k.lower())]
+
+
+def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
+    """A few constructor argument sets guessed from the signature: config objects the code defines
+    (defaults, unset sizes filled), then type hints and names at two scales."""
+    required = _required(cls)
     if not required:
         return []
-    blocks = [v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, nn.Module)
-              and v is not cls and ("block" in k.lower() or "bottleneck" in k.lower())]
+    blocks = _blocks(cls, namespace)
     candidates = []
-    for scale in (1, 2):
+
+    def arguments(values: dict) -> tuple[list, dict]:
         args, kwargs = [], {}
         for param in required:
-            annotation = _annotation(param, namespace)
-            lowered = param.name.lower()
-            if isinstance(annotation, type) and annotation is not inspect.Parameter.empty \
-                    and annotation not in (int, float, bool, str, list, tuple) \
-                    and not issubclass(annotation, nn.Module):
-                value = _build_config_object(annotation, scale)
-            elif lowered in ("config", "cfg", "args", "conf", "hparams", "opt", "params", "hp", "options"):
-                value = _AutoConfig(scale)
-            elif lowered == "block" and blocks:
-                value = blocks[0]
-            elif lowered in ("layers", "blocks", "num_blocks", "depths", "block_nums"):
-                value = [1, 1, 1, 1]
-            elif lowered.split("_")[0] in ("act", "activation") or lowered.endswith(("act_layer", "activation")):
-                value = nn.ReLU
-            elif lowered in ("norm", "norm_layer", "norm_fn", "normalization"):
-                value = nn.BatchNorm2d if "layer" in lowered else nn.LayerNorm
-            else:
-                value = _value_for(param.name, annotation, scale)
             if param.kind == param.KEYWORD_ONLY:
-                kwargs[param.name] = value
+                kwargs[param.name] = values[param.name]
             else:
-                args.append(value)
-        names = ", ".join(f"{p.name}={_show(v)}" for p, v in zip(required, args + list(kwargs.values())))
+                args.append(values[param.name])
+        return args, kwargs
+
+    for param in required:
+        annotation = _annotation(param, namespace)
+        if param.name.lower() not in _CONFIG_NAMES and not _is_config_class(annotation):
+            continue
+        for base in _config_bases(cls, namespace, annotation if _is_config_class(annotation) else None):
+            for how, config in config_variants(base, lambda name: _value_for(name, None, 1)):
+                values = {p.name: _param_value(p, namespace, 1, blocks) for p in required}
+                values[param.name] = config
+                candidates.append((f"{type(base).__name__} with {how}", *arguments(values)))
+        break
+    for scale in (1, 2):
+        values = {p.name: _param_value(p, namespace, scale, blocks) for p in required}
+        args, kwargs = arguments(values)
+        names = ", ".join(f"{p.name}={_show(values[p.name])}" for p in required)
         candidates.append((f"synthesized arguments ({names})", args, kwargs))
     return candidates
+
+
+def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict]:
+    """A call site's arguments with its non-literal values synthesized from their parameter's name,
+    parsed-argument namespaces rebuilt from their defaults, and `**vars(args)` cut to the signature."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return args, kwargs
+    params = list(signature.parameters.values())
+    blocks = _blocks(cls, namespace)
+    if kwargs.pop("$open", False) and not any(p.kind == p.VAR_KEYWORD for p in params):
+        kwargs = {k: v for k, v in kwargs.items() if k in signature.parameters}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def fill(value, param):
+        if value is UNKNOWN_VALUE:
+            return _param_value(param, namespace, 1, blocks) if param is not None else 16
+        return value
+
+    args = [fill(v, positional[i] if i < len(positional) else None) for i, v in enumerate(args)]
+    kwargs = {k: fill(v, signature.parameters.get(k)) for k, v in kwargs.items()}
+    return args, kwargs
 
 
 def _build_config_object(annotation, scale):
@@ -283,7 +383,10 @@ def _show(value) -> str:
         return value.__name__
     if isinstance(value, _AutoConfig):
         return "<config>"
-    return repr(value)
+    if isinstance(value, DefaultsNamespace):
+        return "<parsed arguments>"
+    text = repr(value)
+    return text if len(text) <= 40 else f"<{type(value).__name__}>"
 
 
 _SEQUENCE_NAMES = ("seq", "len", "num_patches", "num_tokens", "block_size", "context", "n_ctx", "positions")
@@ -340,8 +443,9 @@ def construction_candidates(cls, namespace, request):
             kwargs = resolve_refs(inst["kwargs"], namespace)
         except (KeyError, AttributeError):
             continue
+        args, kwargs = fill_call_site(cls, namespace, args, kwargs)
         shown = ", ".join([_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items()])
-        yield (f"literal {cls.__name__}({shown}) at {inst.get('where', 'line ' + str(inst.get('line')))}",
+        yield (f"call site {cls.__name__}({shown}) at {inst.get('where', 'line ' + str(inst.get('line')))}",
                lambda a=args, k=kwargs: cls(*a, **k), _bound(cls, args, kwargs))
     for factory in request.get("factories", []):
         function = namespace.get(factory)
@@ -524,10 +628,14 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
     label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
     generator = torch.Generator().manual_seed(seed)
     made = []
+    # A model cast with `.double()` / `.half()` is fed in its own float dtype.
+    model_float = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def one(tensor_spec: TensorSpec, name: str = ""):
         shape = tensor_spec.shape(sizes)
         dtype = _TORCH_DTYPES[tensor_spec.dtype]
+        if dtype == torch.float32:
+            dtype = model_float
         if device == "meta":
             return torch.empty(shape, dtype=dtype, device="meta")
         if tensor_spec.dtype == "bool":
@@ -547,7 +655,11 @@ _LABEL_NAMES = ("label", "target", "class", "y_true")
 # --- one model --------------------------------------------------------------------------------
 
 class ModelFailure(Exception):
-    pass
+    """Why a model was not traced; `category` names the kind in a few words for NNL790."""
+
+    def __init__(self, reason: str, best_guess=None, category: str = "tracing", blocked=None):
+        super().__init__(reason, best_guess)
+        self.reason, self.best_guess, self.category, self.blocked = reason, best_guess, category, blocked
 
 
 def _describe(exc: BaseException) -> str:
@@ -609,12 +721,38 @@ def _meta_build(build):
     return model if isinstance(model, nn.Module) else None
 
 
+def _patient(build, namespace: dict, request: dict):
+    """`build` that defines module globals the slice left out (see define_missing_global) and casts
+    the model to the dtype its call sites use (`.double()`)."""
+    dtype = getattr(torch, request["dtype"]) if request.get("dtype") else None
+
+    def run():
+        for _ in range(8):
+            try:
+                model = build()
+                break
+            except NameError as exc:
+                if not define_missing_global(exc, namespace, request.get("argparse_defaults", {}),
+                                             lambda name: _value_for(name, None, 1)):
+                    raise
+        else:
+            model = build()
+        if dtype is not None and isinstance(model, nn.Module):
+            model = model.to(dtype)
+        return model
+
+    return run
+
+
 def _real_build(build):
     torch.manual_seed(0)
     model = build()
     if not isinstance(model, nn.Module):
         raise TypeError(f"built a {type(model).__name__}, not a module")
     return model
+
+
+_INPUT_ERRORS: list[BaseException] = []  # import errors raised by forward passes of the current model
 
 
 def _find_input(model, request, options, device, attempts, how, failed=None):
@@ -635,6 +773,8 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
             if isinstance(exc, KeyboardInterrupt):
                 raise
             attempts.append((f"{how}, input {spec.config_value()} ({source}): {_describe(exc)}", spec))
+            if isinstance(exc, ImportError):
+                _INPUT_ERRORS.append(exc)
             if failed is not None and not failed and args is not None:
                 failed.append((source, spec, sizes, args, kwargs))
             continue
@@ -650,15 +790,22 @@ def check_model(cls, namespace, request, options, path) -> dict:
     enough for the fake-tensor path).
     """
     started = time.perf_counter()
+    missing.reset()
+    _INPUT_ERRORS.clear()
     attempts: list[tuple[str, object]] = []
+    errors: list[BaseException] = []  # of every attempt, for the failure's category
+    built = False
     raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
+        build = _patient(build, namespace, request)
         request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments)}
         try:
             meta_model = _meta_build(build)
         except (KeyboardInterrupt, SystemExit) as exc:
             attempts.append((f"{how}: {_describe(exc)}", None))
+            errors.append(exc)
             continue
+        built = built or meta_model is not None
         params = sum(p.numel() for p in meta_model.parameters()) if meta_model is not None else None
         fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
         found = None
@@ -681,7 +828,9 @@ def check_model(cls, namespace, request, options, path) -> dict:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 attempts.append((f"{how}: {_describe(exc)}", None))
+                errors.append(exc)
                 continue
+            built = True
             params = sum(p.numel() for p in model.parameters())
             if found is not None:  # the meta run chose the input: the same tensors, for real
                 found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
@@ -705,7 +854,11 @@ def check_model(cls, namespace, request, options, path) -> dict:
     reasons = [text for text, _ in attempts[-4:]]
     if not attempts:
         reasons = ["built, but no input shape could be inferred"]
-    raise ModelFailure("; ".join(reasons), best_guess)
+    blocked = next(iter(missing.touched.items()), None) or next(
+        filter(None, map(missing.blocking, errors + _INPUT_ERRORS)), None)
+    category = ("missing package" if blocked else "memory" if any("memory" in r for r in reasons)
+                else "input" if built else "constructor arguments")
+    raise ModelFailure("; ".join(reasons), best_guess, category, blocked)
 
 
 def _analyzed(model, how, found, params, path, fake, started) -> dict:
@@ -780,21 +933,29 @@ def check_file(request: dict, send) -> None:
             send({"model": model["name"], "ok": False, "reason": why, "snippet": ""})
         return
     namespace = module.__dict__
+    failures = getattr(module, "__nnlint_failures__", {})
     for model_request in request["models"]:
         name = model_request["name"]
         cls = namespace.get(name)
+        if cls is None and name in failures:
+            blocked = missing.blocking(failures[name])
+            send({"model": name, "ok": False, "blocked": blocked,
+                  "category": "missing package" if blocked else "crash",
+                  "reason": f"defining the class failed: {_describe(failures[name])}", "snippet": ""})
+            continue
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             send({"model": name, "ok": False, "skip": True, "reason": "not an nn.Module once loaded"})
             continue
         if getattr(cls.forward, "__name__", "") == "_forward_unimplemented" or inspect.isabstract(cls):
             send({"model": name, "ok": False, "skip": True, "reason": "defines no forward"})
             continue
+        model_request = {**model_request, "argparse_defaults": request.get("argparse_defaults", {})}
         try:
             send({"model": name, **check_model(cls, namespace, model_request, options, path)})
         except ModelFailure as exc:
-            reason, best_guess = exc.args
-            send({"model": name, "ok": False, "reason": reason,
-                  "snippet": _snippet(model_request.get("config_key") or name, model_request, cls, best_guess)})
+            send({"model": name, "ok": False, "reason": exc.reason, "category": exc.category,
+                  "blocked": exc.blocked,
+                  "snippet": _snippet(model_request.get("config_key") or name, model_request, cls, exc.best_guess)})
         except SpecError as exc:
             send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
         except BaseException as exc:  # noqa: BLE001
@@ -820,6 +981,7 @@ def main(argv: list[str]) -> int:
     global _SEND
     _SEND = send
 
+    install_argparse_defaults(lambda name: _value_for(name, None, 1))
     import torch as _torch  # the one expensive import, paid once per worker
     import torch.nn as _nn
     torch, nn = _torch, _nn
