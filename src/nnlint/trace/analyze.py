@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
-from nnlint.trace import eagerpath, fxpath
+from nnlint.trace import eagerpath, fxpath, leakage
 from nnlint.trace.checks import (
     Context, Locator, OpRecord, check_activations, check_loss_shapes, check_nonfinite, definition_loc,
-    finding, gradient_norm_findings, initial_loss, mixing_location, shape_findings, tensors_in,
+    gradient_norm_findings, initial_loss, shape_findings, tensors_in,
 )
+from nnlint.trace.usage import square_inputs
 
 _LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
 VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
@@ -43,7 +44,7 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
     locate = Locator(source_file)
     notes: list[str] = []
     was_training = model.training
-    model.eval()  # BatchNorm/Dropout must not couple or randomize samples
+    set_training(model, False)  # BatchNorm/Dropout must not couple or randomize samples
     try:
         mode: Any = contextlib.nullcontext()
         if fake:
@@ -59,7 +60,7 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
         if fake:
             notes.append(VALUE_CODES_NOTE)
         else:
-            findings += _value_findings(model, trace, args, kwargs, ctx, axis, notes)
+            findings += _value_findings(model, trace, args, kwargs, ctx, axis, notes, locate)
     except eagerpath.ForwardFailed as failed:
         # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
         # the NNL702 finding, not a model that cannot be traced.
@@ -72,10 +73,17 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             raise failed.cause from None
         path, why = "eager", f"forward raised {failed}"
     finally:
-        model.train(was_training)
+        set_training(model, was_training)
     if fake:
         path = "fake-" + path
     return {"path": path, "why": why, "findings": _dedupe(findings), "notes": notes}
+
+
+def set_training(model: torch.nn.Module, mode: bool) -> None:
+    """`model.train(mode)` without calling overrides of `train()` (forward-forward layers train
+    themselves in a `train(x_pos, x_neg)` method)."""
+    for module in model.modules():
+        module.training = mode
 
 
 def _trace(model, args, kwargs, locate: Locator, *, values: bool):
@@ -134,15 +142,15 @@ def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tup
     return int(shape[axis]), axis
 
 
-def _value_findings(model, trace, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+def _value_findings(model, trace, args, kwargs, ctx: Context, axis: int, notes: list[str], locate) -> list[dict]:
     found = check_nonfinite(trace.records, ctx) + check_activations(trace.records, ctx)
     outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
     producer = trace.producer(outputs[0]) if outputs else None
     if producer is not None and producer.op in _LOGIT_PRODUCERS:  # a classifier head, not features
         found += initial_loss(outputs[0], producer.loc or ctx.fallback, ctx)
-    for name, check in (("NNL704", _gradient_test), ("NNL709", _gradient_norms)):
+    for name, check in (("NNL704", _sample_test), ("NNL712", _future_test), ("NNL709", _gradient_norms)):
         try:
-            found += check(model, trace.records, args, kwargs, ctx, axis, notes)
+            found += check(model, trace.records, args, kwargs, ctx, axis, notes, locate)
         except Exception as exc:  # one failed check must not lose the others
             notes.append(f"{name} check failed: {type(exc).__name__}: {exc}"[:300])
         finally:
@@ -162,13 +170,13 @@ def _batch_statistics(model: torch.nn.Module):
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     saved = [(m.training, m.momentum, _clone(m.num_batches_tracked)) for m in norms]
     for m in norms:
-        m.train()
+        m.training = True
         m.momentum = 0.0  # the running averages keep their values
     try:
         yield
     finally:
         for m, (training, momentum, tracked) in zip(norms, saved):
-            m.train(training)
+            m.training = training
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
@@ -178,72 +186,25 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.clone()
 
 
-def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
-    """NNL704 from one backward pass of sum(out[sample 0]).
-
-    In eval mode every sample's output may depend only on that sample, so the gradient of sample 0's
-    output with respect to the other samples' inputs (or, for token inputs, their embeddings) must be
-    exactly zero.
-    """
-    batch = ctx.batch
-    watched: list[torch.Tensor] = []
-
-    def watch(value):
-        if (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > axis
-                and value.shape[axis] == batch):
-            value = value.detach().clone().requires_grad_(True)
-            watched.append(value)
-        return value
-
-    args, kwargs = tree_map(watch, tuple(args)), tree_map(watch, dict(kwargs))
-    hooks = []
-    if not watched:  # token inputs (int_inputs): watch the first embedding output with the batch dimension
-        def capture(module, inputs, output):
-            if (not watched and isinstance(output, torch.Tensor) and output.requires_grad
-                    and output.dim() > axis and output.shape[axis] == batch):
-                output.retain_grad()
-                watched.append(output)
-
-        embeddings = [m for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
-        hooks = [m.register_forward_hook(capture) for m in embeddings]
-    try:
-        with torch.enable_grad():
-            output = model(*args, **kwargs)
-            tensors = [t for t in tree_flatten(output)[0]
-                       if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
-            per_sample = [t.select(_out_axis(t, axis, batch), 0).sum() for t in tensors
-                          if batch and _out_axis(t, axis, batch) is not None]
-            if per_sample and watched:
-                # Kept: modules that cache tensors across calls in eval mode (LeViT's attention
-                # biases) reuse this graph in the NNL709 pass.
-                torch.stack([o.float() for o in per_sample]).sum().backward(retain_graph=True)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    found: list[dict] = []
-    if not per_sample or not batch or batch < 2:
-        notes.append("NNL704 skipped: no output has the batch dimension")
-        return found
-    if not watched:
-        notes.append("NNL704 skipped: no float input or embedding output to differentiate")
-        return found
-    for value in watched:
-        grad = value.grad
-        if grad is None:
-            continue
-        own = float(grad.narrow(axis, 0, 1).abs().max())
-        leak = float(grad.narrow(axis, 1, batch - 1).abs().max())
-        if leak > 1e-6 * own:
-            loc = mixing_location(records, ctx)
-            found.append(finding("NNL704", f"samples leak into each other: in eval mode the output of "
-                                 f"sample 0 has a gradient of {leak:.2e} with respect to other samples' "
-                                 f"inputs (own: {own:.2e}); a view/reshape used where a transpose was "
-                                 "meant, or a reduction over the batch, mixes the batch", loc))
-            break
-    return found
+def _sample_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str], locate) -> list[dict]:
+    """NNL704 (see leakage.py). Inputs with a (B, B) matrix (a graph's adjacency, an attention
+    mask) make the rows nodes or positions that forward is meant to mix: no batch to protect."""
+    shapes = [tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+    if square_inputs(shapes):
+        notes.append("NNL704 skipped: a (B, B) input makes the rows nodes or positions, not samples")
+        return []
+    return leakage.sample_findings(model, args, kwargs, axis, ctx.fallback, locate, notes)
 
 
-def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+def _future_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str], locate) -> list[dict]:
+    """NNL712 (see leakage.py), for models meant to be causal only."""
+    intent = leakage.causal_intent(model, records)
+    if intent is None:
+        return []
+    return leakage.future_findings(model, args, kwargs, axis, ctx.fallback, locate, intent, notes)
+
+
+def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str], locate) -> list[dict]:
     """NNL709: first vs last layer weight gradients of the summed output, with batch statistics."""
     if any(t.finite is False for r in records for t in tensors_in(r.out)):
         return []  # non-finite activations (NNL706) make every gradient non-finite: not a second finding
@@ -259,14 +220,6 @@ def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes
         projections = [(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors]
         torch.stack(projections).sum().backward(retain_graph=True)
     return gradient_norm_findings(model, ctx)
-
-
-def _out_axis(t: torch.Tensor, axis: int, batch: int | None) -> int | None:
-    if not batch or t.dim() == 0:
-        return None
-    if t.dim() > axis and t.shape[axis] == batch:
-        return axis
-    return next((i for i, s in enumerate(t.shape) if s == batch), None)
 
 
 def _dedupe(findings: list[dict]) -> list[dict]:

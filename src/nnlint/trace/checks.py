@@ -536,48 +536,6 @@ def initial_loss(output: Any, loc: Loc, ctx: Context) -> list[dict]:
                     "layer's weights to zero/small values or set its bias from the class priors", loc)]
 
 
-_MOVES = frozenset({"transpose", "permute", "swapaxes", "movedim", "moveaxis", "t", "swapdims"})
-_CONTRACTIONS = frozenset({"matmul", "bmm", "mm", "einsum", "tensordot", "baddbmm", "addmm", "linear"})
-
-
-def _breaks_batch(rec: OpRecord, batch: int) -> bool:
-    """Whether this op merges, splits or reduces away a batch-sized dimension."""
-    found = reduced_dims(rec)
-    if found is not None:
-        return any(found[0].shape[d] == batch for d in found[1])
-    inputs = [t for t in tensors_in(rec.args) if batch in t.shape]
-    out = first_tensor(rec.out)
-    if not inputs or out is None:
-        return False
-    if rec.op in _RESHAPES:
-        src = inputs[0]
-        axis = src.shape.index(batch)
-        lower = math.prod(src.shape[:axis])
-        kept = any(math.prod(out.shape[:j]) == lower and out.shape[j] == batch for j in range(len(out.shape)))
-        return not kept
-    if rec.op in _CONTRACTIONS:
-        return out.shape.count(batch) < max(t.shape.count(batch) for t in inputs)
-    return False
-
-
-def _moves_batch(rec: OpRecord, batch: int) -> bool:
-    if rec.op not in _MOVES:
-        return False
-    src, out = _arg(rec, 0, "input"), first_tensor(rec.out)
-    return (isinstance(src, TensorInfo) and out is not None and batch in src.shape and batch in out.shape
-            and src.shape.index(batch) != out.shape.index(batch))
-
-
-def mixing_location(records: list[OpRecord], ctx: Context) -> Loc:
-    """Where the batch dimension is first merged (else first moved); forward's line if nowhere."""
-    if ctx.batch and ctx.batch > 1:
-        for predicate in (_breaks_batch, _moves_batch):
-            for rec in records:
-                if rec.loc is not None and predicate(rec, ctx.batch):
-                    return rec.loc
-    return ctx.fallback
-
-
 def gradient_norm_findings(model: torch.nn.Module, ctx: Context) -> list[dict]:
     """NNL709: first vs last layer weight gradient norms after one backward pass.
 

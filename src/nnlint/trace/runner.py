@@ -374,7 +374,8 @@ class _Collector:
             else:
                 category = message.get("category") or "crash"
                 snippet = message.get("snippet", "")
-                self.diagnostics.append(_not_traced(file, cls, category, message.get("reason", "unknown"),
+                self.diagnostics.append(_not_traced(file, cls, category,
+                                                    message.get("summary") or message.get("reason", "unknown"),
                                                     bool(snippet)))
                 if snippet:
                     self.snippets.append(f"# {file.display}:{cls.line}: {cls.name} ({category})\n{snippet}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import dataclasses
+import functools
 import importlib.util
+import itertools
 import inspect
 import json
 import math
@@ -27,7 +29,10 @@ from nnlint.trace import missing
 from nnlint.trace.building import (
     DefaultsNamespace, config_variants, define_missing_global, install_argparse_defaults,
 )
-from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
+from nnlint.trace.usage import hidden_method, width_hints, width_specs
+from nnlint.trace.inputs import (
+    GUESSED, InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec, resized,
+)
 from nnlint.trace.slicing import slice_module
 
 torch = None  # imported in main(), after the memory cap is set
@@ -340,11 +345,26 @@ def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
                 candidates.append((f"{type(base).__name__} with {how}", *arguments(values)))
         break
     for scale in (1, 2):
-        values = {p.name: _param_value(p, namespace, scale, blocks) for p in required}
+        values = _distinct({p.name: _param_value(p, namespace, scale, blocks) for p in required})
         args, kwargs = arguments(values)
         names = ", ".join(f"{p.name}={_show(values[p.name])}" for p in required)
         candidates.append((f"synthesized arguments ({names})", args, kwargs))
     return candidates
+
+
+def _distinct(values: dict, given: frozenset = frozenset()) -> dict:
+    """Synthesized sizes made pairwise distinct (`height=32, width=32` would hide a swapped view):
+    a repeated value >= 8 grows by 8 (keeping divisibility by the usual head counts)."""
+    taken = {v for k, v in values.items() if k in given and isinstance(v, int)}
+    out = {}
+    for name, value in values.items():
+        if name not in given and isinstance(value, int) and not isinstance(value, bool) and value >= 8:
+            while value in taken:
+                value += 8
+        if isinstance(value, int) and not isinstance(value, bool):
+            taken.add(value)
+        out[name] = value
+    return out
 
 
 def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict]:
@@ -365,9 +385,13 @@ def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict
             return _param_value(param, namespace, 1, blocks) if param is not None else 16
         return value
 
-    args = [fill(v, positional[i] if i < len(positional) else None) for i, v in enumerate(args)]
-    kwargs = {k: fill(v, signature.parameters.get(k)) for k, v in kwargs.items()}
-    return args, kwargs
+    named = {(positional[i].name if i < len(positional) else f"${i}"): v for i, v in enumerate(args)}
+    named.update(kwargs)
+    given = frozenset(k for k, v in named.items() if v is not UNKNOWN_VALUE)
+    params = {**{p.name: p for p in positional}, **signature.parameters}
+    named = _distinct({k: fill(v, params.get(k)) for k, v in named.items()}, given)
+    args = [named[(positional[i].name if i < len(positional) else f"${i}")] for i in range(len(args))]
+    return args, {k: named[k] for k in kwargs}
 
 
 def _build_config_object(annotation, scale):
@@ -512,9 +536,12 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
             ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         out = []
+        declared = {(h, h) for h in hints}
         for sides in spatial_sides:
-            dims = "H,W" if sides is None else f"{sides[0]},{sides[1]}"
-            out.append(([f"float32[B,{layer.in_channels},{dims}]"], {}))
+            fixed = {} if sides is None else {"H": sides[0], "W": sides[1]}
+            if sides is not None and sides not in declared:
+                fixed[GUESSED] = 1
+            out.append(([f"float32[B,{layer.in_channels},H,W]"], fixed))
         return out
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [([f"float32[B,{layer.in_channels},D,H,W]"], {"D": 11, "H": 13, "W": 17}),
@@ -581,11 +608,33 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
         tried_layers += 1
         if tried_layers >= 3:
             break
+    # Constructor integers as widths (`RMSNorm(dim)`, graph layers), and the hidden state of
+    # recurrent models whose forward takes one from `init_hidden`.
+    required = _required_inputs(model)
+    for specs in width_specs(request.get("width_hints", []), required):
+        out.append(("constructor width", _parse_list(specs), {}))
+    method = hidden_method(model)
+    if method and required >= 2:
+        for source, spec, sizes in list(out):
+            if len(spec.args) >= required and not spec.kwargs:
+                trimmed = InputSpec(spec.args[:required - 1])
+                for symbol in reversed(spec.args[0].symbols()):
+                    out.insert(0 if source != "generic guess" else len(out),
+                               (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
     # Last resorts, for parameter-free modules and forwards that start with arithmetic.
-    for specs, sizes in ((["float32[B,16]"], {}), (["float32[B,T,16]"], {}),
-                         (["float32[B,16,H,W]"], {"H": 7, "W": 7})):
+    for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
+                         (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
         out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
     return out
+
+
+def _required_inputs(model) -> int:
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    return len([p for p in parameters if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
 def _pad_to_forward(model, specs: list[str]) -> list[str]:
@@ -646,7 +695,10 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
             return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
         return torch.randn(shape, generator=generator).to(dtype)
 
-    return [one(s) for s in spec.args], {k: one(s, k) for k, s in spec.kwargs}
+    args = [one(s) for s in spec.args]
+    if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`
+        args.append(getattr(model, hidden_method(model))(sizes[sizes["$hidden"]]))
+    return args, {k: one(s, k) for k, s in spec.kwargs}
 
 
 _LABEL_NAMES = ("label", "target", "class", "y_true")
@@ -657,9 +709,10 @@ _LABEL_NAMES = ("label", "target", "class", "y_true")
 class ModelFailure(Exception):
     """Why a model was not traced; `category` names the kind in a few words for NNL790."""
 
-    def __init__(self, reason: str, best_guess=None, category: str = "tracing", blocked=None):
+    def __init__(self, reason: str, best_guess=None, category: str = "tracing", blocked=None, summary=None):
         super().__init__(reason, best_guess)
         self.reason, self.best_guess, self.category, self.blocked = reason, best_guess, category, blocked
+        self.summary = summary or reason
 
 
 def _describe(exc: BaseException) -> str:
@@ -744,6 +797,11 @@ def _patient(build, namespace: dict, request: dict):
     return run
 
 
+def _eval(model) -> None:
+    for module in model.modules():  # not model.eval(): some modules override train() itself
+        module.training = False
+
+
 def _real_build(build):
     torch.manual_seed(0)
     model = build()
@@ -765,6 +823,7 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
         symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
         sizes = dict(fixed)
         sizes.update(choose_sizes(symbols, dims, batch=options.get("batch_size"), spatial=SPATIAL))
+        sizes[FIXED] = tuple(k for k in fixed if not k.startswith("$"))
         args = None
         try:
             args, kwargs = make_tensors(spec, sizes, model, device)
@@ -798,7 +857,8 @@ def check_model(cls, namespace, request, options, path) -> dict:
     raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
         build = _patient(build, namespace, request)
-        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments)}
+        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
+                   "width_hints": width_hints(arguments)}
         try:
             meta_model = _meta_build(build)
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -810,7 +870,7 @@ def check_model(cls, namespace, request, options, path) -> dict:
         fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
         found = None
         if meta_model is not None:
-            meta_model.eval()
+            _eval(meta_model)
             found = _find_input(meta_model, request, options, "meta", attempts, how)
             if found is None and fake:
                 continue
@@ -823,7 +883,7 @@ def check_model(cls, namespace, request, options, path) -> dict:
         else:
             try:
                 model = _real_build(build)
-                model.eval()  # not chained: some modules override train() without returning self
+                _eval(model)
             except BaseException as exc:  # noqa: BLE001 - SystemExit from user code included
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -841,8 +901,11 @@ def check_model(cls, namespace, request, options, path) -> dict:
                     if failed and raised is None:
                         raised = (how, model, params, failed[0])
                     continue
-        return _analyzed(model, how, found, params, path, fake, started)
-    if raised is not None:
+        confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
+                                    request=request, options=options, path=path, fake=fake)
+        return _analyzed(model, how, found, params, path, fake, started,
+                         lambda result, found: confirm(result, found=found))
+    if raised is not None and not missing.touched:  # a missing package is no hazard
         # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
         how, model, params, found = raised
@@ -858,14 +921,78 @@ def check_model(cls, namespace, request, options, path) -> dict:
         filter(None, map(missing.blocking, errors + _INPUT_ERRORS)), None)
     category = ("missing package" if blocked else "memory" if any("memory" in r for r in reasons)
                 else "input" if built else "constructor arguments")
-    raise ModelFailure("; ".join(reasons), best_guess, category, blocked)
+    last = reasons[-1]
+    # The last attempt's error first (the message is one short line); how it was built after it.
+    how, sep, error = last.rpartition("): ") if "): " in last else last.rpartition(": ")
+    summary = f"{error} (last of {len(attempts)} attempts: {how}{')' if sep == '): ' else ''})" if sep else last
+    raise ModelFailure("; ".join(reasons), best_guess, category, blocked, summary)
 
 
-def _analyzed(model, how, found, params, path, fake, started) -> dict:
+FIXED = "$fixed"  # in sizes: the symbols the input candidate fixed (the others were chosen freely)
+TRUSTED_SOURCES = ("config", "inline comment", "literal example input in the file")
+
+
+def _concrete(spec: InputSpec, sizes: dict) -> InputSpec:
+    return InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
+                     tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
+
+
+def _second_inputs(model, request, options, found):
+    """(spec, sizes) of second inputs to confirm a finding made on a guessed input: the same spec
+    sized independently, then the other candidates of the same ranks."""
+    source, spec, sizes = found[:3]
+    free = {s for t in spec.all_specs() for s in t.symbols()} - set(sizes.get(FIXED, ()))
+    yield spec, resized(sizes, free, _param_dims(model), spatial=SPATIAL)
+    ranks = [len(t.dims) for t in spec.all_specs()]
+    dims = _param_dims(model)
+    for _, other, other_fixed in input_candidates(model, request):
+        if [len(t.dims) for t in other.all_specs()] != ranks or (other, other_fixed) == (spec, sizes):
+            continue
+        symbols = [s for t in other.all_specs() for s in t.symbols() if s not in other_fixed]
+        other_sizes = dict(other_fixed)
+        other_sizes.update(choose_sizes(symbols, dims, batch=options.get("batch_size"), spatial=SPATIAL))
+        if _concrete(other, other_sizes) != _concrete(spec, sizes):
+            yield other, other_sizes
+
+
+def _confirmed(result, model, rebuild, request, options, found, path, fake) -> dict:
+    """Keep the findings of a guessed input only where a second, independently sized input of the
+    same rank shows them too (same code, same line)."""
+    source = found[0]
+    if not result.get("findings") or source in TRUSTED_SOURCES:
+        return result
+    device = "meta" if fake else "cpu"
+    for spec, sizes in itertools.islice(_second_inputs(model, request, options, found), 6):
+        target = rebuild() if fake else model
+        if target is None:
+            break
+        try:
+            args, kwargs = make_tensors(spec, sizes, target, device)
+            _forward(target, args, kwargs, device)
+            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+        except BaseException as exc:  # noqa: BLE001 - this second input does not run: try another
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            continue
+        seen = {(f["code"], f["line"]) for f in again.get("findings", [])}
+        kept = [f for f in result["findings"] if (f["code"], f["line"]) in seen]
+        result["notes"] = list(result.get("notes", [])) + [
+            f"{len(kept)} of {len(result['findings'])} finding(s) on the guessed input confirmed on a second "
+            f"input {_concrete(spec, sizes).config_value()}"]
+        result["findings"] = kept
+        return result
+    result["notes"] = list(result.get("notes", [])) + [
+        f"{len(result['findings'])} finding(s) on the guessed input dropped: no second input of the same rank runs"]
+    result["findings"] = []
+    return result
+
+
+def _analyzed(model, how, found, params, path, fake, started, confirm=None) -> dict:
     source, spec, sizes, args, kwargs = found
-    concrete = InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
-                         tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
+    concrete = _concrete(spec, sizes)
     result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+    if confirm is not None:
+        result = confirm(result, found)
     result.update({
         "ok": True, "built": how, "input": spec.config_value(), "input_source": source,
         "shapes": concrete.config_value(), "params": params,
@@ -949,11 +1076,16 @@ def check_file(request: dict, send) -> None:
         if getattr(cls.forward, "__name__", "") == "_forward_unimplemented" or inspect.isabstract(cls):
             send({"model": name, "ok": False, "skip": True, "reason": "defines no forward"})
             continue
+        if cls.__mro__[1] is nn.Module and "super" in getattr(cls.forward, "__code__", None).co_names \
+                if hasattr(cls.forward, "__code__") else False:
+            # `class Bottle(nn.Module)` whose forward calls super().forward(): a mixin for other bases
+            send({"model": name, "ok": False, "skip": True, "reason": "a mixin: its forward defers to the next base"})
+            continue
         model_request = {**model_request, "argparse_defaults": request.get("argparse_defaults", {})}
         try:
             send({"model": name, **check_model(cls, namespace, model_request, options, path)})
         except ModelFailure as exc:
-            send({"model": name, "ok": False, "reason": exc.reason, "category": exc.category,
+            send({"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary, "category": exc.category,
                   "blocked": exc.blocked,
                   "snippet": _snippet(model_request.get("config_key") or name, model_request, cls, exc.best_guess)})
         except SpecError as exc:
