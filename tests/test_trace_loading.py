@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parent / "trace_fixtures"
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
 
-def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=False):
+def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=False, batch_axis=None):
     """Stands in for nnlint.trace.analyze.analyze_model: reports what it was given."""
     tensors = list(args) + list(kwargs.values())
     shapes = ";".join(f"{'x'.join(map(str, t.shape))}:{str(t.dtype).removeprefix('torch.')}" for t in tensors)

@@ -22,6 +22,7 @@ from nnlint.trace.checks import (
 from nnlint.trace.usage import square_inputs
 
 _LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
+BATCH_CODES = frozenset({"NNL701", "NNL704", "NNL705"})  # hazards that assume rows are independent samples
 VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
 _TIME_MAJOR_OPS = frozenset({
     "module:RNN", "module:LSTM", "module:GRU", "module:MultiheadAttention", "module:Transformer",
@@ -31,7 +32,7 @@ _TIME_MAJOR_OPS = frozenset({
 
 
 def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: bool = False,
-                  int_inputs: bool = False) -> dict:
+                  int_inputs: bool = False, batch_axis: int | None = None) -> dict:
     """Trace `model(*args, **kwargs)` and report hazards at lines of `source_file`.
 
     Returns {"path": "fx" | "eager" | "fake-fx" | "fake-eager", "why": str, "findings": [{"code",
@@ -39,7 +40,8 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
     when the forward pass itself fails (on the fake path: also when forward needs tensor values).
 
     `int_inputs` is a hint only: token inputs are recognized from their dtype, and the batch-mixing
-    test then differentiates the first embedding output instead.
+    test then differentiates the first embedding output instead. `batch_axis` is where the checked
+    code's own input (config, comment, example tensor) has its batch; inferred when None.
     """
     locate = Locator(source_file)
     notes: list[str] = []
@@ -54,13 +56,16 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             args, kwargs = _fakeify(model, args, kwargs, mode)
         with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
-        batch, axis = _batch(model, trace.records, args, kwargs)
+        batch, axis = _batch(model, trace.records, args, kwargs, batch_axis)
         ctx = Context(batch, definition_loc(source_file, model))
         findings = shape_findings(trace.records, ctx)
         if fake:
             notes.append(VALUE_CODES_NOTE)
         else:
             findings += _value_findings(model, trace, args, kwargs, ctx, axis, notes, locate)
+        shapes = [tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if square_inputs(shapes):  # graph nodes (an adjacency input) are meant to be mixed
+            findings = [f for f in findings if f["code"] not in BATCH_CODES]
     except eagerpath.ForwardFailed as failed:
         # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
         # the NNL702 finding, not a model that cannot be traced.
@@ -87,10 +92,20 @@ def set_training(model: torch.nn.Module, mode: bool) -> None:
 
 
 def _trace(model, args, kwargs, locate: Locator, *, values: bool):
+    # Symbolic tracing runs forward on proxies: `self.freqs_cis = self.freqs_cis.to(h.device)`
+    # stores a proxy on the module. Restored before the eager run when fx gives up.
+    saved = [(m, dict(m.__dict__), dict(m._buffers), dict(m._parameters)) for m in model.modules()]
     try:
         trace = fxpath.trace(model, args, kwargs, locate, values=values)
         return trace, "fx", "torch.fx symbolic trace succeeded"
     except Exception as exc:  # data-dependent control flow, unsupported Python, ...
+        for module, attributes, buffers, parameters in saved:
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
+            module._buffers.clear()
+            module._buffers.update(buffers)
+            module._parameters.clear()
+            module._parameters.update(parameters)
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         why = f"torch.fx failed ({type(exc).__name__}: {message}); traced eagerly"
     return eagerpath.trace(model, args, kwargs, locate, values=values), "eager", why
@@ -127,17 +142,24 @@ def _fakeify(model: torch.nn.Module, args: tuple, kwargs: dict, mode) -> tuple[t
     return tree_map(as_fake, tuple(args)), tree_map(as_fake, dict(kwargs))
 
 
-def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tuple[int | None, int]:
-    """Batch size and axis of the first input tensor: axis 1 when it feeds a time-major RNN/attention."""
+def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs,
+           declared: int | None = None) -> tuple[int | None, int]:
+    """Batch size and axis of the first input tensor: `declared`, else axis 1 when it feeds a
+    time-major RNN/attention."""
     leaves = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > 0]
     if not leaves:
         return None, 0
     shape = tuple(leaves[0].shape)
     axis = 0
-    if len(shape) >= 2:
-        consumer = next((r for r in records if any(t.shape == shape for t in tensors_in(r.args))), None)
+    if declared is not None and declared < len(shape):
+        axis = declared
+    elif len(shape) >= 2:
+        # Time-major when a time-major RNN/attention consumes the input, or its embedding (the
+        # leading two dimensions unchanged): `TransformerModel(src)` with src of shape (T, B).
         batch_first = next((m.batch_first for m in model.modules() if hasattr(m, "batch_first")), True)
-        if consumer is not None and consumer.op in _TIME_MAJOR_OPS and batch_first is False:
+        consumer = next((r for r in records if r.op in _TIME_MAJOR_OPS and any(
+            tuple(t.shape[:2]) == shape[:2] for t in tensors_in(r.args)[:1])), None)
+        if consumer is not None and batch_first is False:
             axis = 1
     return int(shape[axis]), axis
 
@@ -187,11 +209,11 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def _sample_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str], locate) -> list[dict]:
-    """NNL704 (see leakage.py). Inputs with a (B, B) matrix (a graph's adjacency, an attention
-    mask) make the rows nodes or positions that forward is meant to mix: no batch to protect."""
+    """NNL704 (see leakage.py). Inputs with a (B, B) matrix (a graph's adjacency) make the rows
+    nodes that forward is meant to mix: no batch to protect (BATCH_CODES are dropped)."""
     shapes = [tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     if square_inputs(shapes):
-        notes.append("NNL704 skipped: a (B, B) input makes the rows nodes or positions, not samples")
+        notes.append("batch checks skipped: a (B, B) input makes the rows nodes, not samples")
         return []
     return leakage.sample_findings(model, args, kwargs, axis, ctx.fallback, locate, notes)
 

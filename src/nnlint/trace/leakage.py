@@ -45,15 +45,16 @@ class _Keeper(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
-        out = func(*args, **kwargs)
+        result = func(*args, **kwargs)
         if name in NOT_OPS or len(self.ops) >= MAX_LOCATED_OPS:
-            return out
+            return result
+        out = result[0] if isinstance(result, (tuple, list)) and result else result  # (attn_output, weights)
         if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
             loc = self.locate()
             if loc is not None:
                 shapes = [tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
                 self.ops.append(_Live(name, loc, shapes, out))
-        return out
+        return result
 
 
 class Probe:

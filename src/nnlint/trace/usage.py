@@ -9,7 +9,13 @@
 from __future__ import annotations
 
 _NOT_WIDTHS = ("layer", "head", "vocab", "token", "class", "label", "seq", "len", "block", "max",
-               "batch", "step", "epoch", "seed", "id", "num", "n_", "drop", "kernel", "stride", "pad")
+               "batch", "step", "epoch", "seed", "id", "num", "drop", "kernel", "stride", "pad", "ntoken")
+
+
+def _is_count(name: str) -> bool:
+    """Counts and lengths (`n_layers`, `num_heads`, `seq_len`), not widths, by the words of the name."""
+    words = [w for w in name.lower().replace("-", "_").split("_") if w]
+    return any(w.startswith(_NOT_WIDTHS) for w in words)
 
 
 def width_hints(arguments: dict) -> list[int]:
@@ -17,7 +23,7 @@ def width_hints(arguments: dict) -> list[int]:
     out = []
     for name, value in arguments.items():
         if (isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= 8192
-                and not any(word in name.lower() for word in _NOT_WIDTHS) and value not in out):
+                and not _is_count(name) and value not in out):
             out.append(value)
     return out
 

@@ -25,7 +25,7 @@ import traceback
 import types
 import typing
 
-from nnlint.trace import missing
+from nnlint.trace import missing, nested
 from nnlint.trace.building import (
     DefaultsNamespace, config_variants, define_missing_global, install_argparse_defaults,
 )
@@ -810,6 +810,7 @@ def _real_build(build):
     return model
 
 
+_TRACED: list = []  # nested.Traced of this file's models that traced, for the classes inside them
 _INPUT_ERRORS: list[BaseException] = []  # import errors raised by forward passes of the current model
 
 
@@ -894,7 +895,11 @@ def check_model(cls, namespace, request, options, path) -> dict:
             params = sum(p.numel() for p in model.parameters())
             if found is not None:  # the meta run chose the input: the same tensors, for real
                 found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
-            else:  # no meta build, or ops without meta kernels: try the inputs for real
+                try:  # meta kernels check less than CPU ones (softmax over a missing dim)
+                    _forward(model, found[3], found[4])
+                except Exception:  # noqa: BLE001
+                    found = None
+            if found is None:  # no meta build, or ops without meta kernels: try the inputs for real
                 failed: list = []
                 found = _find_input(model, request, options, "cpu", attempts, how, failed)
                 if found is None:
@@ -903,8 +908,10 @@ def check_model(cls, namespace, request, options, path) -> dict:
                     continue
         confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
                                     request=request, options=options, path=path, fake=fake)
-        return _analyzed(model, how, found, params, path, fake, started,
-                         lambda result, found: confirm(result, found=found))
+        result = _analyzed(model, how, found, params, path, fake, started,
+                           lambda result, found: confirm(result, found=found))
+        _TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
+        return result
     if raised is not None and not missing.touched:  # a missing package is no hazard
         # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
@@ -990,7 +997,8 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
 def _analyzed(model, how, found, params, path, fake, started, confirm=None) -> dict:
     source, spec, sizes, args, kwargs = found
     concrete = _concrete(spec, sizes)
-    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()),
+                      _batch_axis(source, spec))
     if confirm is not None:
         result = confirm(result, found)
     result.update({
@@ -1001,14 +1009,23 @@ def _analyzed(model, how, found, params, path, fake, started, confirm=None) -> d
     return result
 
 
-def _analyze(model, args, kwargs, path, fake, int_inputs) -> dict:
+def _batch_axis(source: str, spec: InputSpec) -> int | None:
+    """Where the code itself puts the batch (its `B`), for inputs it declared; None: infer it."""
+    if source not in TRUSTED_SOURCES or not spec.all_specs():
+        return None
+    dims = spec.all_specs()[0].dims
+    return dims.index("B") if "B" in dims else None
+
+
+def _analyze(model, args, kwargs, path, fake, int_inputs, batch_axis=None) -> dict:
     module_name, _, function_name = os.environ.get("NNLINT_TRACE_ANALYZER", ANALYZER).partition(":")
     try:
         analyze = getattr(importlib.import_module(module_name), function_name)
     except ImportError as exc:
         return {"path": "none", "why": f"analyzer unavailable: {exc}", "findings": [], "notes": []}
     try:
-        result = analyze(model, tuple(args), dict(kwargs), path, fake=fake, int_inputs=int_inputs)
+        hints = {} if batch_axis is None else {"batch_axis": batch_axis}
+        result = analyze(model, tuple(args), dict(kwargs), path, fake=fake, int_inputs=int_inputs, **hints)
     except BaseException as exc:  # noqa: BLE001
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -1061,6 +1078,8 @@ def check_file(request: dict, send) -> None:
         return
     namespace = module.__dict__
     failures = getattr(module, "__nnlint_failures__", {})
+    _TRACED.clear()
+    deferred: dict[type, tuple] = {}  # classes that failed alone: checked inside a traced model
     for model_request in request["models"]:
         name = model_request["name"]
         cls = namespace.get(name)
@@ -1085,9 +1104,14 @@ def check_file(request: dict, send) -> None:
         try:
             send({"model": name, **check_model(cls, namespace, model_request, options, path)})
         except ModelFailure as exc:
-            send({"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary, "category": exc.category,
-                  "blocked": exc.blocked,
-                  "snippet": _snippet(model_request.get("config_key") or name, model_request, cls, exc.best_guess)})
+            message = {"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary,
+                       "category": exc.category, "blocked": exc.blocked,
+                       "snippet": _snippet(model_request.get("config_key") or name, model_request, cls,
+                                           exc.best_guess)}
+            if exc.blocked or model_request.get("config"):
+                send(message)
+            else:
+                deferred[cls] = message
         except SpecError as exc:
             send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
         except BaseException as exc:  # noqa: BLE001
@@ -1095,6 +1119,43 @@ def check_file(request: dict, send) -> None:
                 raise
             send({"model": name, "ok": False, "reason": f"internal error: {_describe(exc)}",
                   "snippet": "", "traceback": traceback.format_exc()[-2000:]})
+    if deferred:
+        _check_inside(deferred, path, send)
+
+
+def _check_inside(deferred: dict, path: str, send) -> None:
+    """Classes that failed alone, analyzed as the instance a traced model builds, on its inputs."""
+    def rebuild(parent):
+        try:
+            model = _meta_build(parent.build) if parent.fake else _real_build(parent.build)
+        except Exception:  # noqa: BLE001
+            return None
+        if model is not None:
+            _eval(model)
+        return model
+
+    captured = nested.capture(set(deferred), list(_TRACED), rebuild, make_tensors, _forward)
+    for cls, message in deferred.items():
+        hit = captured.get(cls)
+        if hit is None:
+            send(message)
+            continue
+        started = time.perf_counter()
+        tensors = [t for t in list(hit.args) + list(hit.kwargs.values()) if isinstance(t, torch.Tensor)]
+        try:
+            result = _analyze(hit.module, hit.args, hit.kwargs, path, hit.parent.fake,
+                              any(not t.is_floating_point() and not t.is_complex() for t in tensors))
+        except ModelFailure:
+            send(message)
+            continue
+        if not hit.parent.trusted:  # a guessed input: the parent's own (confirmed) analysis covers it
+            result["findings"] = []
+        shapes = ", ".join(f"{str(t.dtype).removeprefix('torch.')}[{','.join(map(str, t.shape))}]" for t in tensors)
+        result.update({"ok": True, "built": f"inside {hit.parent.name}, as the code builds it",
+                       "input": f'"{shapes}"', "input_source": f"the inputs {hit.parent.name} passes",
+                       "shapes": f'"{shapes}"', "params": sum(p.numel() for p in hit.module.parameters()),
+                       "seconds": time.perf_counter() - started})
+        send({"model": cls.__name__, **result})
 
 
 def main(argv: list[str]) -> int:
