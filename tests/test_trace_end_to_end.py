@@ -149,3 +149,36 @@ def test_traced_rules_examples(pool, tmp_path):
         if got != lines or untraced:
             problems[name] = {"expected": lines, "got": got, "not traced": untraced}
     assert not problems, problems
+
+
+def test_messages_are_one_line_of_at_most_200_characters(traced):
+    _, diagnostics, _ = traced
+    long = [d.message for d in diagnostics if "\n" in d.message or len(d.message) > 200]
+    assert not long, long
+
+
+USAGE = FIXTURES.parent / "tests" / "trace_fixtures" / "usage"
+
+
+def test_models_are_built_and_fed_the_way_the_code_does(pool):
+    """tests/trace_fixtures/usage: call sites in main() with argparse defaults, resolved through
+    imports; `.double()`; a literal example input; a graph layer; a block only its parent can feed;
+    a guessed image size whose false view finding must not survive a second input."""
+    files = [(str(p), f"usage/{p.name}") for p in sorted(USAGE.glob("*.py"))]
+    diagnostics, notes = trace_files(files, TraceOptions(jobs=2, timeout=60, verbose=True), pool=pool)
+    expected = {(f"usage/{p.name}", line, code) for p in sorted(USAGE.glob("*.py"))
+                for line, code in markers(str(p))}
+    assert {(d.path, d.line, d.code) for d in diagnostics} == expected, [d.message for d in diagnostics]
+
+    def note(where: str) -> str:
+        return "\n".join(n for n in notes if n.startswith(where))
+
+    assert "built with call site Net(50, 10) at usage/train.py:15" in note("usage/models.py:6: Net")
+    assert "0 of 1 finding(s) on the guessed input confirmed" in note("usage/models.py:6: Net")
+    assert "call site" not in note("usage/other.py:5: Net")  # the same name in another file
+    assert "call site RowReader('LSTM', 28, 64)" in note("usage/models.py:23: RowReader")
+    assert "from literal example input" in note("usage/models.py:23: RowReader")
+    assert "traced via" in note("usage/models.py:38: Sequence")  # float64, as `seq.double()` makes it
+    assert "inside Stack" in note("usage/graph.py:16: ScaledBlock")
+    graph = note("usage/graph.py:7: GraphConv")
+    assert "traced via" in graph and "batch checks skipped" in graph

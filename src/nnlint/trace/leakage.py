@@ -172,10 +172,9 @@ def sample_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
         if _leaks(outside, overall):
             located = _first_leaking_op(Probe(model, args, kwargs, locate), batch, axis, lambda p: [p])
             where = f"at {located.op} {_shapes(located)}" if located else "in forward"
-            return [finding("NNL704", f"samples leak into each other {where}: in eval mode output sample "
-                            f"{sample} depends on other samples (grad {outside:.1e} vs {overall:.1e}); "
-                            "a view where a transpose was meant, or a reduction over the batch",
-                            located.loc if located else fallback)]
+            return [finding("NNL704", f"samples mix {where}: in eval mode output sample {sample} depends on other "
+                            "samples' inputs; reorder dims with permute/transpose, not view, and never "
+                            "reduce over the batch", located.loc if located else fallback)]
     return []
 
 
@@ -191,16 +190,16 @@ def causal_intent(model, records) -> str | None:
             square = buffer.reshape(-1, buffer.shape[-2], buffer.shape[-1])[0]
             if (square != 0).any() and not torch.equal(square, torch.diag(torch.diagonal(square))) and (
                     torch.equal(square, square.tril()) or torch.equal(square, square.triu())):
-                return f"a triangular mask buffer `{name}`"
+                return f"mask buffer {name}"
     for rec in records:
         if rec.op == "scaled_dot_product_attention" and rec.kwargs.get("is_causal") is True:
-            return "attention called with is_causal=True"
+            return "is_causal=True"
     for module in model.modules():
         if any(word in type(module).__name__.lower() for word in CAUSAL_NAMES):
-            return f"the class name {type(module).__name__}"
+            return f"name {type(module).__name__}"
         for flag in ("causal", "is_causal"):
             if getattr(module, flag, None) is True:
-                return f"the flag {flag}=True"
+                return f"{flag}=True"
     return None
 
 
@@ -226,7 +225,7 @@ def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
             located = _first_leaking_op(Probe(model, args, kwargs, locate), length, time_axis,
                                         lambda p: slice(0, p + 1))
             where = f"at {located.op} {_shapes(located)}" if located else "in forward"
-            return [finding("NNL712", f"future leaks into the past {where}: output position {position} depends "
-                            f"on later inputs although the model is causal ({intent}); mask scores above the "
-                            "diagonal before softmax over keys", located.loc if located else fallback)]
+            return [finding("NNL712", f"output position {position} sees later positions {where}, though the "
+                            f"model is causal ({intent}): mask scores above the diagonal, softmax over keys",
+                            located.loc if located else fallback)]
     return []

@@ -238,6 +238,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             defined_in.setdefault(cls.name, set()).add(os.path.abspath(file.path))
     instantiations: dict[tuple[str, str], list[dict]] = {}
     input_shapes: dict[tuple[str, str], list[list[str]]] = {}
+    dtypes: dict[tuple[str, str], str] = {}  # `.double()` at a call site
     for file in files:
         caller = os.path.abspath(file.path)
         local = {c.name for c in file.found.classes}
@@ -253,6 +254,10 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             target = caller if name in local else targets.get(name)
             if target is not None:
                 input_shapes.setdefault((target, name), []).extend(specs)
+        for name, dtype in file.found.dtypes.items():
+            target = caller if name in local else targets.get(name)
+            if target is not None:
+                dtypes[(target, name)] = dtype
     for entries in instantiations.values():
         entries.sort(key=_unknowns)
     user_dirs = sorted({os.path.dirname(os.path.abspath(f.path)) for f in files})
@@ -267,7 +272,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
                 "literal_inputs": input_shapes.get((path, cls.name), []),
                 "instantiations": instantiations.get((path, cls.name), [])[:4],
                 "factories": file.found.factories.get(cls.name, [])[:2],
-                "first_layers": cls.first_layers, "dtype": file.found.dtypes.get(cls.name),
+                "first_layers": cls.first_layers, "dtype": dtypes.get((path, cls.name)),
             })
         if models:
             requests.append({
@@ -344,7 +349,7 @@ class _Collector:
                 for finding in message.get("findings", []):
                     try:
                         self.diagnostics.append(_diagnostic(
-                            finding["code"], finding["message"], file, finding["line"], finding["column"],
+                            finding["code"], one_line(finding["message"]), file, finding["line"], finding["column"],
                             finding.get("end_line", finding["line"]),
                             finding.get("end_column", finding["column"] + 1)))
                     except KeyError:

@@ -546,6 +546,8 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [([f"float32[B,{layer.in_channels},D,H,W]"], {"D": 11, "H": 13, "W": 17}),
                 ([f"float32[B,{layer.in_channels},16,32,32]"], {})]
+    if isinstance(layer, nn.RNNCellBase):
+        return [([f"float32[B,{layer.input_size}]"], {})]
     if isinstance(layer, nn.RNNBase):
         if layer.batch_first:
             return [([f"float32[B,T,{layer.input_size}]"], {})]
