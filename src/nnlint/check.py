@@ -109,15 +109,45 @@ def _fail_on(selection: _Selection) -> Severity | None:
     return settings.fail_on if settings else None
 
 
+def _early_pool(files: list[str], selection: _Selection, options: CheckOptions):
+    """Trace workers started before the static pass, so their `import torch` overlaps it: as many
+    as files that mention torch (up to --jobs). None when not tracing."""
+    if options.static_only:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    from nnlint.trace.options import trace_options
+    from nnlint.trace.runner import WorkerPool
+
+    trace_opts = trace_options(selection.project_settings(), options)
+    wanted = 0
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                wanted += b"torch" in handle.read()
+        except OSError:
+            continue
+        if wanted >= trace_opts.jobs:
+            break
+    if not wanted:
+        return None
+    pool = WorkerPool(trace_opts)
+    pool.start_early(wanted)
+    return pool
+
+
 def _trace(files: list[str], selection: _Selection, options: CheckOptions,
-           snippets: list[str]) -> tuple[list[Diagnostic], list[str]]:
+           snippets: list[str], pool, progress=None) -> tuple[list[Diagnostic], list[str]]:
     if options.static_only:
         return [], []
     from nnlint.trace.options import trace_options
     from nnlint.trace.runner import trace_files
 
     trace_opts = trace_options(selection.project_settings(), options)
-    return trace_files([(f, display_path(f)) for f in files], trace_opts, snippets=snippets)
+    return trace_files([(f, display_path(f)) for f in files], trace_opts, snippets=snippets, pool=pool,
+                       progress=progress)
 
 
 def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
@@ -130,17 +160,24 @@ def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
     return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
 
-def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
+def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None,
+              trace_progress: Callable | None = None) -> CheckOutcome:
+    """`progress(total)` returns a per-file callback for the static pass; `trace_progress` is
+    handed to trace_files (see there)."""
     started = time.perf_counter()
     selection = _Selection(options)
     files = collect_files(options.paths or ["."], selection)
     tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
-    results = lint_files(tasks, options.jobs, progress(len(tasks)) if progress else None)
-    diagnostics = [d for r in results for d in r.diagnostics]
-    suppressed = [d for r in results for d in r.suppressed]
-
-    snippets: list[str] = []
-    traced, notes = _trace(files, selection, options, snippets)
+    pool = _early_pool(files, selection, options)
+    try:
+        results = lint_files(tasks, options.jobs, progress(len(tasks)) if progress else None)
+        diagnostics = [d for r in results for d in r.diagnostics]
+        suppressed = [d for r in results for d in r.suppressed]
+        snippets: list[str] = []
+        traced, notes = _trace(files, selection, options, snippets, pool, trace_progress)
+    finally:
+        if pool is not None:
+            pool.close()
     enabled_by_display = {t.display: t.enabled for t in tasks}
     on_disk = {t.display: t.path for t in tasks}
     lines: dict[str, list[str]] = {}

@@ -50,6 +50,32 @@ def _progress(total: int):
     return advance
 
 
+class _TraceProgress:
+    """A rich progress bar for tracing on stderr: files and models done, the current file."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("tracing"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                            TextColumn("{task.fields[models]}"), TextColumn("{task.fields[current]}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def __call__(self, files_done, files, models_done, models, current) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("tracing", total=files, models="", current="")
+        self.bar.update(self.task, completed=files_done, models=f"{models_done}/{models} models",
+                        current=current)
+        if files_done == files:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.task is not None and self.bar.live.is_started:
+            self.bar.stop()
+
+
 def _statistics(outcome) -> str:
     found = Counter(d.code for d in outcome.diagnostics)
     hidden = Counter(d.code for d in outcome.summary.suppressed)
@@ -86,10 +112,15 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
     )
     progress = None if quiet or fmt != "text" else _progress
+    # Only on a terminal: nothing extra in CI logs or pipes.
+    tracing = _TraceProgress() if progress is not None and not static_only and sys.stderr.isatty() else None
     try:
-        outcome = run_check(options, progress)
+        outcome = run_check(options, progress, tracing)
     except ConfigError as exc:
         _fail(str(exc))
+    finally:
+        if tracing is not None:
+            tracing.stop()
     for note in outcome.notes if not quiet else ():
         click.echo(f"nnlint: {note}", err=True)
 

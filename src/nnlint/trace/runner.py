@@ -395,7 +395,7 @@ class _Collector:
                                          "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector, model_done=None) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -409,6 +409,8 @@ def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector)
                 continue
             pending.discard(message.get("model"))
             collector.model_result(file, message)
+            if model_done is not None:
+                model_done()
     except TimeoutError:
         worker.kill()
         collector.file_failed(file, pending, "timeout", f"gave up after {collector.options.timeout:g} s "
@@ -424,8 +426,29 @@ class WorkerPool:
 
     def __init__(self, options: TraceOptions):
         self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
+        self._starting: list[threading.Thread] = []
+
+    def start_early(self, count: int) -> None:
+        """Start `count` workers in the background now, so their `import torch` overlaps other work
+        (`nnlint check` runs the static pass meanwhile)."""
+        def start(worker: Worker) -> None:
+            try:
+                worker.start()
+            except (WorkerError, TimeoutError, OSError):
+                worker.kill()  # started again, and reported, when a file needs it
+
+        for worker in self.workers[:max(0, count)]:
+            thread = threading.Thread(target=start, args=(worker,), daemon=True)
+            thread.start()
+            self._starting.append(thread)
+
+    def ready(self) -> None:
+        for thread in self._starting:
+            thread.join()
+        self._starting = []
 
     def close(self) -> None:
+        self.ready()
         for worker in self.workers:
             worker.stop()
 
@@ -437,11 +460,12 @@ class WorkerPool:
 
 
 def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
-                pool: WorkerPool | None = None,
-                snippets: list[str] | None = None) -> tuple[list[Diagnostic], list[str]]:
+                pool: WorkerPool | None = None, snippets: list[str] | None = None,
+                progress=None) -> tuple[list[Diagnostic], list[str]]:
     """Trace every model of the files; (diagnostics, verbose notes). `pool` lets callers (tests,
     long-lived tools) reuse workers, whose torch import is the expensive part. `snippets`, when
-    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced."""
+    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced.
+    `progress(files_done, files, models_done, models, current_file)` is called as tracing advances."""
     if importlib.util.find_spec("torch") is None:
         return [], ["tracing skipped: torch is not importable here (install it, e.g. pip install "
                     "'nnlint[trace]', or pass --static-only to silence this)"]
@@ -454,8 +478,18 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     own_pool = pool is None
     if own_pool:
         pool = WorkerPool(options)
+    pool.ready()
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
+    counts = {"files": 0, "models": 0}
+    total_models = sum(len(r["models"]) for r in requests)
+
+    def advance(display: str, files: int = 0, models: int = 0) -> None:
+        if progress is not None:
+            with queue_lock:
+                counts["files"] += files
+                counts["models"] += models
+                progress(counts["files"], len(requests), counts["models"], total_models, display)
 
     def serve(worker: Worker) -> None:
         while True:
@@ -464,12 +498,14 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
                     return
                 request = queue.pop()
             file = by_path[request["path"]]
+            advance(file.display)
             try:
-                _run_file(worker, file, request, collector)
+                _run_file(worker, file, request, collector, lambda: advance(file.display, models=1))
             except (WorkerError, TimeoutError, OSError) as exc:  # the worker did not even start
                 worker.kill()
                 reason = str(exc) or "the worker did not start in time"
                 collector.file_failed(file, {m["name"] for m in request["models"]}, "crash", reason, "")
+            advance(file.display, files=1)
 
     workers = pool.workers[:max(1, min(len(pool.workers), len(requests)))]
     threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
