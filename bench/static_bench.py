@@ -46,7 +46,7 @@ else:
 NNLINT_SERIAL = r"""
 import sys
 from nnlint.engine import FileTask, lint_files
-from nnlint.rule import registry
+from nnlint.registry import registry
 codes = frozenset(registry())
 files = sys.argv[2:]
 results = lint_files([FileTask(f, f, codes) for f in files], jobs=int(sys.argv[1]))

@@ -1,7 +1,8 @@
-"""The command line: option parsing and output only; the work happens in check.py and the reporters."""
+"""The command line: option parsing and output only; the work happens behind nnlint.api and in the reporters."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -19,6 +20,25 @@ def _codes(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [c for c in value.replace(" ", ",").split(",") if c]
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a report path that cannot be written before spending the run on it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        _fail(f"cannot write the report to {path}: it is a directory")
+    if not os.path.isdir(parent):
+        _fail(f"cannot write the report to {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        _fail(f"cannot write the report to {path}: permission denied")
+
+
+def _write_report(path: str, report: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    except OSError as exc:
+        _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
 def _fail(message: str) -> None:
@@ -105,17 +125,22 @@ def _statistics(outcome) -> str:
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
           trace_timeout, config, jobs, verbose, quiet) -> None:
     """Check PATHS (files or folders; default: the current folder)."""
-    from nnlint.check import CheckOptions, run_check
+    from nnlint.api import CheckOptions, check_paths
 
+    if select is not None and not _codes(select):
+        _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
+    if output_file:
+        _check_writable(output_file)
     options = CheckOptions(
-        paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
+        paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
         static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
     )
     progress = None if quiet or fmt != "text" else _progress
     # Only on a terminal: nothing extra in CI logs or pipes.
     tracing = _TraceProgress() if progress is not None and not static_only and sys.stderr.isatty() else None
     try:
-        outcome = run_check(options, progress, tracing)
+        options.trace_progress = tracing
+        outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
     finally:
@@ -129,8 +154,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     if quiet and fmt == "text":
         report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
     if output_file:
-        with open(output_file, "w", encoding="utf-8") as handle:
-            handle.write(report)
+        _write_report(output_file, report)
     else:
         click.echo(report, nl=False)
     if statistics:
@@ -152,7 +176,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
 def rule_command(code: str) -> None:
     """Print the documentation page of rule CODE."""
     from nnlint.docs import rule_page
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rule = registry().get(code.upper())
     if rule is None:
@@ -170,7 +194,7 @@ def rule_command(code: str) -> None:
 @main.command("rules")
 def rules_command() -> None:
     """List every rule: code, name, severity, layer."""
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rules = registry()
     if sys.stdout.isatty():

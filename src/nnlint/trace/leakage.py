@@ -23,6 +23,8 @@ from torch.utils._pytree import tree_flatten
 from nnlint.trace.checks import NOT_OPS, Loc, Locator, finding, op_name
 
 MAX_LOCATED_OPS = 400
+_MASKING_OPS = frozenset({"masked_fill", "masked_fill_", "where"})
+_TRIANGLES = frozenset({"tril", "triu", "tril_", "triu_", "generate_square_subsequent_mask"})
 _TINY = 1e-6
 
 
@@ -131,9 +133,21 @@ def _shapes(live: _Live) -> str:
 def _first_leaking_op(probe: Probe, size: int, axis: int, allowed_for) -> _Live | None:
     """The first kept op whose output already leaks: position p of its output (along the axis of
     length `size`) depends on watched positions outside `allowed_for(p)`."""
+    masked = False  # a (T, T) score matrix that did not leak was seen: the mask had been applied
     for live in probe.ops:
         if list(live.out.shape).count(size) >= 2:
-            continue  # a (T, T) score matrix sees every position by design; its mask comes later
+            # Scores see every position by design until masked: such a matrix is the culprit only
+            # when it leaks after a masked one (softmax over the query axis).
+            out_axis = _axis_of(live.out, size, axis)
+            try:
+                leaks = any(_leaks(*_mixes(probe.dependence(live.out.select(out_axis, p).sum(), axis),
+                                           allowed_for(p))) for p in range(size))
+            except RuntimeError:
+                continue
+            if leaks and (masked or live.op in _MASKING_OPS):  # a mask applied the wrong way round
+                return live
+            masked = masked or not leaks
+            continue
         out_axis = _axis_of(live.out, size, axis)
         try:
             if out_axis is None:  # the axis was merged away: does one element see several positions?
@@ -182,8 +196,8 @@ CAUSAL_NAMES = ("causal", "gpt", "autoregressive")
 
 
 def causal_intent(model, records) -> str | None:
-    """Why the model is meant to be causal, or None: a triangular mask buffer, attention called with
-    `is_causal=True`, a causal name or flag."""
+    """Why the model is meant to be causal, or None: a triangular mask buffer or one built in forward
+    (`tril`/`triu`), attention called with `is_causal=True`, a causal name or flag."""
     for name, buffer in model.named_buffers():
         if buffer is not None and buffer.dim() >= 2 and buffer.shape[-1] == buffer.shape[-2] >= 2 \
                 and buffer.device.type != "meta":
@@ -194,6 +208,8 @@ def causal_intent(model, records) -> str | None:
     for rec in records:
         if rec.op == "scaled_dot_product_attention" and rec.kwargs.get("is_causal") is True:
             return "is_causal=True"
+        if rec.op in _TRIANGLES:
+            return f"a {rec.op} mask built in forward"
     for module in model.modules():
         if any(word in type(module).__name__.lower() for word in CAUSAL_NAMES):
             return f"name {type(module).__name__}"

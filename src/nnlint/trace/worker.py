@@ -1,1087 +1,64 @@
-"""The worker process: imports torch once, then loads, builds, feeds and analyzes models, file by file.
+"""The worker process: imports torch once, then answers requests to check files' models.
 
 Started by the runner as `python -m nnlint.trace.worker REQUEST_FD RESPONSE_FD MEMORY_BYTES` with
 stdin closed and stdout/stderr captured to a file. Requests and responses are JSON lines on the two
 pipe fds, so nothing the checked code prints can corrupt them. Each file's models are answered one
 message at a time, so a timeout loses only the models not yet checked.
+
+The jobs live in their own modules: `loading` (the file's safe slice), `construction` (building a
+model), `input_search` (an input its forward accepts), `model_check` (one model, end to end). They
+import torch, so they are imported here only after the memory cap is set.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import dataclasses
-import functools
-import importlib.util
-import itertools
 import inspect
 import json
 import math
 import os
 import resource
 import sys
-import time
 import traceback
-import types
-import typing
+from contextlib import suppress
 
-from nnlint.trace import missing, nested
-from nnlint.trace.building import (
-    DefaultsNamespace, config_variants, define_missing_global, install_argparse_defaults,
-)
-from nnlint.trace.usage import hidden_method, width_hints, width_specs
-from nnlint.trace.inputs import (
-    GUESSED, InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec, resized,
-)
-from nnlint.trace.slicing import slice_module
+from nnlint.trace import missing
+from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
+from nnlint.trace.inputs import SpecError
+from nnlint.trace.loading import FINDER, forget_sliced_modules, load_slice
 
-torch = None  # imported in main(), after the memory cap is set
-nn = None
 
-ANALYZER = "nnlint.trace.analyze:analyze_model"
-SPATIAL = ("H", "W", "D", "L")
-# Fixed image sizes that many CNN heads (a Linear after a flatten) or ViTs insist on.
-COMMON_SIDES = (32, 28, 64, 224)
+def check_file(request: dict, send, warm_meta) -> None:
+    import torch.nn as nn
 
+    from nnlint.trace.model_check import TRACED, ModelFailure, check_inside, check_model, config_snippet
 
-# --- loading ----------------------------------------------------------------------------------
-
-ALL_FUNCTIONS = frozenset({"*"})
-
-
-class _SlicingLoader(importlib.machinery.SourceFileLoader):
-    """Loads the user's own modules (imported by a checked file) as slices, never as programs."""
-
-    def get_code(self, fullname):
-        path = self.get_filename(fullname)
-        source = self.get_source(fullname)
-        # Importers may call any of its functions (torchvision's decorators live in _utils.py):
-        # every function's globals are needed, unlike in the checked file itself.
-        return slice_module(source, path, roots=ALL_FUNCTIONS).compile(path)
-
-
-class _SlicingFinder(importlib.abc.MetaPathFinder):
-    def __init__(self):
-        self.user_dirs: set[str] = set()
-
-    def find_spec(self, fullname, path, target=None):
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-            return None
-        origin = os.path.abspath(spec.origin)
-        if "site-packages" in origin or os.path.dirname(origin) not in self.user_dirs:
-            return None
-        spec.loader = _SlicingLoader(fullname, origin)
-        return spec
-
-
-_FINDER = _SlicingFinder()
-
-
-def _module_name(path: str) -> tuple[str, str]:
-    """(sys.path root, dotted module name) of a file, honouring enclosing packages."""
-    directory, filename = os.path.split(path)
-    parts = [filename[:-3] if filename.endswith(".py") else filename]
-    while os.path.exists(os.path.join(directory, "__init__.py")):
-        directory, package = os.path.split(directory)
-        parts.insert(0, package)
-    return directory, ".".join(parts)
-
-
-def load_slice(path: str, roots: set[str]) -> types.ModuleType:
-    """Execute the safe slice of `path` as a module; its code objects carry `path` and its lines."""
-    root, name = _module_name(path)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    existing = sys.modules.get(name)
-    if existing is not None and getattr(existing, "__file__", None) not in (None, path) and \
-            os.path.dirname(os.path.abspath(getattr(existing, "__file__", "") or "")) not in _FINDER.user_dirs:
-        name = "_nnlint_user_" + name.replace(".", "_")  # do not shadow an installed module
-    package = name.rpartition(".")[0]
-    if package:
-        try:
-            importlib.import_module(package)
-        except Exception:  # noqa: BLE001 - a broken package __init__ should not stop the file
-            pass
-        # The package may have imported this very module (sliced, by the finder): executing it a
-        # second time would repeat its registrations (torchvision's @register_model refuses that).
-        existing = sys.modules.get(name)
-        if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
-            return existing
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        source = handle.read()
-    tree = slice_module(source, path, roots).tree
-    module = types.ModuleType(name)
-    module.__file__ = path
-    module.__package__ = package
-    module.__nnlint_sliced__ = True
-    sys.modules[name] = module
-    missing.reset()
-    module.__nnlint_failures__ = missing.execute(tree, path, module.__dict__)
-    return module
-
-
-def _is_sliced(module) -> bool:
-    return module is not None and (getattr(module, "__nnlint_sliced__", False)
-                                   or isinstance(getattr(module, "__loader__", None), _SlicingLoader))
-
-
-def forget_sliced_modules() -> None:
-    """Drop the user modules of earlier requests, so an edited file is loaded afresh."""
-    for name, module in list(sys.modules.items()):
-        if _is_sliced(module):
-            del sys.modules[name]
-
-
-UNKNOWN_VALUE = object()  # a call-site argument that is not literal: filled by fill_call_site
-
-
-def resolve_refs(value, namespace: dict):
-    """Turn the discovery's JSON values back into Python: tuples and names of the module."""
-    if isinstance(value, list):
-        return [resolve_refs(v, namespace) for v in value]
-    if isinstance(value, dict):
-        if "$tuple" in value:
-            return tuple(resolve_refs(v, namespace) for v in value["$tuple"])
-        if "$unknown" in value:
-            return UNKNOWN_VALUE
-        if "$namespace" in value:
-            parsed = DefaultsNamespace()
-            for key, item in value["$namespace"].items():
-                setattr(parsed, key, resolve_refs(item, namespace))
-            return parsed
-        if "$ref" in value:
-            head, *rest = value["$ref"].split(".")
-            obj = namespace[head] if head in namespace else __builtins__[head] if isinstance(
-                __builtins__, dict) else getattr(__builtins__, head)
-            for part in rest:
-                obj = getattr(obj, part)
-            return obj
-        return {k: resolve_refs(v, namespace) for k, v in value.items()}
-    return value
-
-
-# --- construction -----------------------------------------------------------------------------
-
-_NAME_VALUES = [  # (substrings of a lower-cased parameter name, value); first match wins
-    (("vocab", "num_embeddings", "ntoken", "n_token", "num_tokens", "n_vocab"), 97),
-    (("num_classes", "n_classes", "nclass", "num_labels", "n_labels", "classes"), 10),
-    (("in_chans", "in_channels", "input_channels", "in_ch", "n_channels", "num_channels", "img_channels",
-      "image_channels", "channels_in", "input_nc"), 3),
-    (("n_layer", "num_layers", "n_layers", "nlayers", "depth", "num_blocks", "n_blocks"), 2),
-    (("dropout", "drop", "p_drop", "attn_drop", "proj_drop", "dp_ratio", "pdrop"), 0.0),
-    (("eps", "epsilon"), 1e-5),
-    (("kernel",), 3),
-    (("stride",), 1),
-    (("padding",), 1),
-    (("dilation", "groups"), 1),
-    (("patch",), 4),
-    (("img_size", "image_size", "resolution", "input_resolution"), 32),
-    (("seq_len", "block_size", "max_len", "max_seq", "context", "n_positions", "max_position", "n_ctx",
-      "max_length", "seq_length"), 64),
-    (("ratio",), 4),
-    (("bias", "affine", "batch_first", "residual"), True),
-    (("out_channels", "planes", "filters", "channels", "width", "ngf", "ndf", "nf"), 16),
-    (("output", "out_features", "out_dim", "n_out", "num_outputs", "out_size", "n_actions",
-      "num_actions", "action_dim"), 10),
-    (("latent", "z_dim", "nz", "code"), 8),
-    (("hidden", "d_model", "embed", "emb", "dim", "n_embd", "features", "size", "units", "d_ff",
-      "ninp", "nhid", "input"), 32),
-]
-
-
-_HEAD_NAMES = frozenset({"heads", "num_heads", "n_head", "n_heads", "nhead", "nheads", "head",
-                         "num_attention_heads", "attn_heads"})
-
-
-_EXACT_VALUES = {"nc": 3, "ncls": 10}  # short names a substring match would misread
-
-
-def _value_for(name: str, annotation, scale: int):
-    lowered = name.lower()
-    if lowered in _EXACT_VALUES:
-        return _EXACT_VALUES[lowered]
-    if lowered in _HEAD_NAMES:
-        return 4
-    for keys, value in _NAME_VALUES:
-        if any(key in lowered for key in keys):
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 16:
-                return value * scale
-            return value
-    if annotation is bool:
-        return False
-    if annotation is float:
-        return 0.1
-    if annotation is str:
-        return None
-    if annotation in (list, tuple) or typing.get_origin(annotation) in (list, tuple, typing.Union):
-        return [2, 2]
-    return 16 * scale
-
-
-class _AutoConfig:
-    """A stand-in for `config` objects: every attribute read gets a value from its name."""
-
-    def __init__(self, scale: int = 1):
-        self._scale = scale
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        value = _value_for(name, None, self._scale)
-        setattr(self, name, value)
-        return value
-
-    def __getitem__(self, name):
-        return getattr(self, name)
-
-    def get(self, name, default=None):
-        return getattr(self, name)
-
-    def __contains__(self, name):
-        return True
-
-
-def _annotation(param, namespace):
-    annotation = param.annotation
-    if isinstance(annotation, str):
-        try:
-            annotation = eval(annotation, namespace)  # noqa: S307 - the user's own annotation
-        except Exception:  # noqa: BLE001
-            return inspect.Parameter.empty
-    return annotation
-
-
-_CONFIG_NAMES = ("config", "cfg", "args", "conf", "hparams", "opt", "params", "hp", "options", "model_args")
-
-
-def _config_bases(cls, namespace, annotation) -> list:
-    """Config objects the checked code itself defines for `cls`: its `get_default_config()`, the
-    annotated config class, or the module's one `*Config`/`*Args` dataclass/NamedTuple, with defaults."""
-    makers = []
-    default_config = getattr(cls, "get_default_config", None)
-    if callable(default_config):
-        makers.append(default_config)
-    if isinstance(annotation, type):
-        makers.append(annotation)
-    else:
-        named = [v for k, v in namespace.items() if isinstance(v, type) and k.endswith(("Config", "Args", "Cfg"))
-                 and (dataclasses.is_dataclass(v) or hasattr(v, "_fields"))]
-        if len(named) == 1:
-            makers.append(named[0])
-    out = []
-    for make in makers:
-        try:
-            out.append(make())
-        except Exception:  # noqa: BLE001 - a config class without defaults
-            continue
-    return out
-
-
-def _is_config_class(annotation) -> bool:
-    return (isinstance(annotation, type) and annotation is not inspect.Parameter.empty
-            and annotation not in (int, float, bool, str, list, tuple, dict) and not issubclass(annotation, nn.Module))
-
-
-def _param_value(param, namespace, scale: int, blocks: list):
-    """A value for one required constructor parameter, from its annotation and its name."""
-    annotation = _annotation(param, namespace)
-    lowered = param.name.lower()
-    if _is_config_class(annotation):
-        return _build_config_object(annotation, scale)
-    if lowered in _CONFIG_NAMES:
-        return _AutoConfig(scale)
-    if lowered == "block" and blocks:
-        return blocks[0]
-    if lowered in ("layers", "blocks", "num_blocks", "depths", "block_nums"):
-        return [1, 1, 1, 1]
-    if lowered.split("_")[0] in ("act", "activation") or lowered.endswith(("act_layer", "activation")):
-        return nn.ReLU
-    if lowered in ("norm", "norm_layer", "norm_fn", "normalization"):
-        return nn.BatchNorm2d if "layer" in lowered else nn.LayerNorm
-    return _value_for(param.name, annotation, scale)
-
-
-def _required(cls) -> list:
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return []
-    return [p for p in signature.parameters.values()
-            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
-def _blocks(cls, namespace) -> list:
-    return [v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, nn.Module)
-            and v is not cls and ("block" in k.lower() or "bottleneck" in k.lower())]
-
-
-def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
-    """A few constructor argument sets guessed from the signature: config objects the code defines
-    (defaults, unset sizes filled), then type hints and names at two scales."""
-    required = _required(cls)
-    if not required:
-        return []
-    blocks = _blocks(cls, namespace)
-    candidates = []
-
-    def arguments(values: dict) -> tuple[list, dict]:
-        args, kwargs = [], {}
-        for param in required:
-            if param.kind == param.KEYWORD_ONLY:
-                kwargs[param.name] = values[param.name]
-            else:
-                args.append(values[param.name])
-        return args, kwargs
-
-    for param in required:
-        annotation = _annotation(param, namespace)
-        if param.name.lower() not in _CONFIG_NAMES and not _is_config_class(annotation):
-            continue
-        for base in _config_bases(cls, namespace, annotation if _is_config_class(annotation) else None):
-            for how, config in config_variants(base, lambda name: _value_for(name, None, 1)):
-                values = {p.name: _param_value(p, namespace, 1, blocks) for p in required}
-                values[param.name] = config
-                candidates.append((f"{type(base).__name__} with {how}", *arguments(values)))
-        break
-    for scale in (1, 2):
-        values = _distinct({p.name: _param_value(p, namespace, scale, blocks) for p in required})
-        args, kwargs = arguments(values)
-        names = ", ".join(f"{p.name}={_show(values[p.name])}" for p in required)
-        candidates.append((f"synthesized arguments ({names})", args, kwargs))
-    return candidates
-
-
-def _distinct(values: dict, given: frozenset = frozenset()) -> dict:
-    """Synthesized sizes made pairwise distinct (`height=32, width=32` would hide a swapped view):
-    a repeated value >= 8 grows by 8 (keeping divisibility by the usual head counts)."""
-    taken = {v for k, v in values.items() if k in given and isinstance(v, int)}
-    out = {}
-    for name, value in values.items():
-        if name not in given and isinstance(value, int) and not isinstance(value, bool) and value >= 8:
-            while value in taken:
-                value += 8
-        if isinstance(value, int) and not isinstance(value, bool):
-            taken.add(value)
-        out[name] = value
-    return out
-
-
-def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict]:
-    """A call site's arguments with its non-literal values synthesized from their parameter's name,
-    parsed-argument namespaces rebuilt from their defaults, and `**vars(args)` cut to the signature."""
-    try:
-        signature = inspect.signature(cls)
-    except (TypeError, ValueError):
-        return args, kwargs
-    params = list(signature.parameters.values())
-    blocks = _blocks(cls, namespace)
-    if kwargs.pop("$open", False) and not any(p.kind == p.VAR_KEYWORD for p in params):
-        kwargs = {k: v for k, v in kwargs.items() if k in signature.parameters}
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-    def fill(value, param):
-        if value is UNKNOWN_VALUE:
-            return _param_value(param, namespace, 1, blocks) if param is not None else 16
-        return value
-
-    named = {(positional[i].name if i < len(positional) else f"${i}"): v for i, v in enumerate(args)}
-    named.update(kwargs)
-    given = frozenset(k for k, v in named.items() if v is not UNKNOWN_VALUE)
-    params = {**{p.name: p for p in positional}, **signature.parameters}
-    named = _distinct({k: fill(v, params.get(k)) for k, v in named.items()}, given)
-    args = [named[(positional[i].name if i < len(positional) else f"${i}")] for i in range(len(args))]
-    return args, {k: named[k] for k in kwargs}
-
-
-def _build_config_object(annotation, scale):
-    """A config dataclass/class from its defaults, else the name-driven stand-in."""
-    try:
-        return annotation()
-    except Exception:  # noqa: BLE001
-        return _AutoConfig(scale)
-
-
-def _show(value) -> str:
-    if isinstance(value, type):
-        return value.__name__
-    if isinstance(value, _AutoConfig):
-        return "<config>"
-    if isinstance(value, DefaultsNamespace):
-        return "<parsed arguments>"
-    text = repr(value)
-    return text if len(text) <= 40 else f"<{type(value).__name__}>"
-
-
-_SEQUENCE_NAMES = ("seq", "len", "num_patches", "num_tokens", "block_size", "context", "n_ctx", "positions")
-
-
-def _bound(cls, args, kwargs) -> dict:
-    """Constructor arguments by parameter name, defaults included: sizes the input may have to match."""
-    try:
-        bound = inspect.signature(cls).bind_partial(*args, **kwargs)
-        bound.apply_defaults()
-    except (TypeError, ValueError):
-        return {}
-    return dict(bound.arguments)
-
-
-def sequence_hints(arguments: dict) -> list[int]:
-    """Sequence lengths the constructor fixed (`MixerBlock(dim, seq_len)` only runs with T == seq_len)."""
-    return [v for k, v in arguments.items() if isinstance(v, int) and not isinstance(v, bool)
-            and 1 < v <= 4096 and any(n in k.lower() for n in _SEQUENCE_NAMES)]
-
-
-_IMAGE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_res", "image_res")
-
-
-def image_hints(arguments: dict) -> list[int]:
-    """Image sides the constructor fixed (`PatchClassifier(image_size=16)`: its head needs exactly 16)."""
-    out = []
-    for key, value in arguments.items():
-        if any(n in key.lower() for n in _IMAGE_NAMES):
-            if isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
-                value = value[-1]
-            if isinstance(value, int) and not isinstance(value, bool) and 4 < value <= 1024:
-                out.append(value)
-    return out
-
-
-def construction_candidates(cls, namespace, request):
-    """(how, build) pairs in the issue's order: config, no args, literals, factories, synthesis."""
-    config = request.get("config") or {}
-    if "args" in config or "kwargs" in config:
-        args, kwargs = list(config.get("args", [])), dict(config.get("kwargs", {}))
-        yield "arguments from config", lambda: cls(*args, **kwargs), _bound(cls, args, kwargs)
-    try:
-        signature = inspect.signature(cls)
-        no_args = all(p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                      for p in signature.parameters.values())
-    except (TypeError, ValueError):
-        no_args = True
-    if no_args:
-        yield "no arguments", lambda: cls(), _bound(cls, [], {})
-    for inst in request.get("instantiations", []):
-        try:
-            args = resolve_refs(inst["args"], namespace)
-            kwargs = resolve_refs(inst["kwargs"], namespace)
-        except (KeyError, AttributeError):
-            continue
-        args, kwargs = fill_call_site(cls, namespace, args, kwargs)
-        shown = ", ".join([_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items()])
-        yield (f"call site {cls.__name__}({shown}) at {inst.get('where', 'line ' + str(inst.get('line')))}",
-               lambda a=args, k=kwargs: cls(*a, **k), _bound(cls, args, kwargs))
-    for factory in request.get("factories", []):
-        function = namespace.get(factory)
-        if callable(function):
-            yield f"factory {factory}()", function, {}
-    for how, args, kwargs in _synthesized(cls, namespace):
-        yield how, lambda a=args, k=kwargs: cls(*a, **k), _bound(cls, args, kwargs)
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-def _param_dims(model) -> set[int]:
-    dims = set()
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        dims.update(int(d) for d in tensor.shape if d > 1)
-    return dims
-
-
-def _leaf_layers(model, first_layers: list[str]):
-    """Submodules in the order forward probably uses them: those it calls first, then registration."""
-    seen, ordered = set(), []
-    for name in first_layers:
-        sub = getattr(model, name, None)
-        if isinstance(sub, nn.Module):
-            for module in sub.modules():
-                if id(module) not in seen:
-                    seen.add(id(module))
-                    ordered.append(module)
-    for module in model.modules():
-        if id(module) not in seen:
-            seen.add(id(module))
-            ordered.append(module)
-    return ordered
-
-
-def _size_hints(model) -> list[int]:
-    """Image sides a model declares (`img_size`, `image_size`, ...), e.g. a ViT's patch embedding."""
-    hints = []
-    for module in model.modules():
-        for attr in ("img_size", "image_size", "input_size", "input_resolution", "resolution"):
-            value = getattr(module, attr, None)
-            if isinstance(value, int) and value > 4:
-                hints.append(value)
-            elif isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
-                hints.append(value[-1])
-        if hints:
-            break
-    return hints
-
-
-def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
-    """Input specs for a model whose forward starts at `layer`, with any fixed sizes to try."""
-    # Free prime sides first; then larger primes (Inception needs 75 px); then the exact sizes
-    # fixed heads insist on.
-    spatial_sides = [None] + [(h, h) for h in hints] + [(79, 83)] + [(s, s) for s in COMMON_SIDES]
-    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):  # a 2-D input to EmbeddingBag is B bags
-        return [(["int64[B,T]"], {})]
-    if isinstance(layer, nn.Linear):
-        return [([f"float32[B,{layer.in_features}]"], {}), ([f"float32[B,T,{layer.in_features}]"], {})]
-    if isinstance(layer, nn.Bilinear):
-        return [([f"float32[B,{layer.in1_features}]", f"float32[B,{layer.in2_features}]"], {})]
-    if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
-        return [([f"float32[B,{layer.in_channels},L]"], {})] + [
-            ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
-    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-        out = []
-        declared = {(h, h) for h in hints}
-        for sides in spatial_sides:
-            fixed = {} if sides is None else {"H": sides[0], "W": sides[1]}
-            if sides is not None and sides not in declared:
-                fixed[GUESSED] = 1
-            out.append(([f"float32[B,{layer.in_channels},H,W]"], fixed))
-        return out
-    if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
-        return [([f"float32[B,{layer.in_channels},D,H,W]"], {"D": 11, "H": 13, "W": 17}),
-                ([f"float32[B,{layer.in_channels},16,32,32]"], {})]
-    if isinstance(layer, nn.RNNCellBase):
-        return [([f"float32[B,{layer.input_size}]"], {})]
-    if isinstance(layer, nn.RNNBase):
-        if layer.batch_first:
-            return [([f"float32[B,T,{layer.input_size}]"], {})]
-        return [([f"float32[T,B,{layer.input_size}]"], {})]
-    if isinstance(layer, nn.MultiheadAttention):
-        spec = f"float32[B,T,{layer.embed_dim}]" if layer.batch_first else f"float32[T,B,{layer.embed_dim}]"
-        return [([spec, spec, spec], {}), ([spec], {})]
-    if isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
-                          nn.TransformerDecoder, nn.Transformer)):
-        attn = next((m for m in layer.modules() if isinstance(m, nn.MultiheadAttention)), None)
-        if attn is None:
-            return []
-        first = getattr(layer, "batch_first", None)
-        if first is None:
-            first = attn.batch_first
-        spec = f"float32[B,T,{attn.embed_dim}]" if first else f"float32[T,B,{attn.embed_dim}]"
-        if isinstance(layer, (nn.Transformer, nn.TransformerDecoderLayer, nn.TransformerDecoder)):
-            return [([spec, spec], {})]
-        return [([spec], {})]
-    if isinstance(layer, nn.LayerNorm):
-        shape = ",".join(str(d) for d in layer.normalized_shape)
-        return [([f"float32[B,T,{shape}]"], {}), ([f"float32[B,{shape}]"], {}),
-                ([f"float32[B,H,W,{shape}]"], {"H": 7, "W": 7})]  # channels-last stages (Swin)
-    if isinstance(layer, nn.BatchNorm1d):
-        return [([f"float32[B,{layer.num_features}]"], {})]
-    if isinstance(layer, nn.BatchNorm2d):
-        return [([f"float32[B,{layer.num_features},H,W]"], {})]
-    return []
-
-
-def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
-    """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
-    out = []
-    config = request.get("config") or {}
-    if "input" in config:
-        return [("config", parse_input(config["input"]), {})]
-    if request.get("inline_input"):
-        return [("inline comment", _parse_list(request["inline_input"]), {})]
-    for specs in request.get("literal_inputs", []):
-        try:
-            out.append(("literal example input in the file", _parse_list(specs), {}))
-        except SpecError:
-            continue
-    hints = list(dict.fromkeys(request.get("image_hints", []) + _size_hints(model)))
-    seen = set()
-    tried_layers = 0
-    for layer in _leaf_layers(model, request.get("first_layers", [])):
-        candidates = _layer_candidates(layer, hints)
-        if not candidates:
-            continue
-        for specs, sizes in candidates:
-            specs = _pad_to_forward(model, specs)
-            variants = [sizes] + [{**sizes, "T": t} for t in request.get("sequence_hints", [])
-                                  if any("T" in spec for spec in specs)]
-            for variant in variants:
-                key = (tuple(specs), tuple(sorted(variant.items())))
-                if key not in seen:
-                    seen.add(key)
-                    out.append((f"first layer {type(layer).__name__}", _parse_list(specs), variant))
-        tried_layers += 1
-        if tried_layers >= 3:
-            break
-    # Constructor integers as widths (`RMSNorm(dim)`, graph layers), and the hidden state of
-    # recurrent models whose forward takes one from `init_hidden`.
-    required = _required_inputs(model)
-    for specs in width_specs(request.get("width_hints", []), required):
-        out.append(("constructor width", _parse_list(specs), {}))
-    method = hidden_method(model)
-    if method and required >= 2:
-        for source, spec, sizes in list(out):
-            if len(spec.args) >= required and not spec.kwargs:
-                trimmed = InputSpec(spec.args[:required - 1])
-                for symbol in reversed(spec.args[0].symbols()):
-                    out.insert(0 if source != "generic guess" else len(out),
-                               (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
-    # Last resorts, for parameter-free modules and forwards that start with arithmetic.
-    for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
-                         (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
-        out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
-    return out
-
-
-def _required_inputs(model) -> int:
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    return len([p for p in parameters if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
-
-
-def _pad_to_forward(model, specs: list[str]) -> list[str]:
-    """Repeat the first input when forward requires more positional inputs (`forward(x1, x2)`)."""
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return specs
-    required = [p for p in parameters if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return specs + [specs[0]] * (len(required) - len(specs)) if len(required) > len(specs) else specs
-
-
-def _parse_list(specs: list[str]) -> InputSpec:
-    args, kwargs = [], []
-    for text in specs:
-        name, sep, rest = text.partition("=")
-        if sep and name.strip().isidentifier() and "[" not in name:
-            kwargs.append((name.strip(), parse_spec(rest)))
-        else:
-            args.append(parse_spec(text))
-    return InputSpec(tuple(args), tuple(kwargs))
-
-
-_TORCH_DTYPES = {}
-
-
-def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0):
-    """Tensors for the specs: standard normal floats; integers below every embedding's size."""
-    if not _TORCH_DTYPES:
-        _TORCH_DTYPES.update({name: getattr(torch, name) for name in
-                              ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
-                               "uint8", "bool")})
-    embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
-    high = min(embeddings) if embeddings else 2
-    # Integer inputs after the first (`forward(tokens, labels)`, `forward(x, y)`) or named like
-    # targets are probably class labels: keep them below the classes of the last Linear
-    # (cross_entropy checks bounds), and below every embedding size in case they are token ids.
-    heads = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
-    label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
-    generator = torch.Generator().manual_seed(seed)
-    made = []
-    # A model cast with `.double()` / `.half()` is fed in its own float dtype.
-    model_float = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-    def one(tensor_spec: TensorSpec, name: str = ""):
-        shape = tensor_spec.shape(sizes)
-        dtype = _TORCH_DTYPES[tensor_spec.dtype]
-        if dtype == torch.float32:
-            dtype = model_float
-        if device == "meta":
-            return torch.empty(shape, dtype=dtype, device="meta")
-        if tensor_spec.dtype == "bool":
-            return torch.randint(0, 2, shape, generator=generator).bool()
-        made.append(tensor_spec)
-        if tensor_spec.is_int:
-            labels = len(made) > 1 or any(w in name.lower() for w in _LABEL_NAMES)
-            return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
-        return torch.randn(shape, generator=generator).to(dtype)
-
-    args = [one(s) for s in spec.args]
-    if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`
-        args.append(getattr(model, hidden_method(model))(sizes[sizes["$hidden"]]))
-    return args, {k: one(s, k) for k, s in spec.kwargs}
-
-
-_LABEL_NAMES = ("label", "target", "class", "y_true")
-
-
-# --- one model --------------------------------------------------------------------------------
-
-class ModelFailure(Exception):
-    """Why a model was not traced; `category` names the kind in a few words for NNL790."""
-
-    def __init__(self, reason: str, best_guess=None, category: str = "tracing", blocked=None, summary=None):
-        super().__init__(reason, best_guess)
-        self.reason, self.best_guess, self.category, self.blocked = reason, best_guess, category, blocked
-        self.summary = summary or reason
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) or \
-            "DefaultCPUAllocator" in str(exc):
-        cap = int(os.environ.get("NNLINT_MEMORY_CAP", "0"))
-        return f"exceeded the memory cap ({cap / 1024**3:.1f} GiB)" if cap else "ran out of memory"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-_SEND = None  # the response channel, set by main()
-_meta_warm = False
-
-
-def _warm_meta() -> None:
-    """The first meta/fake op loads torch's meta registrations (seconds): a one-time cost of the
-    worker, not of the file being checked, so the parent is told to extend that file's deadline."""
-    global _meta_warm
-    if _meta_warm:
-        return
-    _meta_warm = True
-    started = time.monotonic()
-    _warm_analyzer(fake=True)
-    if _SEND is not None:
-        _SEND({"grace": time.monotonic() - started})
-
-
-def _warm_analyzer(fake: bool) -> None:
-    """Run the analyzer once on a tiny model: its first call imports and initializes much of torch
-    (fx, autograd, fake tensors), which must not count against the first checked file's timeout."""
-    device = "meta" if fake else "cpu"
-    try:
-        with torch.device(device):
-            tiny = nn.Sequential(nn.Linear(3, 2))
-        _analyze(tiny, (torch.randn(2, 3, device=device) if not fake else torch.empty(2, 3, device="meta"),),
-                 {}, __file__, fake, False)
-    except BaseException:  # noqa: BLE001 - warming up is best effort
-        pass
-
-
-def _forward(model, args, kwargs, device="cpu"):
-    # On the meta device, factories in forward (`torch.ones(T, T)`) must make meta tensors too,
-    # or the input search fails where the real or fake run would not.
-    with torch.no_grad(), torch.device(device):
-        model(*args, **kwargs)
-
-
-def _meta_build(build):
-    """The model on the meta device (no memory, no init compute), or None when that fails
-    (`.item()` in a constructor, say)."""
-    try:
-        with torch.device("meta"):
-            model = build()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # noqa: BLE001
-        return None
-    return model if isinstance(model, nn.Module) else None
-
-
-def _patient(build, namespace: dict, request: dict):
-    """`build` that defines module globals the slice left out (see define_missing_global) and casts
-    the model to the dtype its call sites use (`.double()`)."""
-    dtype = getattr(torch, request["dtype"]) if request.get("dtype") else None
-
-    def run():
-        for _ in range(8):
-            try:
-                model = build()
-                break
-            except NameError as exc:
-                if not define_missing_global(exc, namespace, request.get("argparse_defaults", {}),
-                                             lambda name: _value_for(name, None, 1)):
-                    raise
-        else:
-            model = build()
-        if dtype is not None and isinstance(model, nn.Module):
-            model = model.to(dtype)
-        return model
-
-    return run
-
-
-def _eval(model) -> None:
-    for module in model.modules():  # not model.eval(): some modules override train() itself
-        module.training = False
-
-
-def _real_build(build):
-    torch.manual_seed(0)
-    model = build()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"built a {type(model).__name__}, not a module")
-    return model
-
-
-_TRACED: list = []  # nested.Traced of this file's models that traced, for the classes inside them
-_INPUT_ERRORS: list[BaseException] = []  # import errors raised by forward passes of the current model
-
-
-def _find_input(model, request, options, device, attempts, how, failed=None):
-    """The first input candidate whose forward pass runs: (source, spec, sizes, args, kwargs).
-
-    `failed`, a list, receives the first candidate whose tensors were made but whose forward raised.
-    """
-    dims = _param_dims(model)
-    for source, spec, fixed in input_candidates(model, request):
-        symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
-        sizes = dict(fixed)
-        sizes.update(choose_sizes(symbols, dims, batch=options.get("batch_size"), spatial=SPATIAL))
-        sizes[FIXED] = tuple(k for k in fixed if not k.startswith("$"))
-        args = None
-        try:
-            args, kwargs = make_tensors(spec, sizes, model, device)
-            _forward(model, args, kwargs, device)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit from user code included
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            attempts.append((f"{how}, input {spec.config_value()} ({source}): {_describe(exc)}", spec))
-            if isinstance(exc, ImportError):
-                _INPUT_ERRORS.append(exc)
-            if failed is not None and not failed and args is not None:
-                failed.append((source, spec, sizes, args, kwargs))
-            continue
-        return source, spec, sizes, args, kwargs
-    return None
-
-
-def check_model(cls, namespace, request, options, path) -> dict:
-    """Build the model and find its input (constructor candidates x input candidates), then analyze.
-
-    Input candidates are tried on the meta-device build first: a failing forward there costs
-    nothing, whatever the model's size. Only the winner is built for real (unless it is big
-    enough for the fake-tensor path).
-    """
-    started = time.perf_counter()
-    missing.reset()
-    _INPUT_ERRORS.clear()
-    attempts: list[tuple[str, object]] = []
-    errors: list[BaseException] = []  # of every attempt, for the failure's category
-    built = False
-    raised = None  # (how, model, params, failed input) of the first real build no input ran on
-    for how, build, arguments in construction_candidates(cls, namespace, request):
-        build = _patient(build, namespace, request)
-        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
-                   "width_hints": width_hints(arguments)}
-        try:
-            meta_model = _meta_build(build)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            attempts.append((f"{how}: {_describe(exc)}", None))
-            errors.append(exc)
-            continue
-        built = built or meta_model is not None
-        params = sum(p.numel() for p in meta_model.parameters()) if meta_model is not None else None
-        fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
-        found = None
-        if meta_model is not None:
-            _eval(meta_model)
-            found = _find_input(meta_model, request, options, "meta", attempts, how)
-            if found is None and fake:
-                continue
-        elif fake:
-            attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
-            continue
-        if fake:
-            _warm_meta()
-            model = meta_model
-        else:
-            try:
-                model = _real_build(build)
-                _eval(model)
-            except BaseException as exc:  # noqa: BLE001 - SystemExit from user code included
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                attempts.append((f"{how}: {_describe(exc)}", None))
-                errors.append(exc)
-                continue
-            built = True
-            params = sum(p.numel() for p in model.parameters())
-            if found is not None:  # the meta run chose the input: the same tensors, for real
-                found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
-                try:  # meta kernels check less than CPU ones (softmax over a missing dim)
-                    _forward(model, found[3], found[4])
-                except Exception:  # noqa: BLE001
-                    found = None
-            if found is None:  # no meta build, or ops without meta kernels: try the inputs for real
-                failed: list = []
-                found = _find_input(model, request, options, "cpu", attempts, how, failed)
-                if found is None:
-                    if failed and raised is None:
-                        raised = (how, model, params, failed[0])
-                    continue
-        confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
-                                    request=request, options=options, path=path, fake=fake)
-        result = _analyzed(model, how, found, params, path, fake, started,
-                           lambda result, found: confirm(result, found=found))
-        _TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
-        return result
-    if raised is not None and not missing.touched:  # a missing package is no hazard
-        # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
-        # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
-        how, model, params, found = raised
-        try:
-            return _analyzed(model, how, found, params, path, False, started)
-        except ModelFailure:
-            pass
-    best_guess = next(((text, spec) for text, spec in attempts if spec is not None), None)
-    reasons = [text for text, _ in attempts[-4:]]
-    if not attempts:
-        reasons = ["built, but no input shape could be inferred"]
-    blocked = next(iter(missing.touched.items()), None) or next(
-        filter(None, map(missing.blocking, errors + _INPUT_ERRORS)), None)
-    category = ("missing package" if blocked else "memory" if any("memory" in r for r in reasons)
-                else "input" if built else "constructor arguments")
-    last = reasons[-1]
-    # The last attempt's error first (the message is one short line); how it was built after it.
-    how, sep, error = last.rpartition("): ") if "): " in last else last.rpartition(": ")
-    summary = f"{error} (last of {len(attempts)} attempts: {how}{')' if sep == '): ' else ''})" if sep else last
-    raise ModelFailure("; ".join(reasons), best_guess, category, blocked, summary)
-
-
-FIXED = "$fixed"  # in sizes: the symbols the input candidate fixed (the others were chosen freely)
-TRUSTED_SOURCES = ("config", "inline comment", "literal example input in the file")
-
-
-def _concrete(spec: InputSpec, sizes: dict) -> InputSpec:
-    return InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
-                     tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
-
-
-def _second_inputs(model, request, options, found):
-    """(spec, sizes) of second inputs to confirm a finding made on a guessed input: the same spec
-    sized independently, then the other candidates of the same ranks."""
-    source, spec, sizes = found[:3]
-    free = {s for t in spec.all_specs() for s in t.symbols()} - set(sizes.get(FIXED, ()))
-    yield spec, resized(sizes, free, _param_dims(model), spatial=SPATIAL)
-    ranks = [len(t.dims) for t in spec.all_specs()]
-    dims = _param_dims(model)
-    for _, other, other_fixed in input_candidates(model, request):
-        if [len(t.dims) for t in other.all_specs()] != ranks or (other, other_fixed) == (spec, sizes):
-            continue
-        symbols = [s for t in other.all_specs() for s in t.symbols() if s not in other_fixed]
-        other_sizes = dict(other_fixed)
-        other_sizes.update(choose_sizes(symbols, dims, batch=options.get("batch_size"), spatial=SPATIAL))
-        if _concrete(other, other_sizes) != _concrete(spec, sizes):
-            yield other, other_sizes
-
-
-def _confirmed(result, model, rebuild, request, options, found, path, fake) -> dict:
-    """Keep the findings of a guessed input only where a second, independently sized input of the
-    same rank shows them too (same code, same line)."""
-    source = found[0]
-    if not result.get("findings") or source in TRUSTED_SOURCES:
-        return result
-    device = "meta" if fake else "cpu"
-    for spec, sizes in itertools.islice(_second_inputs(model, request, options, found), 6):
-        target = rebuild() if fake else model
-        if target is None:
-            break
-        try:
-            args, kwargs = make_tensors(spec, sizes, target, device)
-            _forward(target, args, kwargs, device)
-            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
-        except BaseException as exc:  # noqa: BLE001 - this second input does not run: try another
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            continue
-        seen = {(f["code"], f["line"]) for f in again.get("findings", [])}
-        kept = [f for f in result["findings"] if (f["code"], f["line"]) in seen]
-        result["notes"] = list(result.get("notes", [])) + [
-            f"{len(kept)} of {len(result['findings'])} finding(s) on the guessed input confirmed on a second "
-            f"input {_concrete(spec, sizes).config_value()}"]
-        result["findings"] = kept
-        return result
-    result["notes"] = list(result.get("notes", [])) + [
-        f"{len(result['findings'])} finding(s) on the guessed input dropped: no second input of the same rank runs"]
-    result["findings"] = []
-    return result
-
-
-def _analyzed(model, how, found, params, path, fake, started, confirm=None) -> dict:
-    source, spec, sizes, args, kwargs = found
-    concrete = _concrete(spec, sizes)
-    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()),
-                      _batch_axis(source, spec))
-    if confirm is not None:
-        result = confirm(result, found)
-    result.update({
-        "ok": True, "built": how, "input": spec.config_value(), "input_source": source,
-        "shapes": concrete.config_value(), "params": params,
-        "seconds": time.perf_counter() - started,
-    })
-    return result
-
-
-def _batch_axis(source: str, spec: InputSpec) -> int | None:
-    """Where the code itself puts the batch (its `B`), for inputs it declared; None: infer it."""
-    if source not in TRUSTED_SOURCES or not spec.all_specs():
-        return None
-    dims = spec.all_specs()[0].dims
-    return dims.index("B") if "B" in dims else None
-
-
-def _analyze(model, args, kwargs, path, fake, int_inputs, batch_axis=None) -> dict:
-    module_name, _, function_name = os.environ.get("NNLINT_TRACE_ANALYZER", ANALYZER).partition(":")
-    try:
-        analyze = getattr(importlib.import_module(module_name), function_name)
-    except ImportError as exc:
-        return {"path": "none", "why": f"analyzer unavailable: {exc}", "findings": [], "notes": []}
-    try:
-        hints = {} if batch_axis is None else {"batch_axis": batch_axis}
-        result = analyze(model, tuple(args), dict(kwargs), path, fake=fake, int_inputs=int_inputs, **hints)
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise ModelFailure(f"tracing failed: {_describe(exc)}", None) from exc
-    return dict(result)
-
-
-def _snippet(name: str, request: dict, cls, best_guess) -> str:
-    lines = [f'[tool.nnlint.models."{name}"]']
-    required = []
-    if cls is not None:
-        try:
-            required = [p.name for p in inspect.signature(cls).parameters.values()
-                        if p.default is inspect.Parameter.empty
-                        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        except (TypeError, ValueError):
-            required = []
-    if required:
-        lines.append("kwargs = { " + ", ".join(f"{p} = 0" for p in required) + " }  # the real values")
-    spec = best_guess[1] if best_guess else None
-    lines.append(f"input = {spec.config_value()}" if spec else 'input = "float32[B,...]"  # the shape forward expects')
-    return "\n".join(lines)
-
-
-# --- the request loop -------------------------------------------------------------------------
-
-def check_file(request: dict, send) -> None:
     path = request["path"]
     options = request.get("options", {})
     for directory in request.get("user_dirs", []):
-        _FINDER.user_dirs.add(directory)
+        FINDER.user_dirs.add(directory)
     for entry in request.get("sys_path", []):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     roots = {f for m in request["models"] for f in m.get("factories", [])}
     forget_sliced_modules()
     try:
-        module = load_slice(path, roots)
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and ImportError of anything included
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+        with checked_code():
+            module = load_slice(path, roots)
+    except CheckedCodeFailed as failure:  # SystemExit and ImportError of anything included
+        exc = failure.original
         if isinstance(exc, ImportError):
             missing = getattr(exc, "name", None)
-            why = (f"importing the module failed: package {missing!r} is not importable ({_describe(exc)})"
-                   if missing else f"importing the module failed: {_describe(exc)}")
+            why = (f"importing the module failed: package {missing!r} is not importable ({failure})"
+                   if missing else f"importing the module failed: {failure}")
         else:
-            why = f"loading the module's definitions failed: {_describe(exc)}"
+            why = f"loading the module's definitions failed: {failure}"
         for model in request["models"]:
             send({"model": model["name"], "ok": False, "reason": why, "snippet": ""})
         return
     namespace = module.__dict__
     failures = getattr(module, "__nnlint_failures__", {})
-    _TRACED.clear()
-    deferred: dict[type, tuple] = {}  # classes that failed alone: checked inside a traced model
+    TRACED.clear()
+    deferred: dict[type, dict] = {}  # classes that failed alone: checked inside a traced model
     for model_request in request["models"]:
         name = model_request["name"]
         cls = namespace.get(name)
@@ -1089,7 +66,7 @@ def check_file(request: dict, send) -> None:
             blocked = missing.blocking(failures[name])
             send({"model": name, "ok": False, "blocked": blocked,
                   "category": "missing package" if blocked else "crash",
-                  "reason": f"defining the class failed: {_describe(failures[name])}", "snippet": ""})
+                  "reason": f"defining the class failed: {describe(failures[name])}", "snippet": ""})
             continue
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             send({"model": name, "ok": False, "skip": True, "reason": "not an nn.Module once loaded"})
@@ -1097,74 +74,43 @@ def check_file(request: dict, send) -> None:
         if getattr(cls.forward, "__name__", "") == "_forward_unimplemented" or inspect.isabstract(cls):
             send({"model": name, "ok": False, "skip": True, "reason": "defines no forward"})
             continue
-        if cls.__mro__[1] is nn.Module and "super" in getattr(cls.forward, "__code__", None).co_names \
-                if hasattr(cls.forward, "__code__") else False:
-            # `class Bottle(nn.Module)` whose forward calls super().forward(): a mixin for other bases
+        if _is_mixin(cls, nn.Module):
             send({"model": name, "ok": False, "skip": True, "reason": "a mixin: its forward defers to the next base"})
             continue
         model_request = {**model_request, "argparse_defaults": request.get("argparse_defaults", {})}
         try:
-            send({"model": name, **check_model(cls, namespace, model_request, options, path)})
-        except ModelFailure as exc:
-            message = {"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary,
-                       "category": exc.category, "blocked": exc.blocked,
-                       "snippet": _snippet(model_request.get("config_key") or name, model_request, cls,
-                                           exc.best_guess)}
-            if exc.blocked or model_request.get("config"):
-                send(message)
+            with checked_code():
+                send({"model": name, **check_model(cls, namespace, model_request, options, path, warm_meta)})
+        except CheckedCodeFailed as failure:
+            exc = failure.original
+            if isinstance(exc, ModelFailure):
+                message = {"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary,
+                           "category": exc.category, "blocked": exc.blocked,
+                           "snippet": config_snippet(model_request.get("config_key") or name, cls, exc.best_guess)}
+                if exc.blocked or model_request.get("config"):
+                    send(message)
+                else:
+                    deferred[cls] = message
+            elif isinstance(exc, SpecError):
+                send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
             else:
-                deferred[cls] = message
-        except SpecError as exc:
-            send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            send({"model": name, "ok": False, "reason": f"internal error: {_describe(exc)}",
-                  "snippet": "", "traceback": traceback.format_exc()[-2000:]})
+                send({"model": name, "ok": False, "reason": f"internal error: {failure}",
+                      "snippet": "", "traceback": "".join(traceback.format_exception(exc))[-2000:]})
     if deferred:
-        _check_inside(deferred, path, send)
+        with suppress(CheckedCodeFailed), checked_code():
+            check_inside(deferred, path, send)
 
 
-def _check_inside(deferred: dict, path: str, send) -> None:
-    """Classes that failed alone, analyzed as the instance a traced model builds, on its inputs."""
-    def rebuild(parent):
-        try:
-            model = _meta_build(parent.build) if parent.fake else _real_build(parent.build)
-        except Exception:  # noqa: BLE001
-            return None
-        if model is not None:
-            _eval(model)
-        return model
-
-    captured = nested.capture(set(deferred), list(_TRACED), rebuild, make_tensors, _forward)
-    for cls, message in deferred.items():
-        hit = captured.get(cls)
-        if hit is None:
-            send(message)
-            continue
-        started = time.perf_counter()
-        tensors = [t for t in list(hit.args) + list(hit.kwargs.values()) if isinstance(t, torch.Tensor)]
-        try:
-            result = _analyze(hit.module, hit.args, hit.kwargs, path, hit.parent.fake,
-                              any(not t.is_floating_point() and not t.is_complex() for t in tensors))
-        except ModelFailure:
-            send(message)
-            continue
-        if not hit.parent.trusted:  # a guessed input: the parent's own (confirmed) analysis covers it
-            result["findings"] = []
-        shapes = ", ".join(f"{str(t.dtype).removeprefix('torch.')}[{','.join(map(str, t.shape))}]" for t in tensors)
-        result.update({"ok": True, "built": f"inside {hit.parent.name}, as the code builds it",
-                       "input": f'"{shapes}"', "input_source": f"the inputs {hit.parent.name} passes",
-                       "shapes": f'"{shapes}"', "params": sum(p.numel() for p in hit.module.parameters()),
-                       "seconds": time.perf_counter() - started})
-        send({"model": cls.__name__, **result})
+def _is_mixin(cls, module_type) -> bool:
+    """`class Bottle(nn.Module)` whose forward calls super().forward(): a mixin for other bases."""
+    code = getattr(cls.forward, "__code__", None)
+    return cls.__mro__[1] is module_type and code is not None and "super" in code.co_names
 
 
 def main(argv: list[str]) -> int:
-    global torch, nn
     request_fd, response_fd, memory = int(argv[0]), int(argv[1]), int(argv[2])
     sys.dont_write_bytecode = True  # never leave sliced bytecode in the user's __pycache__
-    sys.meta_path.insert(0, _FINDER)
+    sys.meta_path.insert(0, FINDER)
     sys.argv = ["nnlint-trace-worker"]
     requests = os.fdopen(request_fd, "r", encoding="utf-8")
     responses = os.fdopen(response_fd, "w", encoding="utf-8")
@@ -1173,13 +119,8 @@ def main(argv: list[str]) -> int:
         responses.write(json.dumps(message, default=_jsonable) + "\n")
         responses.flush()
 
-    global _SEND
-    _SEND = send
+    import torch  # the one expensive import, paid once per worker
 
-    install_argparse_defaults(lambda name: _value_for(name, None, 1))
-    import torch as _torch  # the one expensive import, paid once per worker
-    import torch.nn as _nn
-    torch, nn = _torch, _nn
     if memory > 0:
         # The cap applies to what the checked code adds on top of torch itself: a CUDA build of
         # torch alone maps more than 4 GiB of address space, and capping it would fail the import.
@@ -1189,14 +130,21 @@ def main(argv: list[str]) -> int:
     threads = int(os.environ.get("NNLINT_TRACE_THREADS", "1") or 1)
     if threads > 0:  # 1 by default: the models are small and the cores are shared by the workers
         torch.set_num_threads(threads)
-    _warm_analyzer(fake=False)
+    from nnlint.trace.building import install_argparse_defaults
+    from nnlint.trace.construction import _value_for
+    from nnlint.trace.model_check import MetaWarmup, warm_analyzer
+
+    install_argparse_defaults(lambda name: _value_for(name, None, 1))  # the checked code's parse_args()
+
+    warm_analyzer(fake=False)
     torch.empty(2, device="meta") + 1  # loads the meta kernels, used for every model's input search
+    warm_meta = MetaWarmup(lambda seconds: send({"grace": seconds}))
     send({"ready": True, "torch": torch.__version__})
     for line in requests:
         request = json.loads(line)
         if request.get("stop"):
             break
-        check_file(request, send)
+        check_file(request, send, warm_meta)
         send({"done": True})
     return 0
 

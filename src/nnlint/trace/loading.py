@@ -1,0 +1,132 @@
+"""Loading a checked file in the worker: its safe slice executed as a module, imported user modules sliced too.
+
+Nothing here imports torch. The finder is installed by the worker before any request.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+
+from nnlint.trace import missing
+from nnlint.trace.building import DefaultsNamespace
+from nnlint.trace.slicing import slice_module
+
+ALL_FUNCTIONS = frozenset({"*"})
+
+
+class _SlicingLoader(importlib.machinery.SourceFileLoader):
+    """Loads the user's own modules (imported by a checked file) as slices, never as programs."""
+
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        source = self.get_source(fullname)
+        # Importers may call any of its functions (torchvision's decorators live in _utils.py):
+        # every function's globals are needed, unlike in the checked file itself.
+        return slice_module(source, path, roots=ALL_FUNCTIONS).compile(path)
+
+
+class _SlicingFinder(importlib.abc.MetaPathFinder):
+    def __init__(self):
+        self.user_dirs: set[str] = set()
+
+    def find_spec(self, fullname, path, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            return None
+        origin = os.path.abspath(spec.origin)
+        if "site-packages" in origin or os.path.dirname(origin) not in self.user_dirs:
+            return None
+        spec.loader = _SlicingLoader(fullname, origin)
+        return spec
+
+
+FINDER = _SlicingFinder()
+
+
+def _module_name(path: str) -> tuple[str, str]:
+    """(sys.path root, dotted module name) of a file, honouring enclosing packages."""
+    directory, filename = os.path.split(path)
+    parts = [filename[:-3] if filename.endswith(".py") else filename]
+    while os.path.exists(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.insert(0, package)
+    return directory, ".".join(parts)
+
+
+def load_slice(path: str, roots: set[str]) -> types.ModuleType:
+    """Execute the safe slice of `path` as a module; its code objects carry `path` and its lines."""
+    root, name = _module_name(path)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) not in (None, path) and \
+            os.path.dirname(os.path.abspath(getattr(existing, "__file__", "") or "")) not in FINDER.user_dirs:
+        name = "_nnlint_user_" + name.replace(".", "_")  # do not shadow an installed module
+    package = name.rpartition(".")[0]
+    if package:
+        try:
+            importlib.import_module(package)
+        except Exception:  # noqa: BLE001 - a broken package __init__ should not stop the file
+            pass
+        # The package may have imported this very module (sliced, by the finder): executing it a
+        # second time would repeat its registrations (torchvision's @register_model refuses that).
+        existing = sys.modules.get(name)
+        if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
+            return existing
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        source = handle.read()
+    tree = slice_module(source, path, roots).tree
+    module = types.ModuleType(name)
+    module.__file__ = path
+    module.__package__ = package
+    module.__nnlint_sliced__ = True
+    sys.modules[name] = module
+    missing.reset()
+    # Statement by statement: a failed import or definition costs only the classes that need it.
+    module.__nnlint_failures__ = missing.execute(tree, path, module.__dict__)
+    return module
+
+
+def _is_sliced(module) -> bool:
+    return module is not None and (getattr(module, "__nnlint_sliced__", False)
+                                   or isinstance(getattr(module, "__loader__", None), _SlicingLoader))
+
+
+def forget_sliced_modules() -> None:
+    """Drop the user modules of earlier requests, so an edited file is loaded afresh."""
+    for name, module in list(sys.modules.items()):
+        if _is_sliced(module):
+            del sys.modules[name]
+
+
+UNKNOWN_VALUE = object()  # a call-site argument that is not literal: construction synthesizes it
+
+
+def resolve_refs(value, namespace: dict):
+    """Turn the discovery's JSON values back into Python: tuples and names of the module."""
+    if isinstance(value, list):
+        return [resolve_refs(v, namespace) for v in value]
+    if isinstance(value, dict):
+        if "$tuple" in value:
+            return tuple(resolve_refs(v, namespace) for v in value["$tuple"])
+        if "$unknown" in value:
+            return UNKNOWN_VALUE
+        if "$namespace" in value:  # parsed command-line arguments passed whole: their defaults
+            parsed = DefaultsNamespace()
+            for key, item in value["$namespace"].items():
+                setattr(parsed, key, resolve_refs(item, namespace))
+            return parsed
+        if "$ref" in value:
+            head, *rest = value["$ref"].split(".")
+            obj = namespace[head] if head in namespace else __builtins__[head] if isinstance(
+                __builtins__, dict) else getattr(__builtins__, head)
+            for part in rest:
+                obj = getattr(obj, part)
+            return obj
+        return {k: resolve_refs(v, namespace) for k, v in value.items()}
+    return value
