@@ -136,3 +136,13 @@ def test_widths_and_graph_inputs():
     assert width_hints({"in_features": 64, "n_heads": 4, "num_layers": 2, "seq_len": 49, "d_model": 64,
                         "hidden_dim": 40, "bias": True}) == [64, 40]
     assert square_inputs([(7, 32), (7, 7)]) and not square_inputs([(7, 32), (7, 32)])
+
+
+def test_a_known_dataset_gives_the_input_of_the_model_it_feeds():
+    source = ("from torchvision import datasets\nimport torch\n"
+              "def main(Net):\n    data = datasets.MNIST('data', download=True)\n    model = Net()\n"
+              "    for images, labels in data:\n        model(images)\n")
+    assert discover(source.replace("def main(Net)", "from nets import Net\ndef main()")).input_shapes == {
+        "Net": [["float32[B,1,28,28]"]]}
+    two = source.replace("    for images", "    other = datasets.ImageFolder('x')\n    for images")
+    assert discover(two.replace("def main(Net)", "from nets import Net\ndef main()")).input_shapes == {}

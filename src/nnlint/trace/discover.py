@@ -477,6 +477,7 @@ def discover(source: str) -> FileModels:
             cast = _cast_dtype(call)
             if cast and call.func.value.value in instance_of:
                 result.dtypes[instance_of[call.func.value.value]] = cast
+    dataset = _dataset_input(collector)
     for call in collector.calls:
         callee = _callee_name(call)
         if callee and callee[:1].isupper() and call.args is not None:
@@ -506,6 +507,30 @@ def discover(source: str) -> FileModels:
                     specs = None
                     break
                 specs.append(spec if arg.keyword is None else f"{arg.keyword.value}={spec}")
+            if specs is None and dataset is not None and len(call.args) == 1 and \
+                    isinstance(call.args[0].value, cst.Name) and call.args[0].keyword is None:
+                specs = [dataset]  # `model(data)` in a file that loads one known dataset
             if specs and specs not in result.input_shapes.get(owner, []):
                 result.input_shapes.setdefault(owner, []).append(specs)
     return result
+
+
+# Datasets whose samples have one known shape (torchvision's defaults, before any resize).
+_DATASET_SHAPES = {
+    "MNIST": "float32[B,1,28,28]", "FashionMNIST": "float32[B,1,28,28]", "KMNIST": "float32[B,1,28,28]",
+    "EMNIST": "float32[B,1,28,28]", "QMNIST": "float32[B,1,28,28]",
+    "CIFAR10": "float32[B,3,32,32]", "CIFAR100": "float32[B,3,32,32]", "SVHN": "float32[B,3,32,32]",
+}
+
+
+def _dataset_input(collector) -> str | None:
+    """The sample shape of the one known torchvision dataset the file loads, if exactly one."""
+    shapes = set()
+    for call in collector.calls:
+        qualified = collector.imports.resolve(call.func) or ""
+        if qualified.startswith("torchvision.datasets."):
+            shape = _DATASET_SHAPES.get(qualified.rsplit(".", 1)[-1])
+            if shape is None:
+                return None  # another dataset: its shape is unknown
+            shapes.add(shape)
+    return shapes.pop() if len(shapes) == 1 else None

@@ -25,7 +25,7 @@ from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
 from nnlint.trace.input_search import (
     FIXED, SPATIAL, input_candidates, make_tensors, param_dims, sizes_for,
 )
-from nnlint.trace.inputs import InputSpec, TensorSpec, resized
+from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
 from nnlint.trace.usage import width_hints
 
 ANALYZER = "nnlint.trace.analyze:analyze_model"
@@ -265,6 +265,10 @@ def _second_inputs(model, request, options, found):
         other_sizes = sizes_for(other, other_fixed, dims, options.get("batch_size"))
         if _concrete(other, other_sizes) != _concrete(spec, sizes):
             yield other, other_sizes
+    if source.startswith("first layer") and GUESSED in sizes:
+        # No other image size runs: the head demands this one (an MNIST net's 28 x 28), so it is
+        # the model's own; only the free sizes (the batch) can change.
+        yield spec, resized({k: v for k, v in sizes.items() if k != GUESSED}, free, dims, spatial=SPATIAL)
 
 
 def _confirmed(result, model, rebuild, request, options, found, path, fake) -> dict:
@@ -273,7 +277,7 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
     if not result.get("findings") or found[0] in TRUSTED_SOURCES:
         return result
     device = "meta" if fake else "cpu"
-    for spec, sizes in itertools.islice(_second_inputs(model, request, options, found), 6):
+    for spec, sizes in itertools.islice(_second_inputs(model, request, options, found), 12):
         target = rebuild() if fake else model
         if target is None:
             break
