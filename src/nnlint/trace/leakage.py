@@ -198,7 +198,11 @@ CAUSAL_NAMES = ("causal", "gpt", "autoregressive")
 def causal_intent(model, records) -> str | None:
     """Why the model is meant to be causal, or None: a triangular mask buffer or one built in forward
     (`tril`/`triu`), attention called with `is_causal=True`, a causal name or flag."""
-    for name, buffer in model.named_buffers():
+    # Buffers, and masks cached as plain attributes (`self.src_mask = mask` in forward).
+    tensors = list(model.named_buffers()) + [
+        (f"{prefix}.{key}".lstrip("."), value) for prefix, module in model.named_modules()
+        for key, value in vars(module).items() if isinstance(value, torch.Tensor) and not key.startswith("_")]
+    for name, buffer in tensors:
         if buffer is not None and buffer.dim() >= 2 and buffer.shape[-1] == buffer.shape[-2] >= 2 \
                 and buffer.device.type != "meta":
             square = buffer.reshape(-1, buffer.shape[-2], buffer.shape[-1])[0]
@@ -240,7 +244,7 @@ def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
         if _leaks(outside, overall):
             located = _first_leaking_op(Probe(model, args, kwargs, locate), length, time_axis,
                                         lambda p: slice(0, p + 1))
-            where = f"at {located.op} {_shapes(located)}" if located else "in forward"
+            where = f"at {located.op}" if located else "in forward"
             return [finding("NNL712", f"output position {position} sees later positions {where}, though the "
                             f"model is causal ({intent}): mask scores above the diagonal, softmax over keys",
                             located.loc if located else fallback)]
