@@ -25,7 +25,7 @@ from nnlint.trace.usage import square_inputs
 
 _LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
 BATCH_CODES = frozenset({"NNL701", "NNL704", "NNL705"})  # hazards that assume rows are independent samples
-VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
+VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709, NNL712) skipped on fake tensors"
 _TIME_MAJOR_OPS = frozenset({
     "module:RNN", "module:LSTM", "module:GRU", "module:MultiheadAttention", "module:Transformer",
     "module:TransformerEncoder", "module:TransformerDecoder", "module:TransformerEncoderLayer",
