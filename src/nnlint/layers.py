@@ -8,13 +8,15 @@ only at hand inside it (the static layer's worker processes); the others come ba
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import FileTask, lint_files
 from nnlint.registry import registry
 from nnlint.selection import RuleSelection
+from nnlint.source import UnreadableFile, read_bytes
 from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
@@ -46,21 +48,51 @@ def _codes_of(*layers: str) -> frozenset[str]:
     return frozenset(code for code, rule in registry().items() if rule.layer in layers)
 
 
+def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | None = None,
+                progress: Callable[[], None] | None = None) -> list[FileResult]:
+    """Static results in the tasks' order: cache hits as stored, the rest linted (in parallel) and stored."""
+    if cache is None:
+        return lint_files(tasks, jobs, progress)
+    results: list[FileResult | None] = [None] * len(tasks)
+    misses: list[tuple[int, FileTask, str | None]] = []
+    for index, task in enumerate(tasks):
+        try:
+            data = task.data if task.data is not None else read_bytes(task.path)
+        except UnreadableFile:
+            misses.append((index, task, None))  # linting reports why
+            continue
+        key = entry_key(data, ",".join(sorted(task.enabled)))
+        hit = cache.get(task.path, key, task.display)
+        if hit is None:
+            misses.append((index, replace(task, data=data), key))
+        else:
+            results[index] = FileResult(*hit)
+            if progress:
+                progress()
+    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+        results[index] = result
+        if entry is not None:
+            cache.put(task.path, entry, result.diagnostics, result.suppressed)
+    return [r for r in results if r is not None]  # every slot is filled by now
+
+
 class StaticLayer:
     """libcst rules, one walk per file; tool diagnostics (unreadable, unparsable, crashed rule) too."""
 
     name = "static"
 
-    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None):
+    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None,
+                 cache: ResultCache | None = None):
         self.jobs = jobs
         self.progress = progress
+        self.cache = cache
 
     @property
     def codes(self) -> frozenset[str]:
         return _codes_of("static", "tool")
 
     def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
-        return LayerOutput(settled=lint_files(files, self.jobs, self.progress))
+        return LayerOutput(settled=lint_cached(files, self.cache, self.jobs, self.progress))
 
 
 class TraceLayer:
@@ -68,9 +100,9 @@ class TraceLayer:
 
     name = "trace"
 
-    def __init__(self, options: "CheckOptions"):
+    def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
-        self.pool = None
+        self.pool = None  # started by prepare(), when no warm pool was given
 
     @property
     def codes(self) -> frozenset[str]:
@@ -81,7 +113,7 @@ class TraceLayer:
         files that mention torch, up to --jobs."""
         import importlib.util
 
-        if importlib.util.find_spec("torch") is None:
+        if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
             return
         from nnlint.trace.options import trace_options
         from nnlint.trace.runner import WorkerPool
@@ -100,18 +132,23 @@ class TraceLayer:
             self.pool = WorkerPool(options)
             self.pool.start_early(wanted)
 
-    def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
-        from nnlint.trace.options import trace_options
-        from nnlint.trace.runner import trace_files
-
-        snippets: list[str] = []
-        # Every file goes to discovery, enabled or not: a model's base class may live in another file.
-        diagnostics, notes = trace_files([(f.path, f.display) for f in files],
-                                         trace_options(selection.project_settings(), self.options),
-                                         pool=self.pool, snippets=snippets, progress=self.options.trace_progress)
-        return LayerOutput(raw=diagnostics, notes=notes, snippets=snippets)
-
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+
+    def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
+        from nnlint.trace.options import trace_options
+        from nnlint.trace.runner import trace_files
+
+        settings = selection.project_settings()
+        options = trace_options(settings, self.options)
+        if self.options.cache:
+            options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
+        # Every file goes to discovery, enabled or not: a model's base class may live in another file.
+        snippets: list[str] = []
+        diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
+                                         pool=self.options.trace_pool or self.pool, snippets=snippets,
+                                         progress=self.options.trace_progress)
+        problem = options.cache.save() if options.cache else None
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []), snippets=snippets)

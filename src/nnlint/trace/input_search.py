@@ -21,7 +21,7 @@ COMMON_SIDES = (32, 28, 64, 224)
 
 def param_dims(model) -> set[int]:
     """Every parameter and buffer dimension above 1: free sizes must differ from all of them."""
-    dims = set()
+    dims: set[int] = set()
     for tensor in list(model.parameters()) + list(model.buffers()):
         dims.update(int(d) for d in tensor.shape if d > 1)
     return dims
@@ -74,7 +74,7 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
         return [([f"float32[B,{layer.in_channels},L]"], {})] + [
             ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-        out = []
+        out: list = []
         declared = {(h, h) for h in hints}
         for sides in spatial_sides:
             fixed = {} if sides is None else {"H": sides[0], "W": sides[1]}
@@ -119,7 +119,7 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
 
 def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
-    out = []
+    out: list = []
     config = request.get("config") or {}
     if "input" in config:
         return [("config", parse_input(config["input"]), {})]

@@ -21,7 +21,7 @@ import torch.nn as nn
 from nnlint.trace import missing, nested
 from nnlint.trace.building import define_missing_global
 from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
-from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
+from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
     FIXED, SPATIAL, input_candidates, make_tensors, param_dims, sizes_for,
 )
