@@ -458,6 +458,7 @@ class WorkerPool:
     def __init__(self, options: TraceOptions):
         self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
         self._starting: list[threading.Thread] = []
+        self._closing = False
 
     def start_early(self, count: int) -> None:
         """Start `count` workers in the background now, so their `import torch` overlaps other work
@@ -465,8 +466,10 @@ class WorkerPool:
         def start(worker: Worker) -> None:
             try:
                 worker.start()
-            except (WorkerError, TimeoutError, OSError):
+            except (WorkerError, TimeoutError, OSError, ValueError, TypeError, AttributeError):
                 worker.kill()  # started again, and reported, when a file needs it
+            if self._closing:
+                worker.kill()
 
         for worker in self.workers[:max(0, count)]:
             thread = threading.Thread(target=start, args=(worker,), daemon=True)
@@ -479,7 +482,13 @@ class WorkerPool:
         self._starting = []
 
     def close(self) -> None:
-        self.ready()
+        if self._starting:  # started early but never needed (every file cached): do not wait for torch
+            self._closing = True
+            for worker in self.workers:
+                worker.kill()
+            for thread in self._starting:
+                thread.join(timeout=5)
+            self._starting = []
         for worker in self.workers:
             worker.stop()
 
