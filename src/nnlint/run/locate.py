@@ -42,7 +42,7 @@ def frame_site(frame: types.FrameType) -> Site:
     code, line = frame.f_code, frame.f_lineno
     table = _positions.get(code)
     if table is None:
-        table = _positions[code] = list(code.co_positions()) if hasattr(code, "co_positions") else []
+        table = _positions[code] = list(code.co_positions())  # type: ignore[attr-defined]  # 3.11+
     positions = table[frame.f_lasti // 2] if frame.f_lasti // 2 < len(table) else (None, None, None, None)
     start, end, column, end_column = positions
     if start == line and end is not None and column is not None and end_column is not None:
@@ -94,7 +94,7 @@ def traceback_site(tb: types.TracebackType | None) -> Site | None:
     frame = chosen.tb_frame
     code = frame.f_code
     try:
-        start, end, column, end_column = list(code.co_positions())[chosen.tb_lasti // 2]
+        start, end, column, end_column = list(code.co_positions())[chosen.tb_lasti // 2]  # type: ignore[attr-defined]
     except (AttributeError, IndexError):
         start = end = column = end_column = None
     if start == chosen.tb_lineno and end == start and column is not None and end_column is not None:

@@ -242,7 +242,7 @@ class FlowAnalysis:
         self._classes: dict[str, cst.ClassDef | None] = {}
         self._subclassed: set[str] = set()
         self._attrs_cache: dict[int, dict] = {}
-        self._forward_cache: dict[int, Tensor | None] = {}
+        self._forward_cache: dict[int, Tensor | TupleValue | None] = {}
         self._in_progress: set[int] = set()
         self._collect_classes(self.module.body)
         self._reassigned_attrs = walked.reassigned_attrs
@@ -329,7 +329,7 @@ class FlowAnalysis:
         self._attrs_cache[id(node)] = result
         return result
 
-    def forward_output(self, node: cst.ClassDef) -> Tensor | None:
+    def forward_output(self, node: cst.ClassDef) -> Tensor | TupleValue | None:
         """The kind of tensor a same-file model's `forward` returns on every path, if known."""
         key = id(node)
         if key in self._forward_cache:
@@ -345,7 +345,7 @@ class FlowAnalysis:
             _Interpreter(self, reporting=False, returns=returns).block(_suite_statements(forward.body), env)
         finally:
             self._in_progress.discard(key)
-        result = None
+        result: Tensor | TupleValue | None = None
         name = node.name.value
         if returns and all(isinstance(r, Tensor) and r == returns[0] for r in returns):
             result = Tensor(returns[0].kind, f"the model `{name}`, whose forward returns {KIND_TEXT[returns[0].kind]}")

@@ -375,7 +375,8 @@ class LossAccumulatedWithGraph(_LoopRule):
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    epoch_loss += loss.item() / len(loader)\n",
         # dividing by the loss is not accumulating it
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    ratio += 1 / loss\n",
     )
     INVALID = (
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
@@ -571,7 +572,8 @@ class EvalModeMissing(_EvalLoops):
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
         # no dropout or batch norm in the model: eval mode changes nothing
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n"
         "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
         "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
@@ -585,7 +587,8 @@ class EvalModeMissing(_EvalLoops):
         "    evaluate(model, val_loader)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n"
         "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
         "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
