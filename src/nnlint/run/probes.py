@@ -459,7 +459,7 @@ class Probes:
                       f"; the weights of `{weights}` became non-finite in the update before" if weights else
                       f"; first non-finite output in layer `{layer}`" if layer else "")
             self.find("NNL809", f"the loss is {value} at step {self.step}{detail}: lower the learning rate, clip "
-                      "gradients or guard log/division; every later step is wasted", self.last_loss_site or self.backward_site)
+                      "gradients or guard log/division", self.last_loss_site or self.backward_site)
             self.stop("nonfinite")
         self._step_losses.append(value)
 
@@ -588,9 +588,8 @@ class Probes:
             left_out = [n for n, p in module.named_parameters() if p.grad is not None and id(p) not in optimized]
             if left_out:
                 where = self.optimizer_sites.get(self.primary) if self.primary is not None else None
-                shown = ", ".join(left_out[:4]) + (f" and {len(left_out) - 4} more" if len(left_out) > 4 else "")
-                self.find("NNL808", f"{shown} receive gradients but are in no optimizer, so they never train: "
-                          "pass them to the optimizer (or set requires_grad=False to freeze them)",
+                self.find("NNL808", f"{shown_names(left_out)} get gradients but are in no optimizer, so never train: "
+                          "pass them to it (or freeze them: requires_grad=False)",
                           where or root.built or self.step_site)
 
     @_guard
@@ -666,6 +665,16 @@ class Probes:
         if where is not None:
             self.waiting_loader = where
             self.loader_workers[where] = loader.num_workers
+
+
+def shown_names(names: list[str], room: int = 70) -> str:
+    """As many names as fit in `room` characters, then how many more."""
+    shown: list[str] = []
+    for name in names:
+        if shown and len(", ".join(shown + [name])) > room:
+            return ", ".join(shown) + f" and {len(names) - len(shown)} more"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 def _detached(args: tuple) -> tuple:

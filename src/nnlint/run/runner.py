@@ -239,8 +239,9 @@ def run_script(options: RunOptions) -> RunOutcome:
     for finding in result.get("findings", []):
         out.add(finding["code"], finding["message"], finding["site"], finding.get("severity"))
     crash = result.get("crash")
-    internal = bool(crash and crash.get("kind") == "internal")
-    if internal:  # nnlint's fault, not the script's: exit 2, never mistaken for a finding
+    internal = False
+    if crash and crash.get("kind") == "internal":  # nnlint's fault, not the script's: exit 2, never a finding
+        internal = True
         out.add("NNL003", crash["message"][:200], None)
     elif crash:
         out.add("NNL890", f"the script {crash['message']}" if not crash["message"].startswith("the script")
@@ -277,9 +278,9 @@ def _overfit(options: RunOptions, main: dict, out: _Diagnostics) -> str:
         out.add("NNL806", f"trained on its first batch only, the loss became non-finite within {len(losses)} steps: "
                 "the learning rate is too high or the loss unstable", where)
     elif first > 0 and (first - last) / first < OVERFIT_FALL:
-        out.add("NNL806", f"trained {len(losses)} steps on its first batch only, the loss fell from {first:.4g} to "
-                f"{last:.4g} ({(first - last) / first:.0%}, want >= 90%): check that gradients reach the step, the "
-                "loss sign and the learning rate", where)
+        out.add("NNL806", f"{len(losses)} steps on the first batch only took the loss from {first:.4g} to {last:.4g} "
+                f"({(first - last) / first:.0%} lower, want >= 90%): check the gradients reach step(), the loss sign, "
+                "the lr", where)
     return f"--overfit: {len(losses)} steps on the first batch, loss {first:.4g} -> {last:.4g}; extra cost {cost:.1f} s"
 
 
@@ -294,6 +295,6 @@ def _baseline(options: RunOptions, main: dict, out: _Diagnostics) -> str:
     real_end, zero_end = _settled(real, 3), _settled(zeroed, 3)
     if math.isfinite(real_end) and math.isfinite(zero_end) and zero_end > 0 and real_end >= BASELINE_MARGIN * zero_end:
         out.add("NNL807", f"with its input zeroed the model reaches loss {zero_end:.4g}, the real run {real_end:.4g} "
-                f"after {len(real)} steps: it ignores its input (or labels are misaligned or leak); check the data "
-                "pipeline and forward", main.get("model_site"))
+                f"({len(real)} steps): it ignores its input, or inputs and labels are misaligned",
+                main.get("model_site"))
     return f"--baseline: zeroed-input copy {zero_end:.4g} vs real {real_end:.4g}; extra cost {cost:.1f} s"

@@ -11,7 +11,7 @@ import statistics
 
 import torch
 
-from nnlint.run.probes import Probes, Root
+from nnlint.run.probes import Probes, Root, shown_names
 
 IMAGE_MAX = 255.5
 FEATURE_SCALE_RATIO = 100.0
@@ -104,8 +104,8 @@ def _labels(probes: Probes) -> None:
             continue
         single = sum(torch.unique(b).numel() == 1 for _, b in batches)
         if len(batches) >= 5 and single >= 0.8 * len(batches) and first.numel() > 1:
-            probes.find("NNL804", f"{single} of {len(batches)} batches hold a single class although there are "
-                        f"{present.numel()}: the data is sorted by label; shuffle it (shuffle=True)", where)
+            probes.find("NNL804", f"{single} of {len(batches)} batches hold a single class although {present.numel()} "
+                        "occur: the data is sorted by label; shuffle it (shuffle=True)", where)
             continue
         low = int(everything.min())
         if 3 <= classes <= 50 and low >= 1 and everything.numel() >= 20 * classes and \
@@ -171,10 +171,9 @@ def _gradients(probes: Probes, roots: list[Root]) -> None:
                     "called between backward() and step(), or is the loss detached?", probes.step_site)
         return
     if dead:
-        shown = ", ".join(dead[:4]) + (f" and {len(dead) - 4} more" if len(dead) > 4 else "")
         where = _built_site(probes, roots, dead[0])
-        probes.find("NNL808", f"{shown} never received a gradient in {len(steps)} steps: the graph is cut "
-                    "before them (.detach(), .data, a tensor rebuilt from numbers) or they are unused", where)
+        probes.find("NNL808", f"{shown_names(dead)} got no gradient in {len(steps)} steps: the graph is cut before "
+                    "them (.detach(), .data) or they are unused", where)
     layers = [(n, statistics.median(step.get(n, 0.0) for step in steps)) for n in names
               if n.endswith("weight") and n not in dead and _is_matrix(probes, n)]
     layers = [(n, v) for n, v in layers if v > 0 and math.isfinite(v)]
@@ -220,7 +219,7 @@ def _loss_curve(probes: Probes) -> None:
     if end >= start - 0.02 * abs(start):  # batch-to-batch noise aside, a working setup gains more than 2%
         trend = "rose" if end > start * 1.05 else "stayed flat"
         probes.find("NNL810", f"over {len(losses)} steps the smoothed loss {trend} ({start:.4g} -> {end:.4g}): try a "
-                    "learning rate 10x larger and 10x smaller, check a warm-up that starts at zero, or --overfit",
+                    "learning rate 10x larger and smaller, check warm-up from zero, or --overfit",
                     probes.last_loss_site or probes.backward_site)
 
 
