@@ -176,7 +176,7 @@ def test_constructor_arguments_from_config_literals_factory_and_synthesis(traced
     assert "built with synthesized arguments" in tagger and "first layer LSTM" in tagger
     assert "built with synthesized arguments" in _note(notes, "Audio")
     block = _note(notes, "Block")  # `Block(channels)`: no defaults, no literal call, so a guess
-    assert "traced via fx" in block and "built with synthesized arguments (channels=16)" in block
+    assert "built with synthesized arguments (channels=16)" in block and "shapes=5x16x" in block
 
 
 @pytestmark_torch
