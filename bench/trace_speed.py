@@ -36,7 +36,8 @@ def main() -> None:
     options = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
     torch_only = [sys.executable, "-c", "import torch"]
-    nnlint = [sys.executable, "-m", "nnlint", "check", "--jobs", "1", options.file]
+    # --no-cache: every run traces (a cached second run would measure the cache, not tracing)
+    nnlint = [sys.executable, "-m", "nnlint", "check", "--no-cache", "--jobs", "1", options.file]
     timed(torch_only, env)  # warm the disk cache once for both
     torch_times, nnlint_times = [], []
     for _ in range(options.repeat):

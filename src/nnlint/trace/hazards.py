@@ -620,8 +620,8 @@ class FutureLeakage(TraceRule):
 """,
         # the mask built the wrong way round: the future is kept, the past hidden
         _CAUSAL_HEAD + """\
-        scores = scores.masked_fill(self.mask[:T, :T].T == 0, float("-inf"))
-        return torch.softmax(scores, dim=-1) @ v  # <-
+        scores = scores.masked_fill(self.mask[:T, :T].T == 0, float("-inf"))  # <-
+        return torch.softmax(scores, dim=-1) @ v
 """,
         # softmax over the query axis
         _CAUSAL_HEAD + """\
