@@ -21,7 +21,8 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import FIXTURES, ROOT, expected_findings, run_nnlint  # noqa: E402
-from nnlint.rule import EXPECT_MARKER, registry  # noqa: E402
+from nnlint.registry import registry  # noqa: E402
+from nnlint.rule import EXPECT_MARKER  # noqa: E402
 
 RUN_CODES = frozenset(code for code, rule in registry().items() if rule.layer == "run")
 RUN_FIXTURES = FIXTURES / "run"
