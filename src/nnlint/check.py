@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.config import ConfigError
@@ -18,6 +19,9 @@ from nnlint.report import Summary
 from nnlint.selection import RuleSelection
 from nnlint.source import decode, encode_like, read_bytes
 from nnlint.suppression import settle
+
+if TYPE_CHECKING:
+    from nnlint.trace.runner import WorkerPool
 
 
 @dataclass
@@ -37,7 +41,9 @@ class CheckOptions:
     stdin_filename: str | None = None  # where that source would live: names it, picks its config
     cache: bool = True
     cache_dir: str | None = None
-    trace_pool: object | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+    trace_pool: WorkerPool | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+    # progress(files_done, files, models_done, models, current_file) while tracing (a front end's bar)
+    trace_progress: Callable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -57,6 +63,7 @@ class CheckOutcome:
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
     changes: list[FileChange] = field(default_factory=list)
+    snippets: list[str] = field(default_factory=list)  # `[tool.nnlint.models]` tables for NNL790s
     failed_writes: bool = False
 
     @property
@@ -106,18 +113,23 @@ def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None
 
 
 def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Layer]
-               ) -> tuple[list[Diagnostic], list[Diagnostic], list[str]]:
-    """(reported, suppressed, notes) of every layer whose codes some file enables; each finding settled once."""
+               ) -> tuple[list[Diagnostic], list[Diagnostic], list[str], list[str]]:
+    """(reported, suppressed, notes, snippets) of every layer whose codes some file enables; each
+    finding settled once. Layers that can `prepare` (start trace workers) do so before any runs."""
     enabled_anywhere = frozenset().union(*(t.enabled for t in tasks))
     diagnostics: list[Diagnostic] = []
     suppressed: list[Diagnostic] = []
     notes: list[str] = []
+    snippets: list[str] = []
     by_display = {t.display: t for t in tasks}
-    for layer in layers:
-        if not layer.codes & enabled_anywhere:
-            continue  # e.g. no tracing under --select NNL3
+    active = [layer for layer in layers if layer.codes & enabled_anywhere]  # no tracing under --select NNL3
+    for layer in active:
+        if hasattr(layer, "prepare"):
+            layer.prepare(tasks, selection)
+    for layer in active:
         output = layer.run(tasks, selection)
         notes += output.notes
+        snippets += output.snippets
         raw_by_file: dict[str, list[Diagnostic]] = {}
         for d in output.raw:
             raw_by_file.setdefault(d.path, []).append(d)
@@ -129,7 +141,7 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
         for result in results:
             diagnostics += result.diagnostics
             suppressed += result.suppressed
-    return diagnostics, suppressed, notes
+    return diagnostics, suppressed, notes, snippets
 
 
 def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
@@ -172,7 +184,10 @@ def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCach
     return tasks
 
 
-def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
+Progress = Callable[[int], Callable[[], None] | None]  # given the file count, a per-file tick (or None)
+
+
+def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = RuleSelection(options.select, options.ignore, options.config)
     settings = selection.project_settings()
@@ -190,10 +205,16 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
     if options.fix:
         tasks = _apply_fixes(tasks, options, cache, outcome)
     layers = layers_for(options, progress(len(tasks)) if progress else None, cache)
-    diagnostics, suppressed, notes = run_layers(tasks, selection, layers)
+    try:
+        diagnostics, suppressed, notes, snippets = run_layers(tasks, selection, layers)
+    finally:
+        for layer in layers:
+            if hasattr(layer, "close"):
+                layer.close()
     problem = cache.save() if cache else None
     outcome.notes += notes + ([problem] if problem else [])
     diagnostics.sort(key=Diagnostic.sort_key)
     outcome.diagnostics = diagnostics
+    outcome.snippets = snippets if any(d.code == "NNL790" for d in diagnostics) else []
     outcome.summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
     return outcome

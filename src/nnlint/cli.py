@@ -6,6 +6,7 @@ import difflib
 import os
 import sys
 from collections import Counter
+from typing import NoReturn
 
 import click
 
@@ -42,7 +43,7 @@ def _write_report(path: str, report: str) -> None:
         _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: error: {message}", err=True)
     sys.exit(2)
 
@@ -71,14 +72,42 @@ def _progress(total: int):
     return advance
 
 
+class _TraceProgress:
+    """A rich progress bar for tracing on stderr: files and models done, the current file."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("tracing"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                            TextColumn("{task.fields[models]}"), TextColumn("{task.fields[current]}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def __call__(self, files_done, files, models_done, models, current) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("tracing", total=files, models="", current="")
+        self.bar.update(self.task, completed=files_done, models=f"{models_done}/{models} models",
+                        current=current)
+        if files_done == files:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.task is not None and self.bar.live.is_started:
+            self.bar.stop()
+
+
 def _fix_list(changes, verb: str) -> str:
     if not changes:
-        return f"nnlint: nothing to fix\n"
+        return "nnlint: nothing to fix\n"
     count = sum(len(c.applied) for c in changes)
     rows = [f"nnlint: {verb} {count} problem{'s' if count != 1 else ''}:"]
     for change in changes:
         for d in sorted(change.applied, key=Diagnostic.sort_key):
-            rows.append(f"  {change.display}:{d.line}:{d.column}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
+            if d.fix is not None:
+                where = f"{change.display}:{d.line}:{d.column}"
+                rows.append(f"  {where}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
     return "\n".join(rows) + "\n"
 
 
@@ -138,10 +167,16 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
     )
     progress = None if quiet or fmt != "text" else _progress
+    # Only on a terminal: nothing extra in CI logs or pipes.
+    tracing = _TraceProgress() if progress is not None and not static_only and sys.stderr.isatty() else None
+    options.trace_progress = tracing
     try:
         outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
+    finally:
+        if tracing is not None:
+            tracing.stop()
     for note in outcome.notes if not quiet else ():
         click.echo(f"nnlint: {note}", err=True)
     if show_fixes:
@@ -165,6 +200,10 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         click.echo(report, nl=False, err=bool(fix and stdin is not None))
     if statistics:
         click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
+    if outcome.snippets and not quiet and (fmt == "text" or verbose):
+        # After the report, never inside a message: machine formats get it on stderr.
+        text = "To trace the models NNL790 names, add to pyproject.toml (real values):\n\n"
+        click.echo(text + "\n\n".join(outcome.snippets), err=fmt != "text" or bool(output_file))
 
     if fix and not quiet and not show_fixes and outcome.changes:
         count = sum(len(c.applied) for c in outcome.changes)
@@ -172,6 +211,77 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
                    f"file{'s' if len(outcome.changes) != 1 else ''}", err=True)
     if outcome.internal_error or outcome.failed_writes:
         sys.exit(2)
+    threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
+    failed = any(d.severity >= threshold for d in outcome.diagnostics)
+    sys.exit(1 if failed and not exit_zero else 0)
+
+
+@main.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script", required=False)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module", help="Run a module as `python -m MODULE` would, instead of SCRIPT.")
+@click.option("--steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps [default: 20].")
+@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds of training [default: 120].")
+@click.option("--overfit", is_flag=True, help="Also train a fresh run on the first batch only (NNL806).")
+@click.option("--overfit-steps", type=click.IntRange(min=10), help="Steps of the --overfit run [default: 100].")
+@click.option("--baseline", is_flag=True, help="Also train a fresh run on zeroed inputs (NNL807).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of loss, gradient norms, activations.")
+@click.option("--select", help="Only these codes or prefixes (e.g. NNL801,NNL81).")
+@click.option("--ignore", help="Skip these codes or prefixes.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--fail-on", type=_SEVERITIES, help="Lowest severity that fails the run [default: warning].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
+@click.option("--quiet", "-q", is_flag=True, help="Capture the script's own output; print findings only.")
+def run_command(script, script_args, module, steps, seconds, overfit, overfit_steps, baseline, plot, select, ignore,
+                fmt, output_file, fail_on, exit_zero, config, quiet) -> None:
+    """Run SCRIPT (your training script, as __main__) with probes for its first steps; report what they saw.
+
+    Arguments after SCRIPT (or after `--`) are passed to the script. It runs in a child process, stopped
+    cleanly after --steps optimizer steps or --time seconds.
+    """
+    from nnlint.run.runner import RunOptions, run_script
+
+    if module and script:
+        script_args = (script, *script_args)
+        script = None
+    if script_args[:1] == ("--",):
+        script_args = script_args[1:]
+    if bool(module) == bool(script):
+        _fail("give a SCRIPT or -m MODULE (one of them)")
+    machine = fmt not in ("text", "concise") and output_file is None
+    options = RunOptions(script=script, module=module, args=list(script_args), steps=steps, time=seconds,
+                         overfit=overfit, overfit_steps=overfit_steps, baseline=baseline, quiet=quiet,
+                         stdout_to_stderr=machine, select=_codes(select), ignore=_codes(ignore), config=config)
+    try:
+        outcome = run_script(options)
+    except ConfigError as exc:
+        _fail(str(exc))
+    for note in outcome.notes if not quiet else ():
+        click.echo(f"nnlint: {note}", err=True)
+
+    to_terminal = output_file is None and sys.stdout.isatty()
+    report = render(fmt, outcome.diagnostics, outcome.summary, color=to_terminal)
+    if quiet and fmt == "text":
+        report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
+    elif fmt == "text" and outcome.series.get("loss"):
+        from nnlint.run.table import render_table
+
+        report += render_table(outcome.series, color=to_terminal)
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    else:
+        click.echo(report, nl=False)
+    if plot:
+        from nnlint.run.plot import write_plot
+
+        problem = write_plot(outcome.series, plot)
+        if problem:
+            click.echo(f"nnlint: {problem}", err=True)
+
     threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
     failed = any(d.severity >= threshold for d in outcome.diagnostics)
     sys.exit(1 if failed and not exit_zero else 0)

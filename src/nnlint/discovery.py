@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pathspec
 
 CHECKED_SUFFIXES = (".py", ".ipynb")
 SKIPPED_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages", "venv", "env"})
@@ -27,7 +31,7 @@ def _gitignore_spec(directory: str):
         return None
 
 
-def _enclosing_gitignores(directory: str) -> list[tuple[str, object]]:
+def _enclosing_gitignores(directory: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
     """.gitignore files of the folders above `directory`, up to the repository root."""
     specs = []
     current = os.path.abspath(directory)
@@ -42,7 +46,7 @@ def _enclosing_gitignores(directory: str) -> list[tuple[str, object]]:
     return specs
 
 
-def _ignored(path: str, is_dir: bool, specs: list[tuple[str, object]]) -> bool:
+def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreSpec]]) -> bool:
     for base, spec in specs:
         rel = os.path.relpath(path, base).replace(os.sep, "/")
         if spec.match_file(rel + "/" if is_dir else rel):

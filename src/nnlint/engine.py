@@ -37,7 +37,7 @@ def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: i
     return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column, rule.severity)
 
 
-def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
+def _handlers(rule_type: type) -> list[tuple[str, str, str]]:
     cached = rule_type.__dict__.get("_handler_cache")
     if cached is None:
         cached = [
@@ -45,7 +45,7 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
             for attr in dir(rule_type)
             if attr.startswith(("visit_", "leave_"))
         ]
-        rule_type._handler_cache = cached
+        setattr(rule_type, "_handler_cache", cached)  # noqa: B010 - one cache per class
     return cached
 
 
@@ -79,7 +79,7 @@ class _Walk:
                 continue  # stopped earlier at this very node
             try:
                 handler(node)
-            except Exception as exc:  # a rule bug must not hide the other rules' findings
+            except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' findings
                 self._drop(participant, node, exc)
 
     def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
@@ -111,10 +111,10 @@ class _Walk:
             node, leaving = stack.pop()
             type_name = type(node).__name__
             if leaving:
-                self._call(self.leaves.get(type_name, ()), node)
+                self._call(self.leaves.get(type_name, []), node)
                 continue
             if type_name in ("Import", "ImportFrom"):
-                imports.add(node)
+                imports.add(node)  # type: ignore[arg-type]  # narrowed by its type's name
             handlers = self.visits.get(type_name)
             if handlers:
                 self._call(handlers, node)
@@ -176,8 +176,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         if report.fix is not None:
             diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
-    for what, node, exc in walk.crashes:
-        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
+    for what, node, error in walk.crashes:
+        message = f"{what} crashed on this file: {type(error).__name__}: {error}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
@@ -236,7 +236,7 @@ def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[A
         if attempt == MAX_FIX_PASSES:
             break  # fixes that keep producing fixes: stop, report what remains
         fixable = [d for d in result.diagnostics if d.fix is not None]
-        taken = compatible_fixes(source, [d.fix for d in fixable], allowed)
+        taken = compatible_fixes(source, [d.fix for d in fixable if d.fix is not None], allowed)
         if not taken:
             break
         done = [d for d in fixable if any(d.fix is fix for fix in taken)]

@@ -28,6 +28,7 @@ class LayerOutput:
     settled: list[FileResult] = field(default_factory=list)  # already filtered and noqa'd
     raw: list[Diagnostic] = field(default_factory=list)  # to settle: codes, line text, noqa
     notes: list[str] = field(default_factory=list)  # said on stderr, never part of the report
+    snippets: list[str] = field(default_factory=list)  # config tables printed after the report
 
 
 class Layer(Protocol):
@@ -53,7 +54,7 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
     if cache is None:
         return lint_files(tasks, jobs, progress)
     results: list[FileResult | None] = [None] * len(tasks)
-    misses = []
+    misses: list[tuple[int, FileTask, str | None]] = []
     for index, task in enumerate(tasks):
         try:
             data = task.data if task.data is not None else read_bytes(task.path)
@@ -68,11 +69,11 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
             results[index] = FileResult(*hit)
             if progress:
                 progress()
-    for (index, task, key), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
         results[index] = result
-        if key is not None:
-            cache.put(task.path, key, result.diagnostics, result.suppressed)
-    return results
+        if entry is not None:
+            cache.put(task.path, entry, result.diagnostics, result.suppressed)
+    return [r for r in results if r is not None]  # every slot is filled by now
 
 
 class StaticLayer:
@@ -99,12 +100,42 @@ class TraceLayer:
 
     name = "trace"
 
-    def __init__(self, options: "CheckOptions"):
+    def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
+        self.pool = None  # started by prepare(), when no warm pool was given
 
     @property
     def codes(self) -> frozenset[str]:
         return _codes_of("trace")
+
+    def prepare(self, files: list[FileTask], selection: RuleSelection) -> None:
+        """Start the workers now, so their `import torch` overlaps the static layer: as many as
+        files that mention torch, up to --jobs."""
+        import importlib.util
+
+        if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
+            return
+        from nnlint.trace.options import trace_options
+        from nnlint.trace.runner import WorkerPool
+
+        options = trace_options(selection.project_settings(), self.options)
+        wanted = 0
+        for task in files:
+            try:
+                with open(task.path, "rb") as handle:
+                    wanted += b"torch" in handle.read()
+            except OSError:
+                continue
+            if wanted >= options.jobs:
+                break
+        if wanted:
+            self.pool = WorkerPool(options)
+            self.pool.start_early(wanted)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
         from nnlint.trace.options import trace_options
@@ -115,7 +146,9 @@ class TraceLayer:
         if self.options.cache:
             options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
         # Every file goes to discovery, enabled or not: a model's base class may live in another file.
+        snippets: list[str] = []
         diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
-                                         pool=self.options.trace_pool)
+                                         pool=self.options.trace_pool or self.pool, snippets=snippets,
+                                         progress=self.options.trace_progress)
         problem = options.cache.save() if options.cache else None
-        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []))
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []), snippets=snippets)

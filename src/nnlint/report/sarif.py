@@ -46,6 +46,11 @@ def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
     return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
 
 
+def _end_column(line: int, column: int, end_line: int, end_column: int) -> int:
+    """At least one column wide on a one-line region: SARIF viewers hide empty ones."""
+    return max(end_column, column + 1) if end_line == line else end_column
+
+
 def _fixes(d: Diagnostic) -> list[dict]:
     """SARIF's proposed fixes: one artifact change of the diagnostic's own file (not in a notebook, whose
     edits are written into its JSON by `--fix`)."""
@@ -84,8 +89,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
-                            "region": _region(line, column, end_line,
-                                              max(end_column, column + 1) if end_line == line else end_column),
+                            "region": _region(line, column, end_line, _end_column(line, column, end_line, end_column)),
                         }
                     }
                 ],

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnlint.imports import dotted_name
-from nnlint.static.facts.names import final_name
 from nnlint.static.calls import get_arg
 from nnlint.tree import walk_no_defs
 
@@ -167,7 +166,7 @@ def _child_statements(statement: cst.CSTNode) -> list:
 
 def _nested_defs(suite) -> list[tuple[cst.FunctionDef, cst.ClassDef | None]]:
     """Functions and methods defined in a body, without entering them."""
-    found = []
+    found: list[tuple[cst.FunctionDef, cst.ClassDef | None]] = []
     stack = _suite_statements(suite)
     while stack:
         statement = stack.pop()
@@ -235,7 +234,7 @@ def _short(module: cst.Module, node: cst.CSTNode, limit: int = 40) -> str:
 class FlowAnalysis:
     """Interprets one file; `findings` lists every loss call fed a tensor of a known kind."""
 
-    def __init__(self, ctx, walked: "LossFlowFacts"):
+    def __init__(self, ctx, walked: LossFlowFacts):
         self.ctx = ctx
         self.module = ctx.module
         self.walked = walked
@@ -243,7 +242,7 @@ class FlowAnalysis:
         self._classes: dict[str, cst.ClassDef | None] = {}
         self._subclassed: set[str] = set()
         self._attrs_cache: dict[int, dict] = {}
-        self._forward_cache: dict[int, Tensor | None] = {}
+        self._forward_cache: dict[int, Tensor | TupleValue | None] = {}
         self._in_progress: set[int] = set()
         self._collect_classes(self.module.body)
         self._reassigned_attrs = walked.reassigned_attrs
@@ -330,7 +329,7 @@ class FlowAnalysis:
         self._attrs_cache[id(node)] = result
         return result
 
-    def forward_output(self, node: cst.ClassDef) -> Tensor | None:
+    def forward_output(self, node: cst.ClassDef) -> Tensor | TupleValue | None:
         """The kind of tensor a same-file model's `forward` returns on every path, if known."""
         key = id(node)
         if key in self._forward_cache:
@@ -346,7 +345,7 @@ class FlowAnalysis:
             _Interpreter(self, reporting=False, returns=returns).block(_suite_statements(forward.body), env)
         finally:
             self._in_progress.discard(key)
-        result = None
+        result: Tensor | TupleValue | None = None
         name = node.name.value
         if returns and all(isinstance(r, Tensor) and r == returns[0] for r in returns):
             result = Tensor(returns[0].kind, f"the model `{name}`, whose forward returns {KIND_TEXT[returns[0].kind]}")
@@ -364,8 +363,10 @@ class FlowAnalysis:
         while pending:
             scope = pending.pop()
             relevant = self.walked.is_relevant(scope.node)
+            body: cst.CSTNode
+            params: list[cst.Param]
             if isinstance(scope.node, cst.Module):
-                body, params, env = scope.node, (), {}
+                body, params, env = scope.node, [], {}
             elif relevant:
                 body, params, env = scope.node.body, _param_names(scope.node.params), dict(scope.enclosing)
             else:
@@ -374,7 +375,8 @@ class FlowAnalysis:
                 continue
             for param in params:
                 env.pop(param.name.value, None)
-            if scope.cls is not None and params and _is_plain_method(scope.node):
+            if scope.cls is not None and params and isinstance(scope.node, cst.FunctionDef) \
+                    and _is_plain_method(scope.node):
                 env[params[0].name.value] = Instance(scope.cls, via_self=True)
             interpreter = _Interpreter(self, reporting=relevant)
             final = interpreter.block(_suite_statements(body), env)
@@ -601,7 +603,7 @@ class _Interpreter:
             if isinstance(value, Tensor) and id(call) not in analysis.findings:
                 family, display = loss
                 analysis.findings[id(call)] = Finding(family, value.kind, call, _message(
-                    family, value, display, _short(analysis.module, given)))
+                    family, value, display, _short(analysis.module, call if given is None else given)))
 
 
 def _message(family: str, value: Tensor, loss: str, given: str) -> str:

@@ -226,6 +226,7 @@ class LogOfSoftmax(StaticRule):
         func = node.func
         if not isinstance(func, cst.Attribute) or func.attr.value != "log":
             return
+        source: cst.BaseExpression | None
         if isinstance(func.value, cst.Call) and not node.args:
             source = func.value  # `softmax(...).log()`
         elif self.ctx.qualname(func) in ("torch.log", "torch.Tensor.log"):
@@ -233,7 +234,7 @@ class LogOfSoftmax(StaticRule):
         else:
             return
         fused = self._fused_replacement(source)
-        if fused is not None:
+        if fused is not None and isinstance(source, cst.Call):
             self.report(node, f"log of {self._describe(source)} underflows to -inf for small probabilities: "
                               f"use {fused} instead", self._fix(node, source))
 

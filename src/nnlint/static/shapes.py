@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 
 from nnlint.diagnostics import Applicability, Severity
-from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.imports import dotted_name
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, has_arg, positional_args
 from nnlint.static.dataflow_shapes import (
-    ACTIVATION, INPUT, LAYER, MODEL, REDUCTIONS, FunctionScope, ModelScopeRule, int_value, mentions_dim_zero,
+    ACTIVATION,
+    INPUT,
+    LAYER,
+    MODEL,
+    REDUCTIONS,
+    FunctionScope,
+    ModelScopeRule,
+    int_value,
+    mentions_dim_zero,
     target_names,
 )
 from nnlint.tree import walk, walk_no_defs
@@ -52,7 +61,8 @@ class SoftmaxImplicitDim(StaticRule):
                 fixed="import torch.nn.functional as F\nprobs = F.softmax(logits, dim=-1)\n"),
         Invalid("from torch.nn import functional\nlogp = functional.log_softmax(logits)  # <-\n",
                 fixed="from torch.nn import functional\nlogp = functional.log_softmax(logits, dim=-1)\n"),
-        Invalid("import torch as T\nhead = T.nn.Softmax()  # <-\n", fixed="import torch as T\nhead = T.nn.Softmax(dim=-1)\n"),
+        Invalid("import torch as T\nhead = T.nn.Softmax()  # <-\n", fixed="import torch as T\n"
+                "head = T.nn.Softmax(dim=-1)\n"),
         Invalid("from torch import nn\nlayer = nn.LogSoftmax()  # <-\n",
                 fixed="from torch import nn\nlayer = nn.LogSoftmax(dim=-1)\n"),
         Invalid("import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5)  # <-\n",
@@ -596,6 +606,7 @@ class BatchReductionInForward(ModelScopeRule):
 
     def _documents_batch_pooling(self, scope: FunctionScope) -> bool:
         owner = scope.owner
+        assert owner is not None and scope.node is not None  # called for forwards only
         known = self._documented.get(owner.node)
         if known is None:
             docs = f"{owner.node.get_docstring() or ''} {scope.node.get_docstring() or ''}".lower()
@@ -768,7 +779,7 @@ class FlattenBatch(ModelScopeRule):
             and self._flattens_activation(node.value)
         super().leave_Assign(node)
         if flattened:
-            self._pending[node.targets[0].target.value] = node.value
+            self._pending[cast(cst.Name, node.targets[0].target).value] = cast(cst.Call, node.value)
 
     def leave_forward(self, scope: FunctionScope) -> None:
         self._pending.clear()
@@ -815,7 +826,8 @@ class FactoryWithoutDevice(ModelScopeRule):
         # DINO's multi-crop wrapper: crop sizes counted on the CPU to slice the list of crops
         "import torch\nfrom torch import nn\nclass MultiCrop(nn.Module):\n    def forward(self, x):\n"
         "        idx = torch.cumsum(torch.unique_consecutive(torch.tensor([inp.shape[-1] for inp in x]),\n"
-        "                           return_counts=True)[1], 0)\n        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
+        "                           return_counts=True)[1], 0)\n"
+        "        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
         "import torch\nfrom torch import nn\nclass Enc(nn.Module):\n    def forward(self, seqs):\n"
         "        lengths = torch.tensor([len(s) for s in seqs])\n        return pack(self.pad(seqs), lengths)\n",
     )
@@ -850,6 +862,7 @@ class FactoryWithoutDevice(ModelScopeRule):
         return not _is_scalar_size(call, callee)
 
     def _report(self, call: cst.Call, scope: FunctionScope, name: str | None = None) -> None:
+        assert scope.node is not None  # called inside forward
         params = scope.node.params.params
         example = f"{params[1].name.value}.device" if len(params) > 1 else "x.device"
         what = f"`{name}` = `torch.{_callee(call)}(...)`" if name else f"`torch.{_callee(call)}(...)`"

@@ -12,8 +12,8 @@ stack traces of the sliced code point at the checked file's lines.
 from __future__ import annotations
 
 import ast
+from collections.abc import Collection
 from dataclasses import dataclass
-
 
 _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
@@ -129,6 +129,18 @@ def _def_time_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return _names(parts)
 
 
+_PARSER_METHODS = frozenset({"add_argument", "add_argument_group", "add_mutually_exclusive_group",
+                             "set_defaults"})
+
+
+def _configured(value) -> set[str]:
+    """The argument parser a call configures (`parser.add_argument(...)`), as a name, or nothing."""
+    if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr in _PARSER_METHODS and isinstance(value.func.value, ast.Name)):
+        return {value.func.value.id}
+    return set()
+
+
 def _is_main_guard(test: ast.expr) -> bool:
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
             and test.left.id == "__name__")
@@ -156,10 +168,10 @@ def _definitional(stmt) -> bool:
     return False
 
 
-def slice_module(source: str, filename: str = "<module>", roots: set[str] = frozenset()) -> Slice:
+def slice_module(source: str, filename: str = "<module>", roots: Collection[str] = frozenset()) -> Slice:
     """Slice `source`. `roots` are top-level function names whose bodies must be runnable ("*": all)."""
     tree = ast.parse(source, filename)
-    functions: dict[str, ast.AST] = {}
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for stmt in tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             functions[stmt.name] = stmt
@@ -183,7 +195,11 @@ def slice_module(source: str, filename: str = "<module>", roots: set[str] = froz
             used = _names([stmt.value])
             if isinstance(stmt, ast.AnnAssign):
                 used |= _names([stmt.annotation])
-            assignments.append((index, _targets(stmt), used))
+            assignments.append((index, _targets(stmt) | _configured(stmt.value), used))
+        elif isinstance(stmt, ast.Expr) and _configured(stmt.value):
+            # `parser.add_argument("--nz", default=100)`: kept with the parser, so a kept
+            # `nz = int(opt.nz)` finds its default (the worker's parse_args returns the defaults).
+            assignments.append((index, _configured(stmt.value), _names([stmt.value])))
     needed |= set(functions) if "*" in roots else set(roots)
 
     # Constants (`HIDDEN = 24`, `SIZES = (A, 2 * A)`) stay even when unreferenced here: another
@@ -198,6 +214,7 @@ def slice_module(source: str, filename: str = "<module>", roots: set[str] = froz
         changed = False
         for index, targets, used in assignments:
             stmt = tree.body[index]
+            assert isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign))
             if index not in kept and not _has_call(stmt.value) and used <= safe | _BUILTIN_NAMES:
                 kept.add(index)
                 safe |= targets
