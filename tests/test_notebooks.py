@@ -330,8 +330,20 @@ def test_fix_writes_into_the_cells_and_keeps_outputs_and_metadata(cli, project):
 
 
 def test_json_fix_edits_of_a_notebook_finding_are_in_cell_coordinates(cli, project):
-    train = "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    total += loss\n"
+    train = ("import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+             "    total += loss\n")
     project("nb.ipynb", notebook("import numpy as np\n", train))
     [finding] = json.loads(cli("check", "--static-only", "--format", "json", "--select", "NNL505", "nb.ipynb").stdout)
     assert (finding["cell"], finding["line"]) == (2, 5)
     assert [(e["line"], e["content"]) for e in finding["fix"]["edits"]] == [(5, "loss.detach()")]
+
+
+def test_a_notebook_on_standard_input_is_checked_as_a_notebook(project):
+    from click.testing import CliRunner
+
+    from nnlint.cli import main
+
+    text = notebook(SEEDLESS, "!nvidia-smi\n" + TRAIN)
+    result = CliRunner().invoke(main, ["check", "--static-only", "--format", "concise", "--stdin-filename",
+                                       "nb.ipynb", "-"], input=text)
+    assert "nb.ipynb:cell 2:4:" in result.stdout and "NNL201" in result.stdout, result.output

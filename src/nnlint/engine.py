@@ -277,7 +277,7 @@ def lint_file(task: FileTask) -> FileResult:
 def _lint_notebook(task: FileTask) -> FileResult:
     """The code cells checked as one module; positions mapped back to cells."""
     try:
-        book = notebook.load(notebook.read(task.path))
+        book = notebook.load(notebook.read(task.path, task.data))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except notebook.NotebookError as exc:

@@ -301,9 +301,9 @@ def _syntax_error(text: str) -> tuple[int, int, str] | None:
     return None
 
 
-def read(path: str) -> str:
-    """The notebook's text: JSON files are UTF-8 (RFC 8259), whatever the locale."""
-    data = read_bytes(path)
+def read(path: str, data: bytes | None = None) -> str:
+    """The notebook's text (from `data` when already read): JSON files are UTF-8 (RFC 8259), whatever the locale."""
+    data = read_bytes(path) if data is None else data
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:

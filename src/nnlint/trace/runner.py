@@ -270,7 +270,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
                 if target is not None:
                     targets[name] = target
                     instantiations.setdefault((target, name), []).append(
-                        {**entry, "where": f"{file.display}:{entry['line']}"})
+                        {**entry, "where": file.where(entry["line"])})
         for name, specs in file.found.input_shapes.items():
             target = caller if name in local else targets.get(name)
             if target is not None:
