@@ -171,6 +171,13 @@ class ForeignModule:
     summary: ModuleSummary
 
 
+@dataclass(frozen=True)
+class Alternatives:
+    """What one of several models returns, when they differ: unknown, unless unpacking picks one."""
+
+    options: frozenset
+
+
 _MODEL_VALUES = (Instance, ForeignInstance, Models)
 
 
@@ -204,6 +211,15 @@ def _child_statements(statement: cst.CSTNode) -> list:
     for handler in getattr(statement, "handlers", ()):
         found += _suite_statements(handler.body)
     return found
+
+
+def _sets_attribute_of(target: cst.BaseExpression, part: cst.Attribute) -> bool:
+    """Whether the target only sets an attribute of `part` (`self.decoder.weight = ...`: weight tying)."""
+    while isinstance(target, cst.Attribute):
+        if target.value is part:
+            return True
+        target = target.value
+    return False
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:
@@ -252,6 +268,8 @@ def _merge_value(values: list):
     first = values[0]
     if all(v is not None and v == first for v in values[1:]):
         return first
+    if all(isinstance(v, Tensor) and v.kind == first.kind for v in values):
+        return first  # the same kind from different places
     options = [_model_options(v) for v in values]
     if all(options):
         return Models(frozenset().union(*options))
@@ -315,6 +333,7 @@ class FlowAnalysis:
         self._def_env: dict[int, dict] = {}  # function id -> the environment where it is defined
         self._site_args: dict[int, tuple[int, dict]] = {}  # call id -> (function id, parameter values)
         self._callees: dict[int, object] = {}  # call id -> the value called, for calls rules ask about
+        self._site_env: dict[int, tuple[int, dict]] = {}  # call id -> (function id, environment at the call)
         self._returns_cache: dict[tuple, object] = {}
         self._collect_structure(self.module.body, None, self.module)
         self._reassigned_attrs = collector.reassigned_attrs
@@ -413,7 +432,7 @@ class FlowAnalysis:
                 for target in targets:
                     for part in walk_no_defs(target):
                         if not (isinstance(part, cst.Attribute) and isinstance(part.value, cst.Name)
-                                and part.value.value == self_name):
+                                and part.value.value == self_name) or _sets_attribute_of(target, part):
                             continue
                         value = None  # unpacked, augmented or annotated-only: unknown
                         if part is target and isinstance(statement, cst.Assign):
@@ -538,8 +557,7 @@ class FlowAnalysis:
                 body, params, env = node, [], {}
             else:
                 function, cls, parent = self._scopes[key]
-                # Nested functions see the enclosing scope as it is when they run: its final state.
-                env = dict(self._interpret(parent) or {})
+                env = self._enclosing_env(function, parent)
                 body, params = function.body, _param_names(function.params)
                 for param in params:
                     env.pop(param.name.value, None)
@@ -553,10 +571,26 @@ class FlowAnalysis:
         self._done[key] = final
         return final
 
+    def _enclosing_env(self, function: cst.FunctionDef, parent: cst.CSTNode) -> dict:
+        """What the function sees of the scope it is defined in when it runs: that scope's state at its
+        calls when they are all made there (a script's functions called from its top level), else its
+        final state."""
+        final = self._interpret(parent) or {}
+        sites = self.collector.calls_by_name.get(function.name.value, ())
+        if not sites or function.name.value in self.collector.escaped:
+            return dict(final)
+        envs = []
+        for scope, call in sites:
+            site = self._site_env.get(id(call))
+            if scope != id(parent) or site is None or site[0] != id(function):
+                return dict(final)
+            envs.append(site[1])
+        return _merge(*envs)
+
     def _param_values(self, function: cst.FunctionDef, cls: cst.ClassDef | None) -> dict:
         """What every call site in the file passes to the function's parameters (only what they all agree on)."""
         name = function.name.value
-        if cls is not None or name in self.collector.escaped or function.decorators:
+        if cls is not None or name in self.collector.escaped or not self._plain_decorators(function):
             return {}
         sites = self.collector.calls_by_name.get(name, ())
         if not sites:
@@ -575,6 +609,15 @@ class FlowAnalysis:
             return {}
         merged = {k: _merge_value([p.get(k) for p in passed]) for k in passed[0]}
         return {k: v for k, v in merged.items() if v is not None}
+
+    def _plain_decorators(self, function: cst.FunctionDef) -> bool:
+        """Whether its decorators keep the calls as they are (`@torch.no_grad()`, not a framework's hook)."""
+        for decorator in function.decorators:
+            expr = decorator.decorator
+            expr = expr.func if isinstance(expr, cst.Call) else expr
+            if not (self.ctx.qualname(expr) or "").startswith(("torch.", "functools.")):
+                return False
+        return True
 
     def bind_arguments(self, function: cst.FunctionDef, call: cst.Call, env: dict) -> dict:
         """The values a call passes to a function's parameters (those known)."""
@@ -623,7 +666,11 @@ class FlowAnalysis:
     def _eval(self, expr: cst.BaseExpression, env: dict):
         """The abstract value of an expression, or None when unknown."""
         if isinstance(expr, cst.Name):
-            return env.get(expr.value)
+            value = env.get(expr.value)
+            if value is None and expr.value not in env:
+                cls = self._classes.get(expr.value)  # a class of this file, seen from a method
+                return ClassRef(cls) if cls is not None else None
+            return value
         if isinstance(expr, cst.Attribute):
             owner = self._eval(expr.value, env)
             if isinstance(owner, ForeignModule):
@@ -675,6 +722,8 @@ class FlowAnalysis:
                 return Tensor(_TENSOR_METHODS[method], f"`.{method}()`")
             if method in _KIND_KEEPING_METHODS:
                 owner = self._eval(func.value, env)
+                if isinstance(owner, Alternatives):  # a tuple has no tensor methods: only tensors get here
+                    owner = _merge_value([o for o in owner.options if not isinstance(o, Pack)] or [None])
                 return owner if isinstance(owner, (Tensor, Module, Loss, *_MODEL_VALUES)) else None
             if method == "log" and not call.args:
                 return self._log_of(func.value, env)
@@ -691,7 +740,9 @@ class FlowAnalysis:
             return callee.summary.output
         if isinstance(callee, Models):
             outputs = [self._call_value(option, func) for option in callee.options]
-            return outputs[0] if all(o is not None and o == outputs[0] for o in outputs) else None
+            if all(o is not None and o == outputs[0] for o in outputs):
+                return outputs[0]
+            return Alternatives(frozenset(outputs))
         if isinstance(callee, Module):
             return Tensor(callee.kind, f"`{_short(self.module, func)}`, {callee.origin}")
         if isinstance(callee, ClassRef):
@@ -848,6 +899,10 @@ class _Interpreter:
 
     @classmethod
     def bind(cls, target: cst.BaseExpression, value, env: dict) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, Alternatives):
+            # `output, hidden = model(x)`: only the models returning that many values can be meant.
+            fitting = {v for v in value.options if isinstance(v, Pack) and len(v.items) == len(target.elements)}
+            value = fitting.pop() if len(fitting) == 1 else None
         if isinstance(target, cst.Name):
             if value is None:
                 env.pop(target.value, None)
@@ -876,6 +931,7 @@ class _Interpreter:
         analysis._callees[id(call)] = callee
         if isinstance(callee, FunctionRef):
             analysis._site_args[id(call)] = (id(callee.node), analysis.bind_arguments(callee.node, call, env))
+            analysis._site_env[id(call)] = (id(callee.node), dict(env))
 
     def scan(self, node: cst.CSTNode, env: dict) -> None:
         """Check every watched loss call in a statement or expression (not in nested defs), and note
@@ -1023,6 +1079,20 @@ class Collector:
                 self.feed()
             self._analysis = FlowAnalysis(ctx, self)
         return self._analysis
+
+
+def eval_sensitive(analysis: FlowAnalysis, value) -> bool | None:
+    """Whether a model value has layers that act differently in eval mode (None: unknown model)."""
+    if isinstance(value, Instance):
+        return analysis.eval_sensitive(value.node)
+    if isinstance(value, ForeignInstance):
+        return value.summary.eval_sensitive
+    if isinstance(value, Models):
+        verdicts = [eval_sensitive(analysis, option) for option in value.options]
+        return None if None in verdicts else any(verdicts)
+    if isinstance(value, Module):
+        return False  # a single layer of a known kind (linear, conv, softmax...)
+    return None
 
 
 def summarize(ctx) -> ModuleSummary:

@@ -7,6 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
+from nnlint.static import flow
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.loopfacts import (
     Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
@@ -451,16 +452,21 @@ class _EvalLoops(_LoopRule):
 
 
 class EvalModeMissing(_EvalLoops):
-    """An evaluation loop runs the model without ever switching it to `eval()` mode.
+    """An evaluation loop runs a model with dropout or batch norm without switching it to `eval()` mode.
 
     In training mode dropout stays active and BatchNorm uses (and updates) batch statistics, so
     validation numbers are noisy and wrong, and BatchNorm running stats drift. Call `model.eval()`
-    before the loop (and `model.train()` before training resumes).
+    before the loop (and `model.train()` before training resumes). Reported only where the model is
+    known (built from a class in the checked files, followed through assignments, attributes and
+    every call site's arguments) and has such layers: other models behave the same in both modes.
     """
 
     code = "NNL502"
     name = "eval-mode-missing"
     severity = Severity.WARNING
+    _NET = ("import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n        self.drop = nn.Dropout(0.5)\n"
+            "    def forward(self, x):\n        return self.fc(self.drop(x))\n")
     VALID = (
         "import torch\ndef validate(model, loader):\n    model.eval()\n    with torch.no_grad():\n"
         "        for x, y in loader:\n            out = model(x)\n",
@@ -470,14 +476,30 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nfor x in train_loader:\n    model(x).sum().backward()\n",
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
+        # No dropout or batch norm: eval mode would change nothing.
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 2)\n    def forward(self, x):\n        return self.fc(x)\nmodel = Net()\n"
+        "for x, y in train_loader:\n    model(x).sum().backward()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
+        "        out = model(x)\n",
+        # A model whose class is not in the checked files: unknown, so not reported.
+        "import torch\nimport torchvision\ndef evaluate(model, loader):\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n            pred = model(x).argmax(1)\nmodel = torchvision.models.resnet18()\n"
+        "for x, y in train_loader:\n    model(x).sum().backward()\nevaluate(model, val_loader)\n",
     )
     INVALID = (
-        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
+        _NET + "def evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
         "            pred = model(x).argmax(1)  # <-\n            correct += (pred == y).sum().item()\n"
-        "    return correct\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
+        "    return correct\nmodel = Net()\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
         "    evaluate(model, val_loader)\n",
-        "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
+        _NET + "net = Net()\nnet.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
+        # The model's class is in another layer of the file, reached through the trainer's attribute.
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))\n"
+        "    def forward(self, x):\n        return self.body(x)\nclass Trainer:\n    def __init__(self):\n"
+        "        self.model = Net()\n    def fit(self, loader):\n        for x, y in loader:\n"
+        "            self.model(x).sum().backward()\n    def validate(self, loader):\n        with torch.no_grad():\n"
+        "            for x, y in loader:\n                out = self.model(x)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -490,8 +512,12 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
+        analysis = flow.collector(self.ctx).analysis(self.ctx)
         for scope, loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
+                continue
+            # Only a model known to have dropout or batch norm behaves differently in eval mode.
+            if flow.eval_sensitive(analysis, analysis.callee_value(call.node)) is not True:
                 continue
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
                                    f"`{call.name}.eval()` before the loop (dropout and BatchNorm behave differently)")
