@@ -8,8 +8,8 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.rng import (
-    DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls, is_main_guard,
-    last_name, seeded_rngs,
+    CUDA, DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls,
+    is_main_guard, last_name, seeded_rngs,
 )
 
 
@@ -50,7 +50,7 @@ class MissingSeed(StaticRule):
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
         "loss = model(torch.randn(4, 2)).sum()\nloss.backward()  # <-\nopt.step()\nloss.backward()\n",
-        "import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
+        "import numpy as np\nimport torch\n\ndef train(model, loader, optimizer):\n"
         "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
         "from pytorch_lightning import Trainer\nTrainer().fit(model, dm)  # <-\n",
@@ -64,6 +64,8 @@ class MissingSeed(StaticRule):
         self.top_level_training = False
         self.script = False  # a __main__ block or a top-level `main()`
         self.seeds_torch = False
+        self.seeds_other = False
+        self.class_depth = 0
 
     def visit_FunctionDef(self, node) -> None:
         self.depth += 1
@@ -73,9 +75,11 @@ class MissingSeed(StaticRule):
 
     def visit_ClassDef(self, node) -> None:
         self.depth += 1
+        self.class_depth += 1
 
     def leave_ClassDef(self, node) -> None:
         self.depth -= 1
+        self.class_depth -= 1
 
     def visit_If(self, node: cst.If) -> None:
         if self.depth == 0 and is_main_guard(node.test):
@@ -96,9 +100,12 @@ class MissingSeed(StaticRule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.seeds_torch:
             return
-        if TORCH in seeded_rngs(node, self.ctx.qualname):
+        seeds = seeded_rngs(node, self.ctx.qualname)
+        if TORCH in seeds:
             self.seeds_torch = True
             return
+        if seeds and not self.class_depth:
+            self.seeds_other = True  # only CUDA's, Python's or numpy's RNG: NNL202 says what is missing
         if self.training.is_training(node, self.ctx.qualname):
             if self.first_training is None:
                 self.first_training = node
@@ -106,7 +113,7 @@ class MissingSeed(StaticRule):
                 self.top_level_training = True
 
     def leave_Module(self, node) -> None:
-        if self.seeds_torch or self.first_training is None:
+        if self.seeds_torch or self.seeds_other or self.first_training is None:
             return
         if self.script or self.top_level_training:
             call = self._describe(self.first_training)
@@ -147,6 +154,9 @@ class PartialSeed(StaticRule):
         "        np.random.seed(seed)\n\n    def drop(self):\n        return torch.rand([]) < 0.1\n",
         # seeds nothing: NNL201's business if it trains
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
+        # CUDA seeded as well as the CPU generator
+        "import torch\ntorch.manual_seed(0)\ntorch.cuda.manual_seed_all(0)\nopt = torch.optim.SGD(m.parameters(), 0.1)\n"
+        "loss.backward()\nopt.step()\n",
     )
     INVALID = (
         "import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
@@ -155,6 +165,13 @@ class PartialSeed(StaticRule):
         "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
         # the reverse: numpy seeded, torch's RNG used unseeded
         "import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+        # only the CUDA generators: weights are initialised on the CPU
+        "import torch\ntorch.cuda.manual_seed_all(0)  # <-\nmodel = torch.nn.Linear(2, 1).cuda()\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(x).sum().backward()\nopt.step()\n",
+        # a training script whose seed reaches only Python's and numpy's RNGs
+        "import random\nimport numpy as np\nimport torch\n\ndef main(args):\n    random.seed(args.seed)  # <-\n"
+        "    np.random.seed(args.seed)\n    model = torch.nn.Linear(2, 1)\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    model(x).sum().backward()\n    opt.step()\n",
     )
 
     def __init__(self, ctx):
@@ -164,6 +181,7 @@ class PartialSeed(StaticRule):
         self.class_depth = 0
         self.torch_seeded_explicitly = False
         self.first_draw: dict[str, cst.Call] = {}
+        self.first_seed: dict[str, cst.Call] = {}  # rng -> the first call seeding it in the setup
         self.trains = False
         self.training = TrainingCalls()
 
@@ -180,6 +198,8 @@ class PartialSeed(StaticRule):
             # A class seeding for its own purpose (e.g. a fixed attention pattern) is no reproducibility setup.
             if not self.class_depth:
                 self.setup_seeded |= seeds
+                for rng in seeds:
+                    self.first_seed.setdefault(rng, node)
                 if seeds == TORCH_ONLY:
                     self.torch_seeded_explicitly = True
             return
@@ -201,12 +221,28 @@ class PartialSeed(StaticRule):
                 call = self.first_draw.get(rng)
                 if call is not None and rng not in self.seeded:
                     self._report(call, f"torch is seeded but {label} global RNG is not", how)
+        elif self.trains and TORCH not in self.seeded and self.setup_seeded:
+            self._report_torch_unseeded()
         elif self.setup_seeded and TORCH not in self.seeded and TORCH in self.first_draw and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
                                   if rng in self.setup_seeded)
             self._report(self.first_draw[TORCH], f"{seeded} RNG is seeded but torch's global RNG is not",
                          "torch.manual_seed(seed)")
+
+    def _report_torch_unseeded(self) -> None:
+        """The file trains and seeds, but the seed never reaches torch's CPU generator."""
+        if CUDA in self.first_seed:
+            call = self.first_seed[CUDA]
+            what = f"`{self.ctx.module.code_for_node(call.func)}` seeds only the CUDA generators"
+        else:
+            call = min((self.first_seed[r] for r in (PYTHON, NUMPY) if r in self.first_seed), key=self._order)
+            what = f"the seed reaches only {' and '.join(label for rng, label in ((PYTHON, 'Python'), (NUMPY, 'numpy')) if rng in self.setup_seeded)}'s RNG"
+        self.report(call, f"{what}: initial weights, dropout and shuffling draw from torch's CPU RNG, which stays "
+                          "unseeded: call `torch.manual_seed(seed)` (it seeds CUDA too)")
+
+    def _order(self, call: cst.Call) -> int:
+        return list(self.first_seed.values()).index(call)
 
     def _report(self, call: cst.Call, what: str, fix: str) -> None:
         drawn = self.ctx.module.code_for_node(call.func)
@@ -261,7 +297,7 @@ class NondeterministicCudnn(StaticRule):
         self.if_depth -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not self.seeds_torch and TORCH in seeded_rngs(node, self.ctx.qualname):
+        if not self.seeds_torch and seeded_rngs(node, self.ctx.qualname) & {TORCH, CUDA}:
             self.seeds_torch = True
         elif (isinstance(node.func, cst.Attribute) and node.func.attr.value == "use_deterministic_algorithms"
               and node.args and _is_literal(node.args[0].value, "True")):
