@@ -522,14 +522,9 @@ class FlowAnalysis:
             if qualname.startswith(("torch.", "math.", "numpy.", "typing.", "functools.", "collections.")):
                 return False
             head = qualname.rsplit(".", 1)[-1]
-            if self.ctx.project is not None and self.ctx.file_path:
-                module, _, name = qualname.rpartition(".")
-                level = len(module) - len(module.lstrip("."))
-                path = self.ctx.project.resolve(self.ctx.file_path, module.lstrip("."), level)
-                summary = self.ctx.project.summary(path) if path else None
-                found = summary.get(name) if summary else None
-                if found is not None:
-                    return found.eval_sensitive
+            found = foreign_class(self.ctx, qualname)
+            if found is not None:
+                return found.eval_sensitive
             return False if head[:1].islower() and not qualname.startswith(_MODEL_ZOOS) else None
         if isinstance(func, cst.Name):
             local = self._classes.get(func.value)
@@ -1081,6 +1076,17 @@ class Collector:
         return self._analysis
 
 
+def foreign_class(ctx, qualname: str) -> ClassSummary | None:
+    """The summary of a class imported from another checked file (`from model import Net`: "model.Net")."""
+    if ctx.project is None or not ctx.file_path:
+        return None
+    module, _, name = qualname.rpartition(".")
+    level = len(module) - len(module.lstrip("."))
+    path = ctx.project.resolve(ctx.file_path, module.lstrip("."), level)
+    summary = ctx.project.summary(path) if path else None
+    return summary.get(name) if summary else None
+
+
 def eval_sensitive(analysis: FlowAnalysis, value) -> bool | None:
     """Whether a model value has layers that act differently in eval mode (None: unknown model)."""
     if isinstance(value, Instance):
@@ -1103,7 +1109,9 @@ def summarize(ctx) -> ModuleSummary:
         if isinstance(statement, cst.ClassDef) and analysis._classes.get(statement.name.value) is statement:
             name = statement.name.value
             output = analysis.forward_output(statement)
-            classes.append((name, ClassSummary(name, ctx.path, output, analysis.eval_sensitive(statement))))
+            is_module = analysis._method(statement, "forward") is not None or any(
+                (ctx.qualname(base.value) or "").startswith("torch.nn.") for base in statement.bases)
+            classes.append((name, ClassSummary(name, ctx.path, output, analysis.eval_sensitive(statement), is_module)))
     return ModuleSummary(ctx.path, tuple(classes))
 
 

@@ -21,6 +21,7 @@ class ClassSummary:
     path: str
     output: object  # flow.Tensor / flow.Pack of what `forward` returns, or None when unknown
     eval_sensitive: bool | None  # has dropout / batch norm (True), none (False), or unknown (None)
+    is_module: bool  # an nn.Module (a torch.nn base, or a forward method)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
+from nnlint.static import flow
 from nnlint.static.rng import (
     CUDA, DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls,
     is_main_guard, last_name, seeded_rngs,
@@ -333,3 +334,101 @@ class NondeterministicCudnn(StaticRule):
 
 def _is_literal(expr: cst.BaseExpression, value: str) -> bool:
     return isinstance(expr, cst.Name) and expr.value == value
+
+
+class SeedAfterInit(StaticRule):
+    """The first `torch.manual_seed` comes after the model was built, so its initial weights are not reproducible.
+
+    Layers draw their initial weights from torch's global RNG when they are constructed. Seeding
+    afterwards makes dropout and data order repeatable but not the starting point, so two runs still
+    train different networks. Move the seed call before the model (and its layers) are created.
+    Reported at the first seed call when a model was built earlier in the same function or script body.
+    """
+
+    code = "NNL204"
+    name = "seed-after-init"
+    severity = Severity.WARNING
+    VALID = (
+        "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 1)\ndef main(seed):\n    torch.manual_seed(seed)\n    model = Net()\n",
+        # a loss has no weights; re-seeding later for the data order is the second seed, not the first
+        "import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\ntorch.manual_seed(0)\n"
+        "model = nn.Linear(2, 1)\ntorch.manual_seed(1 + rank)\n",
+        # built in another function: when it runs relative to the seed is not known here
+        "import torch\nimport torch.nn as nn\ndef build():\n    return nn.Linear(2, 1)\ndef main():\n"
+        "    torch.manual_seed(0)\n    model = build()\n",
+    )
+    INVALID = (
+        "import torch\nmodel = torch.nn.Linear(2, 1)\ntorch.manual_seed(0)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(2, 1)\ndef main(args):\n    model = Net().to('cpu')\n"
+        "    torch.manual_seed(args.seed)  # <-\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
+    )
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.module_classes: set[str] = set()
+        self.built: list[dict[str, cst.Call] | None] = [{}]  # per scope: a model built so far (None in classes)
+        self.seeded = False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if any(self._is_module_class(base.value) for base in node.bases):
+            self.module_classes.add(node.name.value)
+        self.built.append(None)
+
+    def leave_ClassDef(self, node) -> None:
+        self.built.pop()
+
+    def visit_FunctionDef(self, node) -> None:
+        self.built.append({})
+
+    def leave_FunctionDef(self, node) -> None:
+        self.built.pop()
+
+    def _is_module_class(self, expr: cst.BaseExpression) -> bool:
+        name = self.ctx.qualname(expr)
+        if name is not None:
+            return name in ("torch.nn.Module", "torch.nn.modules.module.Module") or self._checked_model(name)
+        return isinstance(expr, cst.Name) and expr.value in self.module_classes
+
+    def _checked_model(self, qualname: str) -> bool:
+        """An nn.Module class imported from another checked file."""
+        found = flow.foreign_class(self.ctx, qualname)
+        return found is not None and found.is_module
+
+    def _builds_model(self, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.module_classes:
+            return True
+        last = last_name(func) or ""
+        if not last[:1].isupper():
+            return False
+        name = self.ctx.qualname(func)
+        if name is None:
+            return False
+        if name.startswith("torch.nn.") and name.count(".") == 2:
+            return not last.endswith("Loss") and last not in _WEIGHTLESS
+        return self._checked_model(name)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.seeded:
+            return
+        scope = self.built[-1]
+        seeds = seeded_rngs(node, self.ctx.qualname)
+        if TORCH in seeds:
+            self.seeded = True
+            if scope:
+                built = next(iter(scope.values()))
+                what = self.ctx.module.code_for_node(built.func)
+                self.report(node, f"torch is first seeded after `{what}(...)` built the model, so its initial weights "
+                                  "differ on every run: seed before building the model")
+            return
+        if scope is not None and not scope and self._builds_model(node):
+            scope["model"] = node
+
+
+# Layers without parameters to initialise: building them draws nothing from the RNG.
+_WEIGHTLESS = frozenset({"Module", "ModuleList", "ModuleDict", "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid",
+                         "Softmax", "LogSoftmax", "Dropout", "Identity", "Flatten", "MaxPool2d", "AvgPool2d",
+                         "ParameterList", "ParameterDict"})
