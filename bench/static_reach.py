@@ -76,8 +76,8 @@ BUGS = (
     bug("mnist_no_zero_grad", MNIST, "main.py", "        optimizer.zero_grad()\n        output = model(data)",
         "        output = model(data)", "optimizer.step()", "NNL501"),
     bug("mnist_loss_summed_with_graph", MNIST, "main.py", "        loss.backward()\n        optimizer.step()\n",
-        "        loss.backward()\n        optimizer.step()\n        total = total + loss if batch_idx else loss\n",
-        "total = total + loss if batch_idx else loss", "NNL505"),
+        "        loss.backward()\n        optimizer.step()\n        running_loss += loss\n", "running_loss += loss", "NNL505",
+        also=(("main.py", "    model.train()\n    for batch_idx", "    model.train()\n    running_loss = 0\n    for batch_idx"),)),
     # Half seeding and seeding too late.
     bug("mnist_cuda_seed_only", MNIST, "main.py", "torch.manual_seed(args.seed)", "torch.cuda.manual_seed_all(args.seed)",
         "torch.cuda.manual_seed_all(args.seed)", "NNL202"),

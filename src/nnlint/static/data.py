@@ -81,6 +81,20 @@ class _ShuffleScope:
         self.node = node
         self.events: list = []  # (reported node, array name, source of its order) or _RESEED
         self.permutations: dict[str, cst.CSTNode] = {}  # variable -> the call that drew it
+        self.reorders: list[tuple[cst.CSTNode, str, object]] = []  # an array reordered in place: (node, name, source)
+        self.groups: list[tuple[str, ...]] = []  # names created together: `x, y = load()`
+        self.rows: dict[str, tuple[str, str]] = {}  # name -> (array, rows) it was sliced from: `data[3:, :-1]`
+        self.assigned: set[str] = set()
+
+
+def _row_slice(value: cst.BaseExpression) -> tuple[str, str] | None:
+    """(`data`, `3:`) when the value takes rows of a named array: `from_numpy(data[3:, :-1])`."""
+    for node in walk_no_defs(value):
+        if isinstance(node, cst.Subscript) and len(node.slice) >= 2 and isinstance(node.value, cst.Name):
+            first = node.slice[0].slice
+            if isinstance(first, cst.Slice):
+                return node.value.value, cst.Module([]).code_for_node(first)
+    return None
 
 
 class IndependentShuffle(StaticRule):
@@ -89,7 +103,9 @@ class IndependentShuffle(StaticRule):
     Two `np.random.shuffle` / `random.shuffle` calls, two different `randperm` / `permutation`
     results, or two `sklearn.utils.shuffle` calls each draw their own order: after them `X[i]` and
     `y[i]` no longer belong together, and the model trains on noise. The same goes for zipping two
-    shuffled DataLoaders. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
+    shuffled DataLoaders, and for a permutation applied to one array only (`X = X[perm]`) while an
+    array that must stay aligned with it (created in the same unpacking, sliced from the same rows,
+    or named as its labels) is used afterwards unpermuted. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
     call `shuffle(X, y)` once, or keep pairs together in one Dataset and one DataLoader.
     """
 
@@ -111,6 +127,15 @@ class IndependentShuffle(StaticRule):
         "import random\nrandom.shuffle(source_images)\nrandom.shuffle(target_images)\n",
         "from torch.utils.data import DataLoader\nxl = DataLoader(x_ds, shuffle=True)\n"
         "yl = DataLoader(y_ds, shuffle=False)\nfor a, b in zip(xl, yl):\n    pass\n",
+        "import torch\nfeatures, labels = load()\nperm = torch.randperm(len(labels))\nfeatures = features[perm]\n"
+        "labels = labels[perm]\nfit(features, labels)\n",
+        # different rows of one array are different sets: reordering one of them is fine
+        "import torch\ntrain = torch.tensor(data[:800, :])\ntest = torch.tensor(data[800:, :])\n"
+        "train = train[torch.randperm(800)]\nevaluate(train, test)\n",
+        # mixup mixes a batch with its own permutation; the labels are mixed with the same index
+        "import torch\nidx = torch.randperm(x.size(0))\nmixed = lam * x + (1 - lam) * x[idx]\ny_a, y_b = y, y[idx]\n",
+        # reordered, but its partner is never used again
+        "import torch\nx, y = load()\nx = x[torch.randperm(len(x))]\nplot(x)\n",
     )
     INVALID = (
         "import numpy as np\nnp.random.shuffle(X_train)\nnp.random.shuffle(y_train)  # <-\n",
@@ -124,6 +149,14 @@ class IndependentShuffle(StaticRule):
         "from torch.utils.data import DataLoader\nimage_loader = DataLoader(images, batch_size=8, shuffle=True)\n"
         "label_loader = DataLoader(labels, batch_size=8, shuffle=True)\n"
         "for x, y in zip(image_loader, label_loader):  # <-\n    pass\n",
+        # a random permutation applied to the inputs only
+        "import torch\nfeatures, labels = load()\nperm = torch.randperm(len(labels))\nfeatures = features[perm]  # <-\n"
+        "fit(features, labels)\n",
+        # inputs and targets sliced from the same rows, then only the inputs reordered
+        "import torch\ninputs = torch.from_numpy(data[3:, :-1])\ntargets = torch.from_numpy(data[3:, 1:])\n"
+        "inputs = inputs[torch.randperm(inputs.size(0))]  # <-\nloss = criterion(model(inputs), targets)\n",
+        "import torch\ndef batches(images, labels):\n    images = images[torch.randperm(len(images))]  # <-\n"
+        "    return images, labels\n",
     )
 
     def __init__(self, ctx):
@@ -132,7 +165,9 @@ class IndependentShuffle(StaticRule):
         self.loaders: dict[str, tuple[bool, str]] = {}  # name -> (shuffled, dataset name)
 
     def visit_FunctionDef(self, node) -> None:
-        self.scopes.append(_ShuffleScope(node))
+        scope = _ShuffleScope(node)
+        scope.assigned.update(p.name.value for p in (*node.params.posonly_params, *node.params.params))
+        self.scopes.append(scope)
 
     def leave_FunctionDef(self, node) -> None:
         self._check(self.scopes.pop())
@@ -141,6 +176,7 @@ class IndependentShuffle(StaticRule):
         self._check(self.scopes[0])
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._note_alignment(node)
         value = node.value
         if not isinstance(value, cst.Call) or len(node.targets) != 1:
             return
@@ -205,7 +241,72 @@ class IndependentShuffle(StaticRule):
         if source is not None and array is not None:
             scope.events.append((node, array, source))
 
+    def _note_alignment(self, node: cst.Assign) -> None:
+        """What keeps arrays aligned: created together, sliced from the same rows, reordered in place."""
+        if len(node.targets) != 1:
+            return
+        scope = self.scopes[-1]
+        target = node.targets[0].target
+        if isinstance(target, (cst.Tuple, cst.List)):
+            names = tuple(_target_names(target))
+            scope.assigned.update(names)
+            if len(names) > 1 and isinstance(node.value, cst.Call):
+                scope.groups.append(names)
+            return
+        name = dotted_name(target)
+        if name is None:
+            return
+        scope.assigned.add(name)
+        value = node.value
+        if isinstance(value, cst.Subscript) and dotted_name(value.value) == name and len(value.slice) >= 1 \
+                and isinstance(value.slice[0].slice, cst.Index):
+            index = value.slice[0].slice.value
+            if isinstance(index, cst.Name) and index.value in scope.permutations:
+                scope.reorders.append((node, name, scope.permutations[index.value]))
+            elif isinstance(index, cst.Call) and self.ctx.call_name(index) in _PERMUTATIONS:
+                scope.reorders.append((node, name, index))
+            return
+        rows = _row_slice(value) if isinstance(value, cst.Call) else None
+        if rows is not None:
+            scope.rows[name] = rows
+
+    def _partners(self, scope: _ShuffleScope, name: str) -> set[str]:
+        """Arrays that must stay row-aligned with `name`."""
+        found = {n for group in scope.groups if name in group for n in group if n != name}
+        rows = scope.rows.get(name)
+        if rows is not None:
+            found |= {n for n, r in scope.rows.items() if r == rows and n != name}
+        found |= {n for n in scope.assigned if n != name and _named_like_pair(n, name)}
+        return found
+
+    def _check_one_sided(self, scope: _ShuffleScope) -> None:
+        """A permutation applied to one array and not to the arrays that must stay aligned with it."""
+        if not scope.reorders:
+            return
+        reordered_by: dict[str, set[int]] = {}
+        for _, name, source in scope.reorders:
+            reordered_by.setdefault(name, set()).add(id(source))
+        for event in scope.events:
+            if event is not _RESEED:
+                reordered_by.setdefault(event[1], set()).add(id(event[2]))
+        order = list(walk(scope.node))  # closures defined later read the arrays too
+        position = {id(n): i for i, n in enumerate(order)}
+        for node, name, source in scope.reorders:
+            here = position.get(id(node), 0)
+            for partner in sorted(self._partners(scope, name)):
+                if id(source) in reordered_by.get(partner, set()):
+                    continue
+                if len(reordered_by.get(partner, ())) > 0:
+                    continue  # shuffled by another permutation: the independent-shuffle check says so
+                used_after = any(position[id(n)] > here and dotted_name(n) == partner
+                                 for n in order if isinstance(n, (cst.Name, cst.Attribute)))
+                if used_after:
+                    self.report(node, f"`{name}` is reordered by a random permutation but `{partner}`, which must stay "
+                                      f"aligned with it, is not: index both with the same permutation")
+                    break
+
     def _check(self, scope: _ShuffleScope) -> None:
+        self._check_one_sided(scope)
         seen: list[tuple[str, object]] = []
         for event in scope.events:
             if event is _RESEED:
