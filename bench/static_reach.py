@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnlint.diagnostics import Severity
 from nnlint.engine import FileTask, lint_files
 from nnlint.registry import registry
 
@@ -123,7 +124,7 @@ def precision(root: Path) -> None:
     missing = [p for p in PROJECTS if not (root / p).is_dir()]
     if missing:
         sys.exit(f"missing projects under {root}: {', '.join(missing)} (fetch and extract them first)")
-    found = [d for d in _lint(files, root) if d.severity.value in ("error", "warning")]
+    found = [d for d in _lint(files, root) if d.severity >= Severity.WARNING]
     print(f"{len(files)} files, {len(found)} warnings/errors")
     for code, count in sorted(Counter(d.code for d in found).items()):
         print(f"  {code} {registry()[code].name:<32} {count}")

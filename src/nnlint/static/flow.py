@@ -141,6 +141,14 @@ class FunctionRef:
 
 
 @dataclass(frozen=True)
+class BoundMethod:
+    """`self.decode` of a same-file model: calling it runs the method with `self` bound."""
+
+    node: cst.FunctionDef
+    owner: Instance
+
+
+@dataclass(frozen=True)
 class Pack:
     """A tuple whose items (None where unknown) are followed one by one: `return logits, hidden`."""
 
@@ -614,9 +622,9 @@ class FlowAnalysis:
                 return False
         return True
 
-    def bind_arguments(self, function: cst.FunctionDef, call: cst.Call, env: dict) -> dict:
-        """The values a call passes to a function's parameters (those known)."""
-        params = [p for p in [*function.params.posonly_params, *function.params.params]]
+    def bind_arguments(self, function: cst.FunctionDef, call: cst.Call, env: dict, bound: bool = False) -> dict:
+        """The values a call passes to a function's parameters (those known); `bound`: a method's `self` is not passed."""
+        params = [p for p in [*function.params.posonly_params, *function.params.params]][1 if bound else 0:]
         by_name = {p.name.value: p for p in _param_names(function.params)}
         values = {}
         position = 0
@@ -633,18 +641,23 @@ class FlowAnalysis:
                 position += 1
         return {k: v for k, v in values.items() if v is not None}
 
-    def returned(self, function: cst.FunctionDef, call: cst.Call, env: dict):
-        """What a call of a file function returns, run with this call's arguments."""
+    def returned(self, function: cst.FunctionDef, call: cst.Call, env: dict, owner: Instance | None = None):
+        """What a call of a file function (or of a method on `owner`) returns, run with this call's arguments."""
         key = id(function)
-        if key in self._in_progress or id(function) not in self._def_env:
+        if key in self._in_progress or (owner is None and id(function) not in self._def_env):
             return None
-        args = self.bind_arguments(function, call, env)
+        args = self.bind_arguments(function, call, env, bound=owner is not None)
+        if owner is not None:
+            params = _param_names(function.params)
+            if not params:
+                return None
+            args[params[0].name.value] = owner
         memo = (key, tuple(sorted(args.items())))
         if memo in self._returns_cache:
             return self._returns_cache[memo]
         self._in_progress.add(key)
         try:
-            scope = dict(self._def_env[key])
+            scope = dict(self._def_env.get(key, {}))
             for param in _param_names(function.params):
                 scope.pop(param.name.value, None)
             scope.update(args)
@@ -673,7 +686,12 @@ class FlowAnalysis:
                 return ForeignClass(summary) if summary is not None else None
             if (isinstance(owner, Instance) and expr.attr.value not in self._reassigned_attrs
                     and not (owner.via_self and owner.node.name.value in self._subclassed)):
-                return self.class_attributes(owner.node).get(expr.attr.value)
+                found = self.class_attributes(owner.node).get(expr.attr.value)
+                if found is None:
+                    method = self._method(owner.node, expr.attr.value)
+                    if method is not None and _is_plain_method(method) and method.name.value != "forward":
+                        return BoundMethod(method, owner)
+                return found
             return None
         if isinstance(expr, cst.Call):
             return self._eval_call(expr, env)
@@ -707,6 +725,9 @@ class FlowAnalysis:
                 return Loss(_LOSS_CLASSES[qualname], f"`{dotted_name(func)}()`")
             if qualname == "torch.nn.Sequential":
                 return self._sequential(call, env)
+            if qualname in ("torch.nn.parallel.data_parallel", "torch.nn.parallel.data_parallel.data_parallel"):
+                module = get_arg(call, 0, "module")  # runs the module on the inputs
+                return self._call_value(self._eval(module, env), module) if module is not None else None
             if qualname in _LOG_FUNCTIONS:
                 return self._log_of(get_arg(call, 0, "input"), env)
             if qualname.startswith("torch"):
@@ -729,6 +750,8 @@ class FlowAnalysis:
     def _call_value(self, callee, func: cst.BaseExpression, call: cst.Call | None = None, env: dict | None = None):
         if isinstance(callee, FunctionRef):
             return self.returned(callee.node, call, env) if call is not None else None
+        if isinstance(callee, BoundMethod):
+            return self.returned(callee.node, call, env, callee.owner) if call is not None else None
         if isinstance(callee, ForeignClass):
             return ForeignInstance(callee.summary)
         if isinstance(callee, ForeignInstance):
@@ -1009,6 +1032,7 @@ class Collector:
         self.calls_by_name: dict[str, list[tuple[int, cst.Call]]] = {}  # `f(...)` calls: (scope id, call)
         self.scope_of_call: dict[int, int] = {}
         self.escaped: set[str] = set()  # names passed or assigned as values: functions called from elsewhere
+        self._params: list[set[str]] = [set()]  # parameters of the enclosing functions (never functions of the file)
         self._analysis: FlowAnalysis | None = None
 
     def feed(self) -> None:
@@ -1033,9 +1057,11 @@ class Collector:
     def enter_function(self, node: cst.FunctionDef) -> None:
         self._scopes.append(id(node))
         self.called[id(node)] = set()
+        self._params.append({p.name.value for p in _param_names(node.params)})
 
     def leave_function(self) -> None:
         self._scopes.pop()
+        self._params.pop()
 
     def call(self, node: cst.Call) -> None:
         scope = self._scopes[-1]
@@ -1047,7 +1073,7 @@ class Collector:
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             self.scope_of_call[id(node)] = scope
         for arg in node.args:
-            if isinstance(arg.value, cst.Name):
+            if isinstance(arg.value, cst.Name) and arg.value.value not in self._params[-1]:
                 self.escaped.add(arg.value.value)
 
     def assignment(self, targets: list[cst.BaseExpression], value: cst.BaseExpression | None) -> None:
@@ -1055,7 +1081,7 @@ class Collector:
             if isinstance(target, cst.Attribute) and not (
                     isinstance(target.value, cst.Name) and target.value.value == "self"):
                 self.reassigned_attrs.add(target.attr.value)
-        if isinstance(value, cst.Name):
+        if isinstance(value, cst.Name) and value.value not in self._params[-1]:
             self.escaped.add(value.value)
         # `criterion = nn.CrossEntropyLoss().to(device)`: the name may hold a loss.
         while isinstance(value, cst.Call):
