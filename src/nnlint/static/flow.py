@@ -1032,6 +1032,7 @@ class Collector:
         self.calls_by_name: dict[str, list[tuple[int, cst.Call]]] = {}  # `f(...)` calls: (scope id, call)
         self.scope_of_call: dict[int, int] = {}
         self.escaped: set[str] = set()  # names passed or assigned as values: functions called from elsewhere
+        self.calls_parameter: set[int] = set()
         self._params: list[set[str]] = [set()]  # parameters of the enclosing functions (never functions of the file)
         self._analysis: FlowAnalysis | None = None
 
@@ -1070,6 +1071,8 @@ class Collector:
         if isinstance(func, cst.Name):
             self.calls_by_name.setdefault(func.value, []).append((scope, node))
             self.scope_of_call[id(node)] = scope
+            if func.value in self._params[-1]:
+                self.calls_parameter.add(scope)  # `criterion(out, y)` with the criterion passed in
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             self.scope_of_call[id(node)] = scope
         for arg in node.args:
@@ -1091,6 +1094,8 @@ class Collector:
             value = value.func.value if isinstance(value.func, cst.Attribute) else None
 
     def is_relevant(self, node: cst.CSTNode) -> bool:
+        if id(node) in self.calls_parameter:
+            return True
         names = self.called.get(id(node), ())
         return any(n in ALL_TRIGGERS or n in self.loss_names for n in names)
 
