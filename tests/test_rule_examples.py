@@ -6,12 +6,14 @@ import re
 
 import pytest
 
+from nnlint.diagnostics import Applicability
 from nnlint.engine import lint_text
 from nnlint.fixes import apply_fixes
 from nnlint.registry import registry
 from nnlint.rule import EXPECT_MARKER, Invalid
 
 RULES = registry()
+APPLIED = frozenset({Applicability.SAFE, Applicability.UNSAFE})  # what `--fix --unsafe-fixes` applies
 
 
 def _cases(kind: str):
@@ -64,10 +66,10 @@ def _fixed_cases():
 
 
 @pytest.mark.parametrize("rule, example", list(_fixed_cases()))
-def test_safe_fixes_turn_invalid_example_into_its_fixed_code(rule, example):
+def test_fixes_turn_invalid_example_into_its_fixed_code(rule, example):
     assert rule.fixable, "only a fixable rule states fixed code"
     found = lint_text(example, "example.py", frozenset({rule.code})).diagnostics
-    fixed = apply_fixes(example, [d.fix for d in found if d.fix])
+    fixed = apply_fixes(example, [d.fix for d in found if d.fix], APPLIED)
     assert _without_markers(fixed) == example.fixed
     if example.fixed != _without_markers(example):  # a real rewrite must leave nothing to report
         assert lint_text(example.fixed, "example.py", frozenset({rule.code})).diagnostics == []

@@ -115,3 +115,24 @@ def test_summaries_are_plain_picklable_data_and_each_file_is_parsed_once(tmp_pat
     found = [(d.path, d.code) for r in lint_files(tasks, jobs=1) for d in r.diagnostics]
     assert ("a_main.py", "NNL401") in found
     assert len(parsed) == 2  # net.py parsed for its summary once, and that tree reused when it is checked
+
+
+def test_the_result_cache_is_invalidated_by_a_change_in_an_imported_checked_file(tmp_path):
+    from nnlint.cache import ResultCache
+    from nnlint.layers import lint_cached
+
+    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "main.py").write_text("from net import Net\nimport torch.nn.functional as F\n"
+                                      "loss = F.cross_entropy(Net()(x), y)\n")
+    tasks = [FileTask(str(tmp_path / n), n, STATIC) for n in ("main.py", "net.py")]
+
+    def found():
+        cache = ResultCache(tmp_path / "cache", "static")
+        codes = [(d.path, d.code) for r in lint_cached(tasks, cache, jobs=1) for d in r.diagnostics]
+        cache.save()
+        return codes
+
+    assert ("main.py", "NNL401") in found()
+    assert ("main.py", "NNL401") in found()  # from the cache
+    (tmp_path / "net.py").write_text(NET.replace("F.softmax(self.fc(self.drop(x)), dim=1)", "self.fc(x)"))
+    assert ("main.py", "NNL401") not in found()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections import Counter
@@ -10,7 +11,7 @@ import click
 
 from nnlint import __version__
 from nnlint.config import ConfigError
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.report import FORMATS, render
 
 _SEVERITIES = click.Choice(["error", "warning", "info"], case_sensitive=False)
@@ -70,6 +71,17 @@ def _progress(total: int):
     return advance
 
 
+def _fix_list(changes, verb: str) -> str:
+    if not changes:
+        return f"nnlint: nothing to fix\n"
+    count = sum(len(c.applied) for c in changes)
+    rows = [f"nnlint: {verb} {count} problem{'s' if count != 1 else ''}:"]
+    for change in changes:
+        for d in sorted(change.applied, key=Diagnostic.sort_key):
+            rows.append(f"  {change.display}:{d.line}:{d.column}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
+    return "\n".join(rows) + "\n"
+
+
 def _statistics(outcome) -> str:
     found = Counter(d.code for d in outcome.diagnostics)
     hidden = Counter(d.code for d in outcome.summary.suppressed)
@@ -96,18 +108,34 @@ def _statistics(outcome) -> str:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
+@click.option("--fix", is_flag=True, help="Apply safe fixes, then report what remains.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff: apply unsafe fixes too.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if any).")
+@click.option("--show-fixes", is_flag=True, help="List the fixes applied (or, with --diff, that would be).")
+@click.option("--stdin-filename", help="With `-`: the path the source on stdin stands for (config, reports).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the results cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Results cache folder [default: .nnlint_cache].")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, verbose, quiet) -> None:
-    """Check PATHS (files or folders; default: the current folder)."""
+          trace_timeout, config, jobs, verbose, quiet, fix, unsafe_fixes, diff, show_fixes, stdin_filename, no_cache,
+          cache_dir) -> None:
+    """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
     from nnlint.api import CheckOptions, check_paths
 
     if select is not None and not _codes(select):
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
     if output_file:
         _check_writable(output_file)
+    if stdin_filename and list(paths) != ["-"]:
+        _fail("--stdin-filename only applies when reading standard input (pass `-` as the path)")
+    if unsafe_fixes and not (fix or diff):
+        _fail("--unsafe-fixes applies with --fix or --diff")
+    stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
+    levels = {Applicability.SAFE, Applicability.UNSAFE} if unsafe_fixes else {Applicability.SAFE}
     options = CheckOptions(
         paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
-        static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+        static_only=static_only or diff, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+        fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
+        stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
     )
     progress = None if quiet or fmt != "text" else _progress
     try:
@@ -116,6 +144,16 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         _fail(str(exc))
     for note in outcome.notes if not quiet else ():
         click.echo(f"nnlint: {note}", err=True)
+    if show_fixes:
+        click.echo(_fix_list(outcome.changes, "would fix" if diff else "fixed"), nl=False, err=True)
+    if diff:
+        for change in outcome.changes:
+            click.echo("".join(difflib.unified_diff(change.before.splitlines(keepends=True),
+                                                    change.after.splitlines(keepends=True),
+                                                    f"a/{change.display}", f"b/{change.display}")), nl=False)
+        sys.exit(2 if outcome.internal_error else 1 if outcome.changes else 0)
+    if fix and stdin is not None:  # as Ruff does: the fixed source on stdout, the findings on stderr
+        click.echo(outcome.changes[0].after if outcome.changes else stdin.decode("utf-8", "replace"), nl=False)
 
     to_terminal = output_file is None and sys.stdout.isatty()
     report = render(fmt, outcome.diagnostics, outcome.summary, color=to_terminal)
@@ -124,15 +162,29 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     if output_file:
         _write_report(output_file, report)
     else:
-        click.echo(report, nl=False)
+        click.echo(report, nl=False, err=bool(fix and stdin is not None))
     if statistics:
         click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
 
-    if outcome.internal_error:
+    if fix and not quiet and not show_fixes and outcome.changes:
+        count = sum(len(c.applied) for c in outcome.changes)
+        click.echo(f"nnlint: fixed {count} problem{'s' if count != 1 else ''} in {len(outcome.changes)} "
+                   f"file{'s' if len(outcome.changes) != 1 else ''}", err=True)
+    if outcome.internal_error or outcome.failed_writes:
         sys.exit(2)
     threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
     failed = any(d.severity >= threshold for d in outcome.diagnostics)
     sys.exit(1 if failed and not exit_zero else 0)
+
+
+@main.command("server")
+def server_command() -> None:
+    """Run the language server (LSP over stdio) for editors: diagnostics as you type, fixes as code actions."""
+    try:
+        from nnlint.server import serve
+    except ImportError as exc:
+        _fail(f"`nnlint server` needs the lsp extra ({exc.name} is missing): pip install 'nnlint[lsp]'")
+    serve()
 
 
 @main.command("rule")

@@ -10,11 +10,12 @@ from dataclasses import dataclass, replace
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic, Edit, Fix
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
 from nnlint.static.project import ProjectIndex
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
@@ -28,6 +29,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
+    data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -48,31 +50,59 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
 
 
 class _Walk:
-    """One pass over the tree, calling each rule's visit_/leave_ methods."""
+    """One pass over the tree, calling each fact provider's, then each rule's, visit_/leave_ methods."""
 
     def __init__(self, ctx: FileContext, rules: list[StaticRule]):
         self.ctx = ctx
         self.rules = rules
-        self.crashes: list[tuple[type[Rule], cst.CSTNode, BaseException]] = []
+        for rule in rules:  # walk-fed providers must exist before the walk
+            for kind in type(rule).uses:
+                ctx.facts(kind)
+        self.providers = [p for p in ctx.providers() if type(p).walks()]
+        self.crashes: list[tuple[str, cst.CSTNode, BaseException]] = []  # (what crashed, where, why)
+        self.dropped: set[int] = set()
+        ctx.walk_started = True
         self._build_dispatch()
 
     def _build_dispatch(self) -> None:
         self.visits: dict[str, list] = defaultdict(list)
         self.leaves: dict[str, list] = defaultdict(list)
-        for rule in self.rules:
-            for kind, node_type, attr in _handlers(type(rule)):
+        for participant in [*self.providers, *self.rules]:
+            for kind, node_type, attr in _handlers(type(participant)):
                 table = self.visits if kind == "visit" else self.leaves
-                table[node_type].append((rule, getattr(rule, attr)))
+                table[node_type].append((participant, getattr(participant, attr)))
 
     def _call(self, handlers: list, node: cst.CSTNode) -> None:
         # Rebuilding the dispatch makes new lists, so iterating `handlers` stays safe.
-        for rule, handler in handlers:
+        for participant, handler in handlers:
+            if self.dropped and id(participant) in self.dropped:
+                continue  # stopped earlier at this very node
             try:
                 handler(node)
             except Exception as exc:  # a rule bug must not hide the other rules' findings
-                self.crashes.append((type(rule), node, exc))
-                self.rules.remove(rule)
-                self._build_dispatch()
+                self._drop(participant, node, exc)
+
+    def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
+        if isinstance(participant, StaticRule):
+            if participant not in self.rules:
+                return
+            self.rules.remove(participant)
+            self.dropped.add(id(participant))
+            rule = type(participant)
+            self.crashes.append((f"rule {rule.code} ({rule.name})", node, exc))
+        else:  # a provider: the rules reading its facts stop too, rather than read partial facts
+            self.providers.remove(participant)
+            self.dropped.add(id(participant))
+            users = [r for r in self.rules if self._depends(type(r).uses, type(participant))]
+            self.rules = [r for r in self.rules if r not in users]
+            self.dropped.update(id(r) for r in users)
+            codes = ", ".join(type(r).code for r in users) or "none"
+            self.crashes.append((f"{type(participant).__name__} facts (rules stopped: {codes})", node, exc))
+        self._build_dispatch()
+
+    @classmethod
+    def _depends(cls, uses, provider: type) -> bool:
+        return any(kind is provider or cls._depends(kind.needs, provider) for kind in uses)
 
     def run(self) -> None:
         imports = self.ctx.imports
@@ -130,10 +160,11 @@ def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectInd
     try:
         walk.run()
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
-        walk.crashes.append((registry()["NNL003"], module, exc))
+        walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
     wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
-    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
+    wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
+               if isinstance(node, cst.CSTNode)]
     try:
         positions = locate(module, wanted)
     except RecursionError:
@@ -146,22 +177,38 @@ def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectInd
     for report in ctx.reports:
         diagnostic = located(report.rule, report.node, report.message)
         if report.fix is not None:
-            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
-    for rule, node, exc in walk.crashes:
-        message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
+    for what, node, exc in walk.crashes:
+        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
-    """The rule's node replacements as text edits; None when a node's place is unknown."""
+def _source_of(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> str:
+    """The original text of a located span (0-based columns): keeps nested lines' full indentation."""
+    if line == end_line:
+        return lines[line - 1][column:end_column]
+    return "".join([lines[line - 1][column:], *lines[line:end_line - 1], lines[end_line - 1][:end_column]])
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown.
+
+    A replacement that is itself a node of the file (a statement moved elsewhere) keeps its original
+    text; a new node is rendered by libcst."""
     edits = []
+    lines = text.splitlines(keepends=True)
     for old, new in fix.replacements:
         if old not in positions:
             return None
         line, column, end_line, end_column = positions[old]
-        content = new if isinstance(new, str) else module.code_for_node(new)
+        if isinstance(new, str):
+            content = new
+        elif new in positions:
+            content = _source_of(lines, *positions[new])
+        else:
+            content = module.code_for_node(new)
         edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
@@ -173,6 +220,28 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_pa
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
+             ) -> tuple[str, list[Diagnostic], FileResult]:
+    """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
+
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain."""
+    applied: list[Diagnostic] = []
+    for attempt in range(MAX_FIX_PASSES + 1):
+        result = lint_text(text, path, enabled)
+        if attempt == MAX_FIX_PASSES:
+            break  # fixes that keep producing fixes: stop, report what remains
+        fixable = [d for d in result.diagnostics if d.fix is not None]
+        taken = compatible_fixes(text, [d.fix for d in fixable], allowed)
+        if not taken:
+            break
+        applied += [d for d in fixable if any(d.fix is fix for fix in taken)]
+        text = apply_edits(text, [edit for fix in taken for edit in fix.edits])
+    return text, applied, result
 
 
 def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
@@ -196,7 +265,7 @@ _project: ProjectIndex | None = None
 def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult:
     project = project or _project
     try:
-        text = decode(read_bytes(task.path))
+        text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
@@ -204,11 +273,13 @@ def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult
     return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
 
 
-def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:
-    """Check every file, in worker processes when there are many; results keep the tasks' order."""
+def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None,
+               project: ProjectIndex | None = None) -> list[FileResult]:
+    """Check every file, in worker processes when there are many; results keep the tasks' order.
+    `project`: the files checked together (default: these), whose imports of each other are followed."""
     global _project
     jobs = jobs or os.cpu_count() or 1
-    project = ProjectIndex(task.path for task in tasks)
+    project = project or ProjectIndex(task.path for task in tasks)
     if jobs == 1 or len(tasks) < PARALLEL_THRESHOLD:
         results = []
         for task in tasks:

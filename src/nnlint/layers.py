@@ -8,13 +8,16 @@ only at hand inside it (the static layer's worker processes); the others come ba
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import FileTask, lint_files
 from nnlint.registry import registry
 from nnlint.selection import RuleSelection
+from nnlint.source import UnreadableFile, read_bytes
+from nnlint.static.project import ProjectIndex
 from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
@@ -45,21 +48,61 @@ def _codes_of(*layers: str) -> frozenset[str]:
     return frozenset(code for code, rule in registry().items() if rule.layer in layers)
 
 
+def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | None = None,
+                progress: Callable[[], None] | None = None) -> list[FileResult]:
+    """Static results in the tasks' order: cache hits as stored, the rest linted (in parallel) and stored."""
+    if cache is None:
+        return lint_files(tasks, jobs, progress)
+    project = ProjectIndex(task.path for task in tasks)
+    results: list[FileResult | None] = [None] * len(tasks)
+    misses = []
+    for index, task in enumerate(tasks):
+        try:
+            data = task.data if task.data is not None else read_bytes(task.path)
+        except UnreadableFile:
+            misses.append((index, task, None))  # linting reports why
+            continue
+        # Facts cross files through imports: a file's result also depends on the checked files it imports.
+        imported = [_bytes_or_empty(path) for path in project.dependencies(task.path, data.decode("utf-8", "replace"))]
+        key = entry_key(data, ",".join(sorted(task.enabled)), *imported)
+        hit = cache.get(task.path, key, task.display)
+        if hit is None:
+            misses.append((index, replace(task, data=data), key))
+        else:
+            results[index] = FileResult(*hit)
+            if progress:
+                progress()
+    for (index, task, key), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress, project)):
+        results[index] = result
+        if key is not None:
+            cache.put(task.path, key, result.diagnostics, result.suppressed)
+    return results
+
+
+def _bytes_or_empty(path: str) -> bytes:
+    try:
+        return read_bytes(path)
+    except UnreadableFile:
+        return b""
+
+
 class StaticLayer:
     """libcst rules, one walk per file; tool diagnostics (unreadable, unparsable, crashed rule) too."""
 
     name = "static"
 
-    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None):
+    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None,
+                 cache: ResultCache | None = None):
         self.jobs = jobs
         self.progress = progress
+        self.cache = cache
 
     @property
     def codes(self) -> frozenset[str]:
         return _codes_of("static", "tool")
 
     def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
-        return LayerOutput(settled=lint_files(files, self.jobs, self.progress))
+        return LayerOutput(settled=lint_cached(files, self.cache, self.jobs, self.progress))
 
 
 class TraceLayer:
@@ -78,7 +121,12 @@ class TraceLayer:
         from nnlint.trace.options import trace_options
         from nnlint.trace.runner import trace_files
 
+        settings = selection.project_settings()
+        options = trace_options(settings, self.options)
+        if self.options.cache:
+            options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
         # Every file goes to discovery, enabled or not: a model's base class may live in another file.
-        diagnostics, notes = trace_files([(f.path, f.display) for f in files],
-                                         trace_options(selection.project_settings(), self.options))
-        return LayerOutput(raw=diagnostics, notes=notes)
+        diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
+                                         pool=self.options.trace_pool)
+        problem = options.cache.save() if options.cache else None
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []))

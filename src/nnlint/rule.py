@@ -5,7 +5,7 @@ node types it cares about; the engine walks each file once and calls every enabl
 `VALID` and `INVALID` hold example snippets; in an INVALID example each line that must be reported
 ends with the marker comment `# <-`. A rule that can fix what it reports sets `fixable`, passes a
 `NodeFix` to `report`, and gives INVALID examples as `Invalid(code, fixed=...)` with the code its
-safe fixes produce (markers removed).
+fixes produce, safe and unsafe ones alike (`--fix --unsafe-fixes`; markers removed).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import libcst as cst
 
     from nnlint.context import FileContext
+    from nnlint.static.facts import Facts
 
 EXPECT_MARKER = "# <-"
 
@@ -80,9 +81,14 @@ class Rule:
 
 
 class StaticRule(Rule):
-    """Base of rules that read the source. One instance per file, so rules may keep state."""
+    """Base of rules that read the source. One instance per file, so rules may keep state.
+
+    `uses` lists the fact providers it reads with `self.ctx.facts(Kind)`; those fed by the walk must
+    be listed, so that the engine creates them before it.
+    """
 
     layer = "static"
+    uses: ClassVar[tuple[type["Facts"], ...]] = ()
 
     def __init__(self, ctx: "FileContext"):
         self.ctx = ctx

@@ -32,6 +32,10 @@ def read_bytes(path: str) -> bytes:
         raise UnreadableFile("cannot read file: it is a directory") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    return reject_binary(data)
+
+
+def reject_binary(data: bytes) -> bytes:
     if b"\x00" in data:
         raise UnreadableFile("cannot read file: it is binary (contains NUL bytes), not Python source")
     return data
@@ -56,3 +60,9 @@ def decode(data: bytes) -> str:
     except LookupError:
         raise DecodeError(f"unknown encoding {encoding!r}", 1, 1) from None
     return text.removeprefix("\ufeff")
+
+
+def encode_like(original: bytes, text: str) -> bytes:
+    """`text` in the encoding `original` was read in, byte-order mark included: for writing fixes back."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    return text.encode(encoding)

@@ -14,13 +14,18 @@ shared by the rules through the file context.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from nnlint.imports import dotted_name
+from nnlint.static.facts.names import final_name
 from nnlint.static.calls import get_arg
 from nnlint.static.project import ClassSummary, ModuleSummary
 from nnlint.tree import children, walk, walk_no_defs
+
+if TYPE_CHECKING:
+    from nnlint.static.facts.lossflow import LossFlowFacts
 
 # Tensor kinds.
 SOFTMAX = "softmax"
@@ -321,10 +326,10 @@ def _short(module: cst.Module, node: cst.CSTNode, limit: int = 40) -> str:
 class FlowAnalysis:
     """Interprets one file; `findings` lists every loss call fed a tensor of a known kind."""
 
-    def __init__(self, ctx, collector: "Collector"):
+    def __init__(self, ctx, walked: "LossFlowFacts"):
         self.ctx = ctx
         self.module = ctx.module
-        self.collector = collector
+        self.walked = walked
         self._findings: dict[int, Finding] | None = None
         self.found: dict[int, Finding] = {}
         self._classes: dict[str, cst.ClassDef | None] = {}
@@ -344,7 +349,7 @@ class FlowAnalysis:
         self._site_env: dict[int, tuple[int, dict]] = {}  # call id -> (function id, environment at the call)
         self._returns_cache: dict[tuple, object] = {}
         self._collect_structure(self.module.body, None, self.module)
-        self._reassigned_attrs = collector.reassigned_attrs
+        self._reassigned_attrs = walked.reassigned_attrs
 
     @property
     def findings(self) -> dict[int, Finding]:
@@ -352,14 +357,14 @@ class FlowAnalysis:
         if self._findings is None:
             self._interpret(self.module)
             for node, _, _ in list(self._scopes.values()):
-                if self.collector.is_relevant(node):
+                if self.walked.is_relevant(node):
                     self._interpret(node)
             self._findings = self.found
         return self._findings
 
     def callee_value(self, call: cst.Call):
         """The value a call in this file invokes (a model instance, a layer...), or None when unknown."""
-        scope = self.collector.scope_of_call.get(id(call))
+        scope = self.walked.scope_of_call.get(id(call))
         node = self._scope_nodes.get(scope) if scope is not None else None
         if node is None:
             return None
@@ -567,7 +572,7 @@ class FlowAnalysis:
                 env.update(self._param_values(function, cls))
                 if cls is not None and params and _is_plain_method(function):
                     env[params[0].name.value] = Instance(cls, via_self=True)
-            interpreter = _Interpreter(self, reporting=self.collector.is_relevant(node), recording=True)
+            interpreter = _Interpreter(self, reporting=self.walked.is_relevant(node), recording=True)
             final = interpreter.block(_suite_statements(body), env)
         finally:
             self._active.discard(key)
@@ -579,8 +584,8 @@ class FlowAnalysis:
         calls when they are all made there (a script's functions called from its top level), else its
         final state."""
         final = self._interpret(parent) or {}
-        sites = self.collector.calls_by_name.get(function.name.value, ())
-        if not sites or function.name.value in self.collector.escaped:
+        sites = self.walked.calls_by_name.get(function.name.value, ())
+        if not sites or function.name.value in self.walked.escaped:
             return dict(final)
         envs = []
         for scope, call in sites:
@@ -593,9 +598,9 @@ class FlowAnalysis:
     def _param_values(self, function: cst.FunctionDef, cls: cst.ClassDef | None) -> dict:
         """What every call site in the file passes to the function's parameters (only what they all agree on)."""
         name = function.name.value
-        if cls is not None or name in self.collector.escaped or not self._plain_decorators(function):
+        if cls is not None or name in self.walked.escaped or not self._plain_decorators(function):
             return {}
-        sites = self.collector.calls_by_name.get(name, ())
+        sites = self.walked.calls_by_name.get(name, ())
         if not sites:
             return {}
         passed = []
@@ -981,9 +986,9 @@ class _Interpreter:
                 continue
             given = get_arg(call, 0, "input")
             value = analysis._eval(given, env) if given is not None else None
-            if isinstance(value, Tensor) and id(call) not in analysis.findings:
+            if isinstance(value, Tensor) and id(call) not in analysis.found:
                 family, display = loss
-                analysis.findings[id(call)] = Finding(family, value.kind, call, _message(
+                analysis.found[id(call)] = Finding(family, value.kind, call, _message(
                     family, value, display, _short(analysis.module, given)))
 
 
@@ -1002,109 +1007,7 @@ def _message(family: str, value: Tensor, loss: str, given: str) -> str:
     return f"{what}, but {loss} expects log-probabilities: use log_softmax instead of softmax"
 
 
-def final_name(expr: cst.BaseExpression) -> str | None:
-    """`c` for `a.b.c` or `c`: a cheap key for prefiltering calls."""
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    return None
-
-
 ALL_TRIGGERS = frozenset().union(*TRIGGER_NAMES.values())
-
-
-class Collector:
-    """What the engine's single walk tells the analysis, so that it need not walk the file again.
-
-    One loss rule per file (the `owner`) forwards its visits here. It records which final names
-    each function calls and which names may hold a loss object, so only functions that may compute
-    a watched loss are interpreted, and which attributes are assigned from outside their class.
-    """
-
-    def __init__(self, module: cst.Module):
-        self.owner = None
-        self.module = module
-        self._scopes: list[int] = [id(module)]
-        self.called: dict[int, set[str]] = {id(module): set()}
-        self.loss_names: set[str] = set()
-        self.reassigned_attrs: set[str] = set()
-        self.calls_by_name: dict[str, list[tuple[int, cst.Call]]] = {}  # `f(...)` calls: (scope id, call)
-        self.scope_of_call: dict[int, int] = {}
-        self.escaped: set[str] = set()  # names passed or assigned as values: functions called from elsewhere
-        self.calls_parameter: set[int] = set()
-        self._params: list[set[str]] = [set()]  # parameters of the enclosing functions (never functions of the file)
-        self._analysis: FlowAnalysis | None = None
-
-    def feed(self) -> None:
-        """Collect by walking the module, when no rule fed the collector during the engine's walk."""
-        stack: list[tuple[cst.CSTNode, bool]] = [(self.module, False)]
-        while stack:
-            node, leaving = stack.pop()
-            if leaving:
-                self.leave_function()
-                continue
-            if isinstance(node, cst.FunctionDef):
-                self.enter_function(node)
-                stack.append((node, True))
-            elif isinstance(node, cst.Call):
-                self.call(node)
-            elif isinstance(node, cst.Assign):
-                self.assignment([t.target for t in node.targets], node.value)
-            elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
-                self.assignment([node.target], node.value if isinstance(node, cst.AnnAssign) else None)
-            stack.extend((child, False) for child in reversed(children(node)))
-
-    def enter_function(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(id(node))
-        self.called[id(node)] = set()
-        self._params.append({p.name.value for p in _param_names(node.params)})
-
-    def leave_function(self) -> None:
-        self._scopes.pop()
-        self._params.pop()
-
-    def call(self, node: cst.Call) -> None:
-        scope = self._scopes[-1]
-        func = node.func
-        self.called[scope].add(final_name(func))
-        if isinstance(func, cst.Name):
-            self.calls_by_name.setdefault(func.value, []).append((scope, node))
-            self.scope_of_call[id(node)] = scope
-            if func.value in self._params[-1]:
-                self.calls_parameter.add(scope)  # `criterion(out, y)` with the criterion passed in
-        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-            self.scope_of_call[id(node)] = scope
-        for arg in node.args:
-            if isinstance(arg.value, cst.Name) and arg.value.value not in self._params[-1]:
-                self.escaped.add(arg.value.value)
-
-    def assignment(self, targets: list[cst.BaseExpression], value: cst.BaseExpression | None) -> None:
-        for target in targets:
-            if isinstance(target, cst.Attribute) and not (
-                    isinstance(target.value, cst.Name) and target.value.value == "self"):
-                self.reassigned_attrs.add(target.attr.value)
-        if isinstance(value, cst.Name) and value.value not in self._params[-1]:
-            self.escaped.add(value.value)
-        # `criterion = nn.CrossEntropyLoss().to(device)`: the name may hold a loss.
-        while isinstance(value, cst.Call):
-            if final_name(value.func) in ALL_TRIGGERS:
-                self.loss_names.update(filter(None, map(final_name, targets)))
-                return
-            value = value.func.value if isinstance(value.func, cst.Attribute) else None
-
-    def is_relevant(self, node: cst.CSTNode) -> bool:
-        if id(node) in self.calls_parameter:
-            return True
-        names = self.called.get(id(node), ())
-        return any(n in ALL_TRIGGERS or n in self.loss_names for n in names)
-
-    def analysis(self, ctx) -> "FlowAnalysis":
-        if self._analysis is None:
-            if self.owner is None:
-                self.feed()
-            self._analysis = FlowAnalysis(ctx, self)
-        return self._analysis
 
 
 def foreign_class(ctx, qualname: str) -> ClassSummary | None:
@@ -1134,7 +1037,9 @@ def eval_sensitive(analysis: FlowAnalysis, value) -> bool | None:
 
 def summarize(ctx) -> ModuleSummary:
     """What other files may know of this module: its model classes' outputs and eval-mode layers."""
-    analysis = FlowAnalysis(ctx, Collector(ctx.module))
+    from nnlint.static.facts.lossflow import LossFlowFacts
+
+    analysis = FlowAnalysis(ctx, LossFlowFacts(ctx))
     classes = []
     for statement in ctx.module.body:
         if isinstance(statement, cst.ClassDef) and analysis._classes.get(statement.name.value) is statement:
@@ -1144,8 +1049,3 @@ def summarize(ctx) -> ModuleSummary:
                 (ctx.qualname(base.value) or "").startswith("torch.nn.") for base in statement.bases)
             classes.append((name, ClassSummary(name, ctx.path, output, analysis.eval_sensitive(statement), is_module)))
     return ModuleSummary(ctx.path, tuple(classes))
-
-
-def collector(ctx) -> Collector:
-    """The file's collector, shared by every loss rule (created before the walk)."""
-    return ctx.shared("losses.flow", lambda: Collector(ctx.module))

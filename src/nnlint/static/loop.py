@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
 from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.loopfacts import (
+from nnlint.static.facts.lossflow import LossFlowFacts
+from nnlint.static.facts.loops import (
     Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
 )
+from nnlint.static.rewrite import contains, statement_siblings, swap_statements
 from nnlint.tree import walk
 
 _BACKWARDS = frozenset({"backward", "fw_backward"})
@@ -142,11 +144,13 @@ class ZeroGradBeforeStep(_LoopRule):
     Clearing gradients after `loss.backward()` but before `optimizer.step()` makes the step use zero
     gradients: the model never learns. Calling `step()` before `backward()` applies the previous
     batch's gradients (or none). The order per iteration is `zero_grad()`, `backward()`, `step()`.
+    The fix swaps the misplaced call with the `backward()` right next to it.
     """
 
     code = "NNL507"
     name = "zero-grad-before-step"
     severity = Severity.ERROR
+    fixable = True
     VALID = (
         "import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
@@ -160,12 +164,23 @@ class ZeroGradBeforeStep(_LoopRule):
         "    opt_g.step()\n",
     )
     INVALID = (
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
-        "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
-        "import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
-        "    loss_fn(model(x), y).backward()\n",
-        "import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
-        "    model.zero_grad()  # <-\n    opt.step()\n",
+        Invalid("import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+                "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n"
+                "    loss.backward()\n    optimizer.step()\n"),
+        Invalid("import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
+                "    loss_fn(model(x), y).backward()\n",
+                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
+                "    optimizer.step()\n"),
+        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
+                "    model.zero_grad()  # <-\n    opt.step()\n",
+                fixed="import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model.zero_grad()\n"
+                "    model(x).sum().backward()\n    opt.step()\n"),
+        # Not next to each other: moving one call past the others is left to the author.
+        Invalid("import torch\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    log(model)\n"
+                "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    log(model)\n"
+                "    optimizer.zero_grad()\n    optimizer.step()\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -186,18 +201,20 @@ class ZeroGradBeforeStep(_LoopRule):
                 self._zero_between(facts, event, events, i, optimizers)
             elif direct and not backward_seen and event.kind == "step" and not self._has_closure(facts, event):
                 optimizer = facts.stepped_optimizer(event)
-                if optimizer and any(e.kind in _BACKWARDS and e.block is block for e in events[i:]):
+                backward = next((e for e in events[i:] if e.kind in _BACKWARDS and e.block is block), None)
+                if optimizer and backward is not None:
                     self.report(event.node, f"{_call_text(event)} runs before `backward()` in this iteration, so "
-                                            "it applies stale (or no) gradients: call it after `backward()`")
+                                            "it applies stale (or no) gradients: call it after `backward()`",
+                                self._swap(event, backward, +1, "move the step after backward()"))
 
     def _zero_between(self, facts, zero: Event, events, i, optimizers) -> None:
         # The backward before this zero_grad must not have been consumed by a step already.
-        for earlier in reversed(events[:i]):
-            if earlier.kind in _BACKWARDS:
-                if earlier.block is not zero.block:
+        for backward in reversed(events[:i]):
+            if backward.kind in _BACKWARDS:
+                if backward.block is not zero.block:
                     return
                 break
-            if facts.stepped_optimizer(earlier):
+            if facts.stepped_optimizer(backward):
                 return
         for later in events[i + 1:]:
             if later.kind in _BACKWARDS:
@@ -208,8 +225,25 @@ class ZeroGradBeforeStep(_LoopRule):
                 if same:
                     self.report(zero.node, f"{_call_text(zero)} clears the gradients after `backward()` and "
                                            f"before {_call_text(later)}, so the step uses zero gradients: "
-                                           "clear them before `backward()`")
+                                           "clear them before `backward()`",
+                                self._swap(zero, backward, -1, "clear the gradients before backward()"))
                 return
+
+    def _swap(self, event: Event, other: Event, offset: int, message: str) -> NodeFix | None:
+        """Exchange `event`'s statement with its neighbour when that neighbour is `other`'s statement.
+
+        Safe: only the two calls trade places, giving the documented per-iteration order
+        (zero_grad, backward, step); nothing else runs earlier or later than before."""
+        found = statement_siblings(event.block, event.node)
+        if found is None:
+            return None
+        statements, index = found
+        if not 0 <= index + offset < len(statements) or not contains(statements[index + offset], other.node):
+            return None
+        if not isinstance(statements[index + offset], cst.SimpleStatementLine):
+            return None
+        return swap_statements(self.ctx.module, statements[index], statements[index + offset], message,
+                               Applicability.SAFE)
 
     @staticmethod
     def _has_closure(facts, event: Event) -> bool:
@@ -221,12 +255,15 @@ class SchedulerBeforeOptimizer(_LoopRule):
 
     Since PyTorch 1.1 the scheduler must step after the optimizer; stepping it first skips the first
     value of the learning-rate schedule (and PyTorch warns). Move `scheduler.step()` after
-    `optimizer.step()` (per batch or per epoch, as the schedule intends).
+    `optimizer.step()` (per batch or per epoch, as the schedule intends). The fix moves it past the
+    next statement when that statement steps the optimizer: safe when that statement is the
+    `optimizer.step()` call itself, unsafe when it is a loop or a call that may also read the learning rate.
     """
 
     code = "NNL508"
     name = "scheduler-before-optimizer"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
         "    optimizer.step()\n    scheduler.step()\n",
@@ -239,14 +276,22 @@ class SchedulerBeforeOptimizer(_LoopRule):
         "        optimizer.step()\n",
     )
     INVALID = (
-        "import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
-        "    scheduler.step()  # <-\n    optimizer.step()\n",
-        "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
-        "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
-        "        opt.step()\n",
-        "import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
-        "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
-        "    lr_scheduler.step()  # <-\n    train_epoch()\n",
+        Invalid("import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
+                "    scheduler.step()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
+                "    optimizer.step()\n    scheduler.step()\n"),
+        Invalid("import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
+                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "        opt.step()\n",
+                fixed="import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
+                "    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "        opt.step()\n    sched.step()\n"),
+        Invalid("import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
+                "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
+                "    lr_scheduler.step()  # <-\n    train_epoch()\n",
+                fixed="import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
+                "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
+                "    train_epoch()\n    lr_scheduler.step()\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -263,8 +308,23 @@ class SchedulerBeforeOptimizer(_LoopRule):
                             what = _call_text(follow)
                             self.report(event.node, f"{_call_text(event)} runs before {what} in this iteration, "
                                                     "which skips the first learning-rate value: step the scheduler "
-                                                    "after the optimizer")
+                                                    "after the optimizer", self._fix(event, follow))
                         break
+
+    def _fix(self, scheduler: Event, optimizer: Event) -> NodeFix | None:
+        """Move the scheduler step past the next statement, when that statement steps the optimizer."""
+        found = statement_siblings(scheduler.block, scheduler.node)
+        if found is None or found[1] + 1 >= len(found[0]):
+            return None
+        statements, index = found
+        following = statements[index + 1]
+        if not contains(following, optimizer.node):
+            return None
+        # Safe when only the optimizer step trades places; a loop or helper call might read the LR too.
+        direct = (isinstance(following, cst.SimpleStatementLine) and isinstance(following.body[0], cst.Expr)
+                  and following.body[0].value is optimizer.node)
+        return swap_statements(self.ctx.module, statements[index], following, "step the scheduler after the optimizer",
+                               Applicability.SAFE if direct else Applicability.UNSAFE)
 
     @staticmethod
     def _steps_optimizer(facts: LoopFacts, event: Event) -> bool:
@@ -280,11 +340,13 @@ class LossAccumulatedWithGraph(_LoopRule):
 
     `total += loss` or `losses.append(loss)` keeps a reference to each step's graph, so memory grows
     every step until the process runs out. Accumulate `loss.item()` (or `loss.detach()`) instead.
+    The fix adds `.detach()`: the same value without the graph, still a tensor for later code.
     """
 
     code = "NNL505"
     name = "loss-accumulated-with-graph"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\ntotal = 0.0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
@@ -299,12 +361,18 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss = loss.detach()\n    total += loss\n",
     )
     INVALID = (
-        "import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n"
-        "    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
-        "import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
-        "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
-        "import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
-        "    running += loss * batch['x'].size(0)  # <-\n",
+        Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
+                fixed="import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss.detach()\n"),
+        Invalid("import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
+                fixed="import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    scaler.scale(loss).backward()\n    history.append(loss.detach())\n"),
+        Invalid("import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                "    running += loss * batch['x'].size(0)  # <-\n",
+                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                "    running += loss.detach() * batch['x'].size(0)\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -319,13 +387,18 @@ class LossAccumulatedWithGraph(_LoopRule):
             for event in scope.events:
                 if event.kind not in ("accum", "append") or event.no_grad:
                     continue
-                loss = _accumulated_name(event)
+                node = _accumulated(event)
+                loss = node.value if node is not None else None
                 if loss is None or loss in detached or event.name in in_backward or event.name is None:
                     continue
                 if loss in self._backwarded(grouped[event.loops[-1]]):
                     shown = f"{event.name} += {loss}" if event.kind == "accum" else f"{event.name}.append({loss})"
+                    # Safe: `.detach()` is the same tensor value without the graph, and nothing
+                    # backpropagates through this accumulator (checked above). `.item()` would turn
+                    # it into a float and break a later `total.item()`.
+                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),))
                     self.report(event.node, f"`{shown}` keeps every step's autograd graph alive and memory grows: "
-                                            f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead")
+                                            f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead", fix)
 
     @staticmethod
     def _backwarded(events: list[Event]) -> set[str]:
@@ -363,7 +436,8 @@ def _detaches(value) -> bool:
     return isinstance(func, cst.Attribute) and func.attr.value in ("detach", "item", "data", "cpu", "tolist", "numpy")
 
 
-def _accumulated_name(event: Event) -> str | None:
+def _accumulated(event: Event) -> cst.Name | None:
+    """The loss name that is added (`total += loss`, `+= loss * n`) or stored (`losses.append(loss)`)."""
     if event.kind == "accum":
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
@@ -371,7 +445,7 @@ def _accumulated_name(event: Event) -> str | None:
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
-    return value.value if isinstance(value, cst.Name) else None
+    return value if isinstance(value, cst.Name) else None
 
 
 _EVAL_WORDS = frozenset({"val", "valid", "validation", "validate", "test", "eval", "evaluation", "evaluate"})
@@ -464,6 +538,7 @@ class EvalModeMissing(_EvalLoops):
     code = "NNL502"
     name = "eval-mode-missing"
     severity = Severity.WARNING
+    uses = (LossFlowFacts,)
     _NET = ("import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
             "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n        self.drop = nn.Dropout(0.5)\n"
             "    def forward(self, x):\n        return self.fc(self.drop(x))\n")
@@ -512,7 +587,7 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
-        analysis = flow.collector(self.ctx).analysis(self.ctx)
+        analysis = self.ctx.facts(LossFlowFacts).analysis()
         for scope, loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
@@ -634,12 +709,15 @@ class ForwardCalledDirectly(StaticRule):
     """`model.forward(x)` instead of `model(x)`: forward and backward hooks are skipped.
 
     `nn.Module.__call__` runs registered hooks (used by pruning, quantization, profilers, FSDP and
-    many libraries) around `forward`. Call the module itself: `model(x)`.
+    many libraries) around `forward`. Call the module itself: `model(x)`. The fix rewrites the call:
+    safe when the receiver is surely a module (it is switched with `.train()`/`.eval()` in this file),
+    unsafe when only its name says so.
     """
 
     code = "NNL506"
     name = "forward-called-directly"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\nout = model(x)\n",
         "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
@@ -651,10 +729,13 @@ class ForwardCalledDirectly(StaticRule):
         "import torch\nresult = self._xielu_cuda_obj.forward(x)\n",
     )
     INVALID = (
-        "import torch\nlogits = model.forward(x)  # <-\n",
-        "import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net.forward(images)  # <-\n",
-        "import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
-        "        return self.backbone.forward(x)  # <-\n",
+        Invalid("import torch\nlogits = model.forward(x)  # <-\n", fixed="import torch\nlogits = model(x)\n"),
+        Invalid("import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net.forward(images)  # <-\n",
+                fixed="import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net(images)\n"),
+        Invalid("import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
+                "        return self.backbone.forward(x)  # <-\n",
+                fixed="import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
+                "        return self.backbone(x)\n"),
     )
 
     def __init__(self, ctx):
@@ -686,7 +767,12 @@ class ForwardCalledDirectly(StaticRule):
             first = positional_args(call)
             if first and isinstance(first[0].value, cst.Name) and first[0].value.value == "self":
                 continue  # unbound call on a base class held in a variable
-            self.report(call, f"`{name}.forward(...)` skips the module's hooks: call `{name}(...)` instead")
+            # Running the hooks is the point; the call is unchanged otherwise (`__call__` passes
+            # every argument to `forward`). Unsafe when only the name suggests a module.
+            sure = name in facts.mode_receivers
+            fix = NodeFix(f"call `{name}(...)`", ((call.func, receiver),),
+                          Applicability.SAFE if sure else Applicability.UNSAFE)
+            self.report(call, f"`{name}.forward(...)` skips the module's hooks: call `{name}(...)` instead", fix)
 
 
 _ADAMS = frozenset(

@@ -8,62 +8,38 @@ from nnlint.diagnostics import Severity
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
 from nnlint.static.calls import get_arg
+from nnlint.static.facts.lossflow import LossFlowFacts
+from nnlint.static.facts.names import final_name
 
 
 class _LossFlowRule(StaticRule):
     """Reports the findings of the shared flow analysis that belong to one loss family.
 
-    During the walk one of these rules (the first created for the file) feeds the shared
-    collector; each notes whether the file mentions its loss at all (a cheap name test). The
-    analysis runs at the end, once per file for all of them, and only if some loss is mentioned.
+    Each rule notes whether the file mentions its loss at all (a cheap name test); the analysis runs
+    at the end, once per file for all of them (`LossFlowFacts`), and only if some loss is mentioned.
     """
 
     family: str
     kinds: frozenset[str]
+    uses = (LossFlowFacts,)
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self._triggers = flow.TRIGGER_NAMES[self.family]
         self._mentioned = False
-        self._collector = flow.collector(ctx)
-        if self._collector.owner is None:
-            self._collector.owner = self
-        self._feeds = self._collector.owner is self
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self._feeds:
-            self._collector.call(node)
-        if not self._mentioned and flow.final_name(node.func) in self._triggers:
+        if not self._mentioned and final_name(node.func) in self._triggers:
             self._mentioned = True
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
-        if not self._mentioned and flow.final_name(node.name) in self._triggers:
+        if not self._mentioned and final_name(node.name) in self._triggers:
             self._mentioned = True
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self._collector.enter_function(node)
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self._collector.leave_function()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if self._feeds:
-            self._collector.assignment([t.target for t in node.targets], node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self._feeds:
-            self._collector.assignment([node.target], node.value)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if self._feeds:
-            self._collector.assignment([node.target], None)
 
     def leave_Module(self, node: cst.Module) -> None:
         if not self._mentioned:
             return
-        for finding in self._collector.analysis(self.ctx).findings.values():
+        for finding in self.ctx.facts(LossFlowFacts).analysis().findings.values():
             if finding.family == self.family and finding.kind in self.kinds:
                 self.report(finding.call, finding.message)
 
@@ -270,5 +246,5 @@ class LogOfSoftmax(StaticRule):
 
     def _describe(self, source: cst.Call) -> str:
         if self.ctx.qualname(source.func) is None:
-            return f"`.{flow.final_name(source.func)}(...)`"
+            return f"`.{final_name(source.func)}(...)`"
         return f"`{self.ctx.module.code_for_node(source.func)}(...)`"

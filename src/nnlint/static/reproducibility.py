@@ -4,14 +4,42 @@ from __future__ import annotations
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
+from nnlint.static.calls import positional_args
+from nnlint.static.facts.names import final_name
+from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
     CUDA, DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls,
-    is_main_guard, last_name, seeded_rngs,
+    is_main_guard, seeded_rngs,
 )
+
+
+_SEED_CALLS = {TORCH: "{}.manual_seed({})", PYTHON: "{}.seed({})", NUMPY: "{}.random.seed({})"}
+
+
+def _insert_seed(ctx, anchor: cst.CSTNode, rng: str, seed: str, message: str) -> NodeFix | None:
+    """A line seeding `rng` after the top-level line whose one statement is `anchor` (or calls it).
+
+    Unsafe: seeding changes every random draw that follows, also in code that imports this file, and
+    the seed value is a choice the author should see."""
+    bound = ctx.imports.bound_name(rng)
+    found = statement_siblings(ctx.module, anchor)
+    if bound is None or found is None:
+        return None
+    statement = found[0][found[1]]
+    if not any(s is statement for s in ctx.module.body) or statement.trailing_whitespace.comment is not None:
+        return None  # nested (indentation unknown here), or a comment that would trail the new line
+    small = statement.body[0]
+    content = f"{ctx.module.code_for_node(small)}\n{_SEED_CALLS[rng].format(bound, seed)}"
+    return NodeFix(message, ((small, content),), Applicability.UNSAFE)
+
+
+def _seed_argument(ctx, call: cst.Call) -> str | None:
+    args = positional_args(call)
+    return ctx.module.code_for_node(args[0].value) if len(args) == 1 and len(call.args) == 1 else None
 
 
 class MissingSeed(StaticRule):
@@ -23,11 +51,13 @@ class MissingSeed(StaticRule):
     `set_seed(seed)`) once, before the model is built. Reported once per file, at the first training call.
     Only scripts are checked (a `__main__` block, training at top level, or a top-level call such
     as `main()`): modules that only define models and training helpers leave seeding to their caller.
+    The fix (unsafe: every random draw changes) inserts `torch.manual_seed(0)` after the imports.
     """
 
     code = "NNL201"
     name = "missing-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(torch.randn(4, 2)).sum().backward()\nopt.step()\n",
@@ -49,10 +79,17 @@ class MissingSeed(StaticRule):
         "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 1)\nsched.step()\n",
     )
     INVALID = (
-        "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "loss = model(torch.randn(4, 2)).sum()\nloss.backward()  # <-\nopt.step()\nloss.backward()\n",
-        "import numpy as np\nimport torch\n\ndef train(model, loader, optimizer):\n"
-        "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
+        Invalid("import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "loss = model(torch.randn(4, 2)).sum()\nloss.backward()  # <-\nopt.step()\nloss.backward()\n",
+                fixed="import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
+                "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "loss = model(torch.randn(4, 2)).sum()\nloss.backward()\nopt.step()\nloss.backward()\n"),
+        Invalid("import numpy as np\nimport torch\n\ndef train(model, loader, optimizer):\n"
+                "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n"
+                "    train(m, dl, o)\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(0)\n\n"
+                "def train(model, loader, optimizer):\n    for x, y in loader:\n        optimizer.step()\n\n"
+                "if __name__ == '__main__':\n    train(m, dl, o)\n"),
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
         "from pytorch_lightning import Trainer\nTrainer().fit(model, dm)  # <-\n",
     )
@@ -93,7 +130,7 @@ class MissingSeed(StaticRule):
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
         # Optimizers and trainers are classes: a capitalized name is the cheap test before resolving.
-        if isinstance(value, cst.Call) and len(node.targets) == 1 and (last_name(value.func) or "")[:1].isupper():
+        if isinstance(value, cst.Call) and len(node.targets) == 1 and (final_name(value.func) or "")[:1].isupper():
             target = dotted_name(node.targets[0].target)
             if target is not None:
                 self.training.note_assign(target, self.ctx.call_name(value))
@@ -119,14 +156,28 @@ class MissingSeed(StaticRule):
         if self.script or self.top_level_training:
             call = self._describe(self.first_training)
             self.report(self.first_training, f"`{call}` trains but this file never seeds torch: call "
-                        "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model")
+                        "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model",
+                        self._fix(node))
+
+    def _fix(self, module: cst.Module) -> NodeFix | None:
+        """`torch.manual_seed(0)` right after the imports at the top of the file."""
+        last_import = None
+        for statement in module.body:
+            small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+            if isinstance(small, (cst.Import, cst.ImportFrom)):
+                last_import = small
+            elif not (isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)):
+                break  # the docstring may precede the imports; anything else ends them
+        if last_import is None:
+            return None
+        return _insert_seed(self.ctx, last_import, TORCH, "0", "seed torch after the imports")
 
     def _describe(self, call: cst.Call) -> str:
         """`loss.backward()`, `Trainer(...).fit()`: the call, without its arguments."""
         func = call.func
         code = self.ctx.module.code_for_node(func)
         if len(code) > 40 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
-            return f"{last_name(func.value.func)}(...).{func.attr.value}()"
+            return f"{final_name(func.value.func)}(...).{func.attr.value}()"
         return f"{code}()"
 
 
@@ -137,11 +188,14 @@ class PartialSeed(StaticRule):
     so data order, augmentation or splits still change and the run is not reproducible after all.
     Seed every global RNG you use (`random.seed(s)`, `np.random.seed(s)`, `torch.manual_seed(s)`, or
     one `seed_everything(s)`), or use an explicitly seeded generator such as `np.random.default_rng(s)`.
+    The fix (unsafe: the draws change) seeds the missing RNG with the same seed, on the line after the
+    top-level seeding call.
     """
 
     code = "NNL202"
     name = "partial-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import random\nimport numpy as np\nimport torch\n"
         "random.seed(0)\nnp.random.seed(0)\ntorch.manual_seed(0)\nrandom.shuffle(xs)\nnoise = np.random.rand(3)\n",
@@ -160,12 +214,23 @@ class PartialSeed(StaticRule):
         "loss.backward()\nopt.step()\n",
     )
     INVALID = (
-        "import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
-        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nnoise = np.random.randn(8)  # <-\n",
-        "import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
-        "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+        Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
+                fixed="import random\nimport torch\ntorch.manual_seed(0)\nrandom.seed(0)\nrandom.shuffle(files)\n"
+                "random.shuffle(more)\n"),
+        Invalid("import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnoise = np.random.randn(8)  # <-\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnp.random.seed(args.seed)\n"
+                "noise = np.random.randn(8)\n"),
+        Invalid("import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
+                "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+                fixed="import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nnp.random.seed(1)\n"
+                "random.seed(1)\nidx = np.random.permutation(10)\nj = random.randint(0, 3)\n"),
         # the reverse: numpy seeded, torch's RNG used unseeded
-        "import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+                fixed="import numpy as np\nimport torch\nnp.random.seed(0)\ntorch.manual_seed(0)\n"
+                "mask = torch.rand(4) > 0.5\n"),
+        # seeded inside a function: where the new line would go is left to the author
+        Invalid("import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)  # <-\n",
+                fixed="import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)\n"),
         # only the CUDA generators: weights are initialised on the CPU
         "import torch\ntorch.cuda.manual_seed_all(0)  # <-\nmodel = torch.nn.Linear(2, 1).cuda()\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(x).sum().backward()\nopt.step()\n",
@@ -182,9 +247,9 @@ class PartialSeed(StaticRule):
         self.class_depth = 0
         self.torch_seeded_explicitly = False
         self.first_draw: dict[str, cst.Call] = {}
-        self.first_seed: dict[str, cst.Call] = {}  # rng -> the first call seeding it in the setup
         self.trains = False
         self.training = TrainingCalls()
+        self.seed_call: dict[str, cst.Call] = {}  # the first call seeding just that RNG, outside classes
 
     def visit_ClassDef(self, node) -> None:
         self.class_depth += 1
@@ -198,13 +263,13 @@ class PartialSeed(StaticRule):
             self.seeded |= seeds
             # A class seeding for its own purpose (e.g. a fixed attention pattern) is no reproducibility setup.
             if not self.class_depth:
+                if len(seeds) == 1:
+                    self.seed_call.setdefault(next(iter(seeds)), node)
                 self.setup_seeded |= seeds
-                for rng in seeds:
-                    self.first_seed.setdefault(rng, node)
                 if seeds == TORCH_ONLY:
                     self.torch_seeded_explicitly = True
             return
-        name = self.ctx.call_name(node) if last_name(node.func) in DRAW_NAMES else None
+        name = self.ctx.call_name(node) if final_name(node.func) in DRAW_NAMES else None
         if name is not None:
             for rng, draws in ((PYTHON, PYTHON_DRAWS), (NUMPY, NUMPY_DRAWS), (TORCH, TORCH_DRAWS)):
                 if name in draws:
@@ -221,33 +286,39 @@ class PartialSeed(StaticRule):
                                     (NUMPY, "numpy's legacy", "np.random.seed(seed)")):
                 call = self.first_draw.get(rng)
                 if call is not None and rng not in self.seeded:
-                    self._report(call, f"torch is seeded but {label} global RNG is not", how)
+                    self._report(call, f"torch is seeded but {label} global RNG is not", how,
+                                 self._fix(self.seed_call[TORCH], rng))
         elif self.trains and TORCH not in self.seeded and self.setup_seeded:
             self._report_torch_unseeded()
         elif self.setup_seeded and TORCH not in self.seeded and TORCH in self.first_draw and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
                                   if rng in self.setup_seeded)
+            seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(self.first_draw[TORCH], f"{seeded} RNG is seeded but torch's global RNG is not",
-                         "torch.manual_seed(seed)")
+                         "torch.manual_seed(seed)", seeding and self._fix(seeding, TORCH))
 
     def _report_torch_unseeded(self) -> None:
         """The file trains and seeds, but the seed never reaches torch's CPU generator."""
-        if CUDA in self.first_seed:
-            call = self.first_seed[CUDA]
+        if CUDA in self.seed_call:
+            call = self.seed_call[CUDA]
             what = f"`{self.ctx.module.code_for_node(call.func)}` seeds only the CUDA generators"
         else:
-            call = min((self.first_seed[r] for r in (PYTHON, NUMPY) if r in self.first_seed), key=self._order)
-            what = f"the seed reaches only {' and '.join(label for rng, label in ((PYTHON, 'Python'), (NUMPY, 'numpy')) if rng in self.setup_seeded)}'s RNG"
+            order = list(self.seed_call.values())
+            call = min((self.seed_call[r] for r in (PYTHON, NUMPY) if r in self.seed_call), key=order.index)
+            reached = " and ".join(label for rng, label in ((PYTHON, "Python"), (NUMPY, "numpy"))
+                                   if rng in self.setup_seeded)
+            what = f"the seed reaches only {reached}'s RNG"
         self.report(call, f"{what}: initial weights, dropout and shuffling draw from torch's CPU RNG, which stays "
                           "unseeded: call `torch.manual_seed(seed)` (it seeds CUDA too)")
 
-    def _order(self, call: cst.Call) -> int:
-        return list(self.first_seed.values()).index(call)
+    def _fix(self, seeding: cst.Call, rng: str) -> NodeFix | None:
+        seed = _seed_argument(self.ctx, seeding)
+        return _insert_seed(self.ctx, seeding, rng, seed, f"seed {rng} too") if seed else None
 
-    def _report(self, call: cst.Call, what: str, fix: str) -> None:
+    def _report(self, call: cst.Call, what: str, how: str, fix: NodeFix | None) -> None:
         drawn = self.ctx.module.code_for_node(call.func)
-        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{fix}`")
+        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{how}`", fix)
 
 
 _BENCHMARK = "torch.backends.cudnn.benchmark"
@@ -401,7 +472,7 @@ class SeedAfterInit(StaticRule):
         func = call.func
         if isinstance(func, cst.Name) and func.value in self.module_classes:
             return True
-        last = last_name(func) or ""
+        last = final_name(func) or ""
         if not last[:1].isupper():
             return False
         name = self.ctx.qualname(func)

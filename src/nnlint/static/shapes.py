@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
-from nnlint.rule import StaticRule
+from nnlint.diagnostics import Applicability, Severity
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.imports import dotted_name
 from nnlint.static.calls import get_arg, has_arg, positional_args
 from nnlint.static.dataflow_shapes import (
@@ -32,12 +32,14 @@ class SoftmaxImplicitDim(StaticRule):
     `F.softmax(x)`, `nn.Softmax()` and friends without `dim` pick dim 0 for 0-, 1- and 3-D
     inputs and dim 1 otherwise, and only warn. On a `(batch, classes)` tensor that happens to be right,
     but on a 3-D `(batch, seq, vocab)` tensor it normalizes over the batch, and the model still trains.
-    Always pass `dim`, usually `dim=-1`.
+    Always pass `dim`, usually `dim=-1`. The fix adds `dim=-1`, marked unsafe: on a 4-D
+    `(N, C, H, W)` map the implicit choice was the channel dim 1, which may be what was meant.
     """
 
     code = "NNL302"
     name = "softmax-implicit-dim"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch.nn.functional as F\nprobs = F.softmax(logits, dim=-1)\n",
         "import torch\nprobs = torch.softmax(logits, 1)\n",
@@ -46,19 +48,42 @@ class SoftmaxImplicitDim(StaticRule):
         "from scipy.special import softmax\np = softmax(scores)\n",
     )
     INVALID = (
-        "import torch.nn.functional as F\nprobs = F.softmax(logits)  # <-\n",
-        "from torch.nn import functional\nlogp = functional.log_softmax(logits)  # <-\n",
-        "import torch as T\nhead = T.nn.Softmax()  # <-\n",
-        "from torch import nn\nlayer = nn.LogSoftmax()  # <-\n",
-        "import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5)  # <-\n",
+        Invalid("import torch.nn.functional as F\nprobs = F.softmax(logits)  # <-\n",
+                fixed="import torch.nn.functional as F\nprobs = F.softmax(logits, dim=-1)\n"),
+        Invalid("from torch.nn import functional\nlogp = functional.log_softmax(logits)  # <-\n",
+                fixed="from torch.nn import functional\nlogp = functional.log_softmax(logits, dim=-1)\n"),
+        Invalid("import torch as T\nhead = T.nn.Softmax()  # <-\n", fixed="import torch as T\nhead = T.nn.Softmax(dim=-1)\n"),
+        Invalid("from torch import nn\nlayer = nn.LogSoftmax()  # <-\n",
+                fixed="from torch import nn\nlayer = nn.LogSoftmax(dim=-1)\n"),
+        Invalid("import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5)  # <-\n",
+                fixed="import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5, dim=-1)\n"),
+        Invalid("import torch.nn.functional as F\np = F.softmax(  # <-\n    x,\n)\n",
+                fixed="import torch.nn.functional as F\np = F.softmax(\n    x, dim=-1,\n)\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
         name = self.ctx.call_name(node)
         if name in _SOFTMAX_FUNCTIONS and not has_arg(node, 1, "dim"):
-            self.report(node, f"`{name.rsplit('.', 1)[1]}` called without `dim`: pass it explicitly (usually dim=-1)")
+            self.report(node, f"`{name.rsplit('.', 1)[1]}` called without `dim`: pass it explicitly (usually dim=-1)",
+                        self._fix(node))
         elif name in _SOFTMAX_MODULES and not has_arg(node, 0, "dim"):
-            self.report(node, f"`nn.{name.rsplit('.', 1)[1]}()` without `dim`: pass it explicitly (usually dim=-1)")
+            self.report(node, f"`nn.{name.rsplit('.', 1)[1]}()` without `dim`: pass it explicitly (usually dim=-1)",
+                        self._fix(node))
+
+    def _fix(self, node: cst.Call) -> NodeFix | None:
+        """Add `dim=-1` after the last argument. Unsafe: torch's implicit choice is dim 0 for 0-, 1- and
+        3-D inputs and dim 1 otherwise, so -1 keeps the result only for 1- and 2-D inputs; on a 4-D
+        `(N, C, H, W)` map the channel dim 1 may be what was meant."""
+        if any(arg.star for arg in node.args):
+            return None  # `*args` / `**kwargs` may already carry dim
+        if not node.args:
+            dim = cst.Arg(cst.UnaryOperation(cst.Minus(), cst.Integer("1")),
+                          keyword=cst.Name("dim"), equal=cst.AssignEqual(cst.SimpleWhitespace(""),
+                                                                         cst.SimpleWhitespace("")))
+            return NodeFix("pass dim=-1", ((node, node.with_changes(args=[dim])),), Applicability.UNSAFE)
+        last = node.args[-1].value
+        return NodeFix("pass dim=-1", ((last, f"{self.ctx.module.code_for_node(last)}, dim=-1"),),
+                       Applicability.UNSAFE)
 
 
 @dataclass

@@ -25,6 +25,8 @@ import libcst as cst
 
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.static.facts.classes import decide_modules
+from nnlint.static.facts.names import last_part
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
@@ -42,6 +44,7 @@ class TraceOptions:
     jobs: int = 2
     models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
     config_root: str = "."           # directory of the pyproject.toml the options came from
+    cache: object | None = None      # a `cache.ResultCache` of trace results, when caching
 
 
 @dataclass
@@ -49,6 +52,7 @@ class _File:
     path: str
     display: str
     found: FileModels
+    text: str = ""  # as decoded: the trace cache keys on its slice
 
 
 class WorkerError(Exception):
@@ -207,19 +211,18 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, found))
+        out.append(_File(path, display, found, text))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
-    verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
-    changed = True
-    while changed:
-        changed = False
-        for file in out:
-            for cls in file.found.classes:
-                if cls.is_module is None:
-                    bases = [verdict.get(b.rsplit(".", 1)[-1]) for b in cls.bases]
-                    if True in bases:
-                        cls.is_module = verdict[cls.name] = True
-                        changed = True
+    classes = [c for f in out for c in f.found.classes]
+    by_name: dict[str, list[ModelClass]] = {}
+    for cls in classes:
+        by_name.setdefault(cls.name, []).append(cls)
+
+    def defined_elsewhere(base: str) -> bool | None:
+        verdicts = [c.is_module for c in by_name.get(last_part(base), ()) if c.is_module is not None]
+        return True if True in verdicts else (False if verdicts else None)  # read live: the fixpoint moves
+
+    decide_modules([c for c in classes if c.is_module is None], defined_elsewhere)
     return out
 
 
@@ -264,6 +267,21 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
                       rule.severity, "trace")
 
 
+def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
+    """A worker's finding as a diagnostic; one with an unknown code or missing fields is nnlint's bug (NNL003)."""
+    from nnlint.registry import registry
+
+    try:
+        rule = registry()[finding["code"]]
+        if rule.layer != "trace":
+            raise KeyError(finding["code"])
+        return _diagnostic(rule.code, finding["message"], file, finding["line"], finding["column"],
+                           finding.get("end_line", finding["line"]), finding.get("end_column", finding["column"] + 1))
+    except (KeyError, TypeError) as exc:
+        return _diagnostic("NNL003", f"tracing {cls.name} reported a malformed finding ({type(exc).__name__}: "
+                           f"{exc}): {str(finding)[:120]}", file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
     message = f"{cls.name} was not traced: {reason}"
     if snippet:
@@ -275,7 +293,7 @@ def _timeout_snippet(options: TraceOptions) -> str:
     return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
 
 
-class _Collector:
+class _ResultCollector:
     def __init__(self, options: TraceOptions):
         self.options = options
         self.diagnostics: list[Diagnostic] = []
@@ -289,13 +307,7 @@ class _Collector:
         with self.lock:
             if message.get("ok"):
                 for finding in message.get("findings", []):
-                    try:
-                        self.diagnostics.append(_diagnostic(
-                            finding["code"], finding["message"], file, finding["line"], finding["column"],
-                            finding.get("end_line", finding["line"]),
-                            finding.get("end_column", finding["column"] + 1)))
-                    except KeyError:
-                        continue
+                    self.diagnostics.append(_finding_diagnostic(finding, file, cls))
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
@@ -324,7 +336,7 @@ class _Collector:
                 self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -375,9 +387,10 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     found = _discover_all(files)
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
-    collector = _Collector(options)
+    collector = _ResultCollector(options)
+    requests, keys = _cached(requests, by_path, options.cache, collector)
     if not requests:
-        return [], collector.notes
+        return _deduplicated(collector.diagnostics), collector.notes
     own_pool = pool is None
     if own_pool:
         pool = WorkerPool(options)
@@ -408,10 +421,42 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     finally:
         if own_pool:
             pool.close()
-    # A class is analysed on its own and inside the models that use it: one report per hazard.
-    diagnostics, seen = [], set()
-    for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
+    for request in requests:
+        file = by_path[request["path"]]
+        found = [d for d in collector.diagnostics if d.path == file.display]
+        # A timeout or a dead worker may not happen next time: only complete results are kept.
+        if keys.get(request["path"]) and not any(d.code in ("NNL790", "NNL003") for d in found):
+            options.cache.put(file.path, keys[request["path"]], found, [])
+    return _deduplicated(collector.diagnostics), collector.notes
+
+
+def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
+            ) -> tuple[list[dict], dict[str, str]]:
+    """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
+    if cache is None:
+        return requests, {}
+    from nnlint.trace.trace_cache import trace_key
+
+    missing, keys = [], {}
+    for request in requests:
+        file = by_path[request["path"]]
+        key = trace_key(file.text, request["path"], request)
+        hit = cache.get(file.path, key, file.display) if key else None
+        if hit is None:
+            missing.append(request)
+            keys[request["path"]] = key
+        else:
+            collector.diagnostics.extend(hit[0])
+            if collector.options.verbose:
+                collector.notes.append(f"{file.display}: trace results from the cache (nothing it runs changed)")
+    return missing, keys
+
+
+def _deduplicated(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A class is analysed on its own and inside the models that use it: one report per hazard."""
+    out, seen = [], set()
+    for d in sorted(diagnostics, key=Diagnostic.sort_key):
         if (d.path, d.line, d.code) not in seen:
             seen.add((d.path, d.line, d.code))
-            diagnostics.append(d)
-    return diagnostics, collector.notes
+            out.append(d)
+    return out
