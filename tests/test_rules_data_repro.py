@@ -96,3 +96,16 @@ def test_preprocessing_before_split_reported_once_per_fit():
     source = ("import numpy as np\nmean = X.mean(axis=0)\nstd = X.std(axis=0)\nX = (X - mean) / std\n"
               "X_train, X_test = X[:800], X[800:]\nY_train, Y_test = X[:900], X[900:]\n")
     assert [line for line, _ in findings("NNL102", source)] == [2]
+
+
+def test_missing_seed_is_quiet_only_when_nothing_random_feeds_the_training():
+    style = ("import torch\nfrom torchvision import models\ndef main(content):\n"
+             "    vgg = models.vgg19(pretrained=True).features.eval()\n    target = content.clone().requires_grad_(True)\n"
+             "    opt = torch.optim.Adam([target], lr=0.01)\n    for step in range(100):\n"
+             "        loss = ((vgg(target) - vgg(content)) ** 2).mean()\n        loss.backward()\n        opt.step()\n"
+             "if __name__ == '__main__':\n    main(image)\n")
+    assert findings("NNL201", style) == []
+    # A randomly initialised extractor, a random start image, or a model's parameters all draw from torch's RNG.
+    assert findings("NNL201", style.replace("pretrained=True", "")) != []
+    assert findings("NNL201", style.replace("content.clone()", "torch.rand_like(content)")) != []
+    assert findings("NNL201", style.replace("[target]", "vgg.parameters()")) != []

@@ -8,8 +8,8 @@ from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
-from nnlint.static.calls import positional_args
-from nnlint.static.facts.names import final_name
+from nnlint.static.calls import get_arg, positional_args
+from nnlint.static.facts.names import final_name, is_optimizer_class
 from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
     CUDA, DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls,
@@ -77,6 +77,12 @@ class MissingSeed(StaticRule):
         "    def training_step(self, batch, i):\n        opt = self.optimizers()\n        opt.step()\n",
         # scheduler.step() is not training
         "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 1)\nsched.step()\n",
+        # nothing random feeds it: a pretrained, frozen network and an image optimised from the content image
+        "import torch\nfrom torchvision import models\ndef main(content):\n"
+        "    vgg = models.vgg19(pretrained=True).features.eval()\n    target = content.clone().requires_grad_(True)\n"
+        "    opt = torch.optim.Adam([target], lr=0.01)\n    for step in range(100):\n"
+        "        loss = ((vgg(target) - vgg(content)) ** 2).mean()\n        opt.zero_grad()\n        loss.backward()\n"
+        "        opt.step()\nif __name__ == '__main__':\n    main(image)\n",
     )
     INVALID = (
         Invalid("import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -104,6 +110,8 @@ class MissingSeed(StaticRule):
         self.seeds_torch = False
         self.seeds_other = False
         self.class_depth = 0
+        self.random_input = False  # something random feeds the training (see _note_randomness)
+        self.tensor_optimizers = 0  # optimizers built
 
     def visit_FunctionDef(self, node) -> None:
         self.depth += 1
@@ -144,15 +152,44 @@ class MissingSeed(StaticRule):
             return
         if seeds and not self.class_depth:
             self.seeds_other = True  # only CUDA's, Python's or numpy's RNG: NNL202 says what is missing
+        if not self.random_input:
+            self._note_randomness(node)
         if self.training.is_training(node, self.ctx.qualname):
             if self.first_training is None:
                 self.first_training = node
             if self.depth == 0:
                 self.top_level_training = True
 
+    def _note_randomness(self, call: cst.Call) -> None:
+        """Whether torch's RNG can feed the training: fresh weights, random draws, dropout, shuffling,
+        or an optimizer over a model's parameters (whose initial weights were drawn)."""
+        last = final_name(call.func) or ""
+        if not (last[:1].isupper() or last in DRAW_NAMES or "dropout" in last or last in _ZOO_BUILDERS
+                or "models" in (dotted_name(call.func) or "")):
+            return  # the cheap test before resolving the name
+        name = self.ctx.qualname(call.func) or ""
+        if is_optimizer_class(name):
+            params = positional_args(call)
+            tensors = params and isinstance(params[0].value, (cst.List, cst.Tuple)) and all(
+                isinstance(e.value, (cst.Name, cst.Attribute)) for e in params[0].value.elements)
+            self.tensor_optimizers += 1
+            self.random_input |= not tensors  # a model's parameters: initialised at random
+        elif name in TORCH_DRAWS or "dropout" in name.lower() or "Dropout" in name:
+            self.random_input = True
+        elif name.startswith("torch.nn.") and name.count(".") == 2:
+            self.random_input |= not (last in _WEIGHTLESS or last.endswith("Loss"))
+        elif name.startswith(("torchvision.models.", "timm.")):
+            weights = get_arg(call, None, "weights") or get_arg(call, None, "pretrained")
+            self.random_input |= weights is None or (isinstance(weights, cst.Name) and weights.value in ("None", "False"))
+        elif name in ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"):
+            shuffle = get_arg(call, 2, "shuffle")
+            self.random_input |= not (shuffle is None or (isinstance(shuffle, cst.Name) and shuffle.value == "False"))
+
     def leave_Module(self, node) -> None:
         if self.seeds_torch or self.seeds_other or self.first_training is None:
             return
+        if self.tensor_optimizers and not self.random_input:
+            return  # optimizing given tensors (style transfer from the content image) with nothing random drawn
         if self.script or self.top_level_training:
             call = self._describe(self.first_training)
             self.report(self.first_training, f"`{call}` trains but this file never seeds torch: call "
@@ -429,6 +466,9 @@ class SeedAfterInit(StaticRule):
         # built in another function: when it runs relative to the seed is not known here
         "import torch\nimport torch.nn as nn\ndef build():\n    return nn.Linear(2, 1)\ndef main():\n"
         "    torch.manual_seed(0)\n    model = build()\n",
+        # seeding each step so every rank draws the same inputs is not the run's setup
+        "import torch\nmodel = torch.nn.Linear(10, 1)\nfor i in range(10):\n    torch.manual_seed(i)\n"
+        "    model(torch.rand(20, 10)).sum().backward()\n",
     )
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\ntorch.manual_seed(0)  # <-\n",
@@ -442,6 +482,19 @@ class SeedAfterInit(StaticRule):
         self.module_classes: set[str] = set()
         self.built: list[dict[str, cst.Call] | None] = [{}]  # per scope: a model built so far (None in classes)
         self.seeded = False
+        self.loops = 0
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if any(self._is_module_class(base.value) for base in node.bases):
@@ -489,7 +542,7 @@ class SeedAfterInit(StaticRule):
         seeds = seeded_rngs(node, self.ctx.qualname)
         if TORCH in seeds:
             self.seeded = True
-            if scope:
+            if scope and not self.loops:  # re-seeding each step (identical inputs across ranks) is no setup
                 built = next(iter(scope.values()))
                 what = self.ctx.module.code_for_node(built.func)
                 self.report(node, f"torch is first seeded after `{what}(...)` built the model, so its initial weights "
@@ -499,6 +552,7 @@ class SeedAfterInit(StaticRule):
             scope["model"] = node
 
 
+_ZOO_BUILDERS = frozenset({"create_model"})  # timm.create_model: lower-case builders worth resolving
 # Layers without parameters to initialise: building them draws nothing from the RNG.
 _WEIGHTLESS = frozenset({"Module", "ModuleList", "ModuleDict", "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid",
                          "Softmax", "LogSoftmax", "Dropout", "Identity", "Flatten", "MaxPool2d", "AvgPool2d",
