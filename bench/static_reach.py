@@ -1,6 +1,6 @@
 """How far the static rules reach into real code: precision on public projects, recall on injected bugs.
 
-    python bench/static_reach.py precision [--corpus DIR]   # every warning/error on the real projects
+    python bench/static_reach.py precision [--corpus DIR] [--also bench/corpus/timm ...]   # every warning/error
     python bench/static_reach.py recall [--corpus DIR] [-v] # injected bugs found at the right line
 
 The projects (pytorch/examples, karpathy/nanoGPT, karpathy/minGPT, yunjey/pytorch-tutorial) are
@@ -104,6 +104,13 @@ BUGS = (
         "    if device_type == 'cuda':\n        # pin arrays x,y",
         "    x = x[torch.randperm(x.size(0))]\n    if device_type == 'cuda':\n        # pin arrays x,y",
         "x = x[torch.randperm(x.size(0))]", "NNL101"),
+    bug("logistic_labels_sliced_by_batch_position", "pytorch-tutorial/tutorials/01-basics/logistic_regression",
+        "main.py", "        # Reshape images to (batch_size, input_size)\n",
+        "        # Reshape images to (batch_size, input_size)\n"
+        "        labels = train_dataset.targets[i * batch_size:(i + 1) * batch_size]\n",
+        "labels = train_dataset.targets[i * batch_size:(i + 1) * batch_size]", "NNL101"),
+    bug("gcn_records_shuffled_between_features_and_labels", "examples/gcn", "main.py", "    # Process labels\n",
+        "    np.random.shuffle(content_tensor)\n    # Process labels\n", "np.random.shuffle(content_tensor)", "NNL101"),
     bug("regression_targets_shuffled_in_place", "examples/regression", "main.py", "    y = f(x)\n",
         "    y = f(x)\n    y = y[torch.randperm(batch_size)]\n", "y = y[torch.randperm(batch_size)]", "NNL101"),
 )
@@ -113,18 +120,22 @@ def _corpus_files(root: Path) -> list[Path]:
     return sorted(p for project in PROJECTS for p in (root / project).rglob("*.py"))
 
 
-def _lint(paths: list[Path], display_root: Path | None = None) -> list:
+def _lint(paths: list[Path], display_root: Path | None = None, jobs: int = 1) -> list:
     codes = frozenset(code for code, rule in registry().items() if rule.layer == "static")
     tasks = [FileTask(str(p), str(p.relative_to(display_root)) if display_root else str(p), codes) for p in paths]
-    return [d for result in lint_files(tasks, jobs=1) for d in result.diagnostics]
+    return [d for result in lint_files(tasks, jobs=jobs) for d in result.diagnostics]
 
 
-def precision(root: Path) -> None:
-    files = _corpus_files(root)
+def precision(root: Path, extra: list[Path]) -> None:
     missing = [p for p in PROJECTS if not (root / p).is_dir()]
     if missing:
         sys.exit(f"missing projects under {root}: {', '.join(missing)} (fetch and extract them first)")
-    found = [d for d in _lint(files, root) if d.severity >= Severity.WARNING]
+    files = _corpus_files(root)
+    found = [d for d in _lint(files, root, jobs=0) if d.severity >= Severity.WARNING]
+    for folder in extra:  # e.g. the unzipped wheels of bench/fetch_corpus.sh, each its own project
+        extra_files = sorted(folder.rglob("*.py"))
+        files += extra_files
+        found += [d for d in _lint(extra_files, folder.parent, jobs=0) if d.severity >= Severity.WARNING]
     print(f"{len(files)} files, {len(found)} warnings/errors")
     for code, count in sorted(Counter(d.code for d in found).items()):
         print(f"  {code} {registry()[code].name:<32} {count}")
@@ -173,10 +184,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=("precision", "recall"))
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    parser.add_argument("--also", type=Path, nargs="*", default=[], help="more folders for `precision` (wheels)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.mode == "precision":
-        precision(args.corpus)
+        precision(args.corpus, args.also)
     else:
         recall(args.corpus, args.verbose)
 

@@ -85,6 +85,9 @@ class _ShuffleScope:
         self.groups: list[tuple[str, ...]] = []  # names created together: `x, y = load()`
         self.rows: dict[str, tuple[str, str]] = {}  # name -> (array, rows) it was sliced from: `data[3:, :-1]`
         self.assigned: set[str] = set()
+        self.derived: list[tuple[str, str, int]] = []  # (name, list it was read off, when): `ys = [r[1] for r in rs]`
+        self.shuffled_at: dict[str, list[tuple[int, cst.CSTNode]]] = {}  # list -> in-place shuffles (when, call)
+        self.clock = 0
 
 
 def _row_slice(value: cst.BaseExpression) -> tuple[str, str] | None:
@@ -105,7 +108,9 @@ class IndependentShuffle(StaticRule):
     `y[i]` no longer belong together, and the model trains on noise. The same goes for zipping two
     shuffled DataLoaders, and for a permutation applied to one array only (`X = X[perm]`) while an
     array that must stay aligned with it (created in the same unpacking, sliced from the same rows,
-    or named as its labels) is used afterwards unpermuted. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
+    or named as its labels) is used afterwards unpermuted; for labels sliced by batch position
+    (`y[i * bs:(i + 1) * bs]`) while a shuffled DataLoader iterates the inputs; and for labels read
+    off a list of records before it is shuffled in place and features after it. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
     call `shuffle(X, y)` once, or keep pairs together in one Dataset and one DataLoader.
     """
 
@@ -136,6 +141,10 @@ class IndependentShuffle(StaticRule):
         "import torch\nidx = torch.randperm(x.size(0))\nmixed = lam * x + (1 - lam) * x[idx]\ny_a, y_b = y, y[idx]\n",
         # reordered, but its partner is never used again
         "import torch\nx, y = load()\nx = x[torch.randperm(len(x))]\nplot(x)\n",
+        "from torch.utils.data import DataLoader\nloader = DataLoader(X_train, batch_size=32, shuffle=False)\n"
+        "for i, xb in enumerate(loader):\n    yb = y_train[i * 32:(i + 1) * 32]\n",
+        "import random\nrandom.shuffle(records)\nlabels = [r['label'] for r in records]\n"
+        "features = [r['pixels'] for r in records]\n",
     )
     INVALID = (
         "import numpy as np\nnp.random.shuffle(X_train)\nnp.random.shuffle(y_train)  # <-\n",
@@ -157,12 +166,45 @@ class IndependentShuffle(StaticRule):
         "inputs = inputs[torch.randperm(inputs.size(0))]  # <-\nloss = criterion(model(inputs), targets)\n",
         "import torch\ndef batches(images, labels):\n    images = images[torch.randperm(len(images))]  # <-\n"
         "    return images, labels\n",
+        # the loader shuffles the inputs while the labels are sliced by batch position
+        "from torch.utils.data import DataLoader\nloader = DataLoader(X_train, batch_size=32, shuffle=True)\n"
+        "for i, xb in enumerate(loader):\n    yb = y_train[i * 32:(i + 1) * 32]  # <-\n    step(xb, yb)\n",
+        # labels read off the records before they are shuffled, features after
+        "import random\nlabels = [r['label'] for r in records]\nrandom.shuffle(records)  # <-\n"
+        "features = [r['pixels'] for r in records]\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.scopes = [_ShuffleScope(ctx.module)]
         self.loaders: dict[str, tuple[bool, str]] = {}  # name -> (shuffled, dataset name)
+        self.batch_loops: list[tuple[str, str]] = []  # enclosing `for i, b in enumerate(shuffled_loader)`: (i, dataset)
+
+    def visit_For(self, node: cst.For) -> None:
+        it = node.iter
+        if (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and it.args
+                and isinstance(node.target, cst.Tuple) and isinstance(node.target.elements[0].value, cst.Name)):
+            loader = self.loaders.get(dotted_name(it.args[0].value) or "")
+            if loader is not None and loader[0]:
+                self.batch_loops.append((node.target.elements[0].value.value, loader[1]))
+                return
+        self.batch_loops.append(("", ""))
+
+    def leave_For(self, node) -> None:
+        self.batch_loops.pop()
+
+    def _check_batch_slice(self, node: cst.Subscript) -> None:
+        """`y[i * bs:(i + 1) * bs]` inside `for i, xb in enumerate(shuffled loader over X)`."""
+        index, dataset = self.batch_loops[-1]
+        part = node.slice[0].slice
+        if not index or not dataset or not isinstance(part, cst.Slice) or part.lower is None:
+            return
+        array = dotted_name(node.value)
+        if array is None or array == dataset or not _named_like_pair(array, dataset):
+            return
+        if any(isinstance(n, cst.Name) and n.value == index for n in walk(part.lower)):
+            self.report(node, f"`{array}` is sliced by batch position while the loader shuffles `{dataset}`, so the "
+                              "rows no longer match: put both in one TensorDataset behind one loader")
 
     def visit_FunctionDef(self, node) -> None:
         scope = _ShuffleScope(node)
@@ -216,6 +258,8 @@ class IndependentShuffle(StaticRule):
             array = dotted_name(arrays[0].value)
             if array is None:
                 return
+            scope.clock += 1
+            scope.shuffled_at.setdefault(array, []).append((scope.clock, node))
             source: object = node
             seed = get_arg(node, None, "random_state")
             if isinstance(seed, cst.Integer):  # the same random_state gives the same order
@@ -225,6 +269,8 @@ class IndependentShuffle(StaticRule):
             scope.events.append(_RESEED)
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
+        if len(node.slice) == 1 and self.batch_loops and self.batch_loops[-1][0]:
+            self._check_batch_slice(node)
         if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
             return
         index = node.slice[0].slice.value
@@ -252,12 +298,14 @@ class IndependentShuffle(StaticRule):
             scope.assigned.update(names)
             if len(names) > 1 and isinstance(node.value, cst.Call):
                 scope.groups.append(names)
+            self._note_derived(scope, names, node.value)
             return
         name = dotted_name(target)
         if name is None:
             return
         scope.assigned.add(name)
         value = node.value
+        self._note_derived(scope, (name,), value)
         if isinstance(value, cst.Subscript) and dotted_name(value.value) == name and len(value.slice) >= 1 \
                 and isinstance(value.slice[0].slice, cst.Index):
             index = value.slice[0].slice.value
@@ -269,6 +317,18 @@ class IndependentShuffle(StaticRule):
         rows = _row_slice(value) if isinstance(value, cst.Call) else None
         if rows is not None:
             scope.rows[name] = rows
+
+    @staticmethod
+    def _note_derived(scope: _ShuffleScope, names: tuple[str, ...], value: cst.BaseExpression) -> None:
+        """Names read off a list of records: `[r[1] for r in records]`, `f(records[:, -1])`."""
+        scope.clock += 1
+        sources = set()
+        if isinstance(value, (cst.ListComp, cst.GeneratorExp)) and isinstance(value.for_in.iter, cst.Name):
+            sources.add(value.for_in.iter.value)
+        elif isinstance(value, (cst.Call, cst.Subscript)):
+            sources = {n.value.value for n in walk_no_defs(value)
+                       if isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name)}
+        scope.derived += [(name, source, scope.clock) for name in names for source in sources if source != name]
 
     def _partners(self, scope: _ShuffleScope, name: str) -> set[str]:
         """Arrays that must stay row-aligned with `name`."""
@@ -305,7 +365,20 @@ class IndependentShuffle(StaticRule):
                                       f"aligned with it, is not: index both with the same permutation")
                     break
 
+    def _check_records(self, scope: _ShuffleScope) -> None:
+        """Labels read off a list of records before it is shuffled in place, and features after it."""
+        for records, shuffles in scope.shuffled_at.items():
+            for when, call in shuffles:
+                before = [n for n, source, t in scope.derived if source == records and t < when]
+                after = [n for n, source, t in scope.derived if source == records and t > when]
+                pair = next(((a, b) for a in before for b in after if _named_like_pair(a, b)), None)
+                if pair is not None:
+                    self.report(call, f"`{pair[0]}` was read off `{records}` before this shuffle and `{pair[1]}` after "
+                                      "it, so they no longer line up: shuffle before reading either")
+                    return
+
     def _check(self, scope: _ShuffleScope) -> None:
+        self._check_records(scope)
         self._check_one_sided(scope)
         seen: list[tuple[str, object]] = []
         for event in scope.events:
