@@ -639,6 +639,19 @@ def _does_item_work(class_def: cst.ClassDef) -> bool:
     return False
 
 
+_EVAL_SPLIT_TOKENS = frozenset({"test", "val", "valid", "validation", "eval", "dev", "holdout"})
+
+
+def _evaluation_loader(target: str, dataset_name: str, dataset: cst.BaseExpression | None) -> bool:
+    """A loader for evaluation (named so, or over a dataset built with `train=False`): speed matters less there."""
+    if _EVAL_SPLIT_TOKENS & set(_tokens(target) + _tokens(dataset_name)):
+        return True
+    if isinstance(dataset, cst.Call):
+        split = get_arg(dataset, None, "train")
+        return isinstance(split, cst.Name) and split.value == "False"
+    return False
+
+
 class SingleProcessLoading(StaticRule):
     """A training DataLoader does per-item work in the main process, or skips pinned memory before CUDA copies.
 
@@ -665,6 +678,9 @@ class SingleProcessLoading(StaticRule):
         # an evaluation loader
         "from torch.utils.data import DataLoader\nfrom torchvision.datasets import MNIST\n"
         "test_loader = DataLoader(MNIST('.', train=False), batch_size=256)\n",
+        # an evaluation loader that shuffles anyway
+        "from torch.utils.data import DataLoader\nfrom torchvision.datasets import MNIST\n"
+        "test_loader = DataLoader(MNIST('.', train=False, transform=t), batch_size=32, shuffle=True)\n",
         # workers from the command line
         "from torch.utils.data import DataLoader\nfrom torchvision import datasets\n"
         "dl = DataLoader(datasets.CIFAR10('.'), shuffle=True, num_workers=args.workers, pin_memory=args.pin)\n",
@@ -762,7 +778,7 @@ class SingleProcessLoading(StaticRule):
             shuffle = get_arg(call, 2, "shuffle")
             training = (isinstance(shuffle, cst.Name) and shuffle.value == "True") or "train" in target.lower() \
                 or "train" in dataset_name.lower()
-            if not training:
+            if not training or _evaluation_loader(target, dataset_name, dataset):
                 continue
             what = f"`{target}`" if target else "this DataLoader"
             workers = get_arg(call, 5, "num_workers")
