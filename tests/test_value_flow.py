@@ -65,7 +65,8 @@ def test_a_builder_function_returning_the_model_carries_its_output_kind():
 def test_helper_methods_and_tuple_outputs_are_followed():
     text = (
         "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
-        "class VAE(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)\n"
+        "class VAE(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 4)\n"
         "    def decode(self, z):\n        return torch.sigmoid(self.fc(z))\n"
         "    def forward(self, x):\n        return self.decode(x), x.mean()\n"
         "def loss_function(recon, x):\n    return F.binary_cross_entropy(recon, x)\n"
@@ -93,7 +94,8 @@ def test_eval_mode_is_required_only_of_models_known_to_have_dropout(tmp_path):
     evaluate = ("import torch\nfrom net import Net\n"
                 "def evaluate(model, loader):\n    with torch.no_grad():\n        for x, y in loader:\n"
                 "            out = model(x)\n"
-                "model = Net()\nfor x, y in train_loader:\n    model(x).sum().backward()\nevaluate(model, val_loader)\n")
+                "model = Net()\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+                "evaluate(model, val_loader)\n")
     assert ("main.py", "NNL502", 6) in _project(tmp_path, {"net.py": NET, "main.py": evaluate})
     no_dropout = NET.replace("nn.Dropout(0.5)", "nn.Identity()")
     assert ("main.py", "NNL502", 6) not in _project(tmp_path, {"net.py": no_dropout, "main.py": evaluate})

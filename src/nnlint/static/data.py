@@ -110,7 +110,8 @@ class IndependentShuffle(StaticRule):
     array that must stay aligned with it (created in the same unpacking, sliced from the same rows,
     or named as its labels) is used afterwards unpermuted; for labels sliced by batch position
     (`y[i * bs:(i + 1) * bs]`) while a shuffled DataLoader iterates the inputs; and for labels read
-    off a list of records before it is shuffled in place and features after it. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
+    off a list of records before it is shuffled in place and features after it. Draw one permutation
+    and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
     call `shuffle(X, y)` once, or keep pairs together in one Dataset and one DataLoader.
     """
 

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnlint.imports import dotted_name
-from nnlint.static.facts.names import final_name
 from nnlint.static.calls import get_arg
 from nnlint.static.project import ClassSummary, ModuleSummary
-from nnlint.tree import children, walk, walk_no_defs
+from nnlint.tree import walk, walk_no_defs
 
 if TYPE_CHECKING:
     from nnlint.static.facts.lossflow import LossFlowFacts
@@ -628,7 +627,7 @@ class FlowAnalysis:
         return True
 
     def bind_arguments(self, function: cst.FunctionDef, call: cst.Call, env: dict, bound: bool = False) -> dict:
-        """The values a call passes to a function's parameters (those known); `bound`: a method's `self` is not passed."""
+        """The values a call passes to a function's parameters (those known); `bound`: `self` is not passed."""
         params = [p for p in [*function.params.posonly_params, *function.params.params]][1 if bound else 0:]
         by_name = {p.name.value: p for p in _param_names(function.params)}
         values = {}

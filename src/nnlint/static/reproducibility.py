@@ -180,7 +180,8 @@ class MissingSeed(StaticRule):
             self.random_input |= not (last in _WEIGHTLESS or last.endswith("Loss"))
         elif name.startswith(("torchvision.models.", "timm.")):
             weights = get_arg(call, None, "weights") or get_arg(call, None, "pretrained")
-            self.random_input |= weights is None or (isinstance(weights, cst.Name) and weights.value in ("None", "False"))
+            fresh = weights is None or (isinstance(weights, cst.Name) and weights.value in ("None", "False"))
+            self.random_input |= fresh
         elif name in ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"):
             shuffle = get_arg(call, 2, "shuffle")
             self.random_input |= not (shuffle is None or (isinstance(shuffle, cst.Name) and shuffle.value == "False"))
@@ -247,7 +248,8 @@ class PartialSeed(StaticRule):
         # seeds nothing: NNL201's business if it trains
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
         # CUDA seeded as well as the CPU generator
-        "import torch\ntorch.manual_seed(0)\ntorch.cuda.manual_seed_all(0)\nopt = torch.optim.SGD(m.parameters(), 0.1)\n"
+        "import torch\ntorch.manual_seed(0)\ntorch.cuda.manual_seed_all(0)\n"
+        "opt = torch.optim.SGD(m.parameters(), 0.1)\n"
         "loss.backward()\nopt.step()\n",
     )
     INVALID = (
@@ -458,8 +460,9 @@ class SeedAfterInit(StaticRule):
     severity = Severity.WARNING
     VALID = (
         "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n",
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc = nn.Linear(2, 1)\ndef main(seed):\n    torch.manual_seed(seed)\n    model = Net()\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(2, 1)\ndef main(seed):\n    torch.manual_seed(seed)\n"
+        "    model = Net()\n",
         # a loss has no weights; re-seeding later for the data order is the second seed, not the first
         "import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\ntorch.manual_seed(0)\n"
         "model = nn.Linear(2, 1)\ntorch.manual_seed(1 + rank)\n",
@@ -472,8 +475,8 @@ class SeedAfterInit(StaticRule):
     )
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\ntorch.manual_seed(0)  # <-\n",
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc = nn.Linear(2, 1)\ndef main(args):\n    model = Net().to('cpu')\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(2, 1)\ndef main(args):\n    model = Net().to('cpu')\n"
         "    torch.manual_seed(args.seed)  # <-\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
     )
 
