@@ -17,9 +17,10 @@ APPLIED = frozenset({Applicability.SAFE, Applicability.UNSAFE})  # what `--fix -
 
 
 def _cases(kind: str):
-    # Traced rules' examples need a forward pass: tests/test_trace_end_to_end.py runs them.
+    # Traced rules' examples need a forward pass (tests/test_trace_end_to_end.py runs them), run-time
+    # rules' a training run (tests/test_run.py).
     for code, rule in RULES.items():
-        if rule.layer == "trace":
+        if rule.layer in ("trace", "run"):
             continue
         for index, example in enumerate(getattr(rule, kind)):
             yield pytest.param(rule, example, id=f"{code}-{kind.lower()}-{index}")
@@ -50,7 +51,7 @@ def test_rule_has_metadata(code, rule):
     assert code.startswith("NNL") and len(code) == 6 and code[3:].isdigit()
     assert rule.name == rule.name.lower() and " " not in rule.name and "_" not in rule.name
     assert rule.doc().count("\n\n") >= 1, "docstring: a summary line, then why it matters and how to fix"
-    if rule.layer in ("static", "trace") and code != "NNL790":
+    if rule.layer in ("static", "trace", "run") and code != "NNL790":
         assert rule.VALID and rule.INVALID, "rules need both kinds of examples"
 
 
@@ -80,6 +81,6 @@ def test_fixes_come_only_from_fixable_rules_that_show_one(code, rule):
     fixed = [e for e in rule.INVALID if isinstance(e, Invalid) and e.fixed is not None]
     if rule.fixable:
         assert any(e.fixed != _without_markers(e) for e in fixed), "a fixable rule shows one fix at work"
-    for example in rule.INVALID if rule.layer != "trace" else ():
+    for example in rule.INVALID if rule.layer not in ("trace", "run") else ():
         found = lint_text(example, "example.py", frozenset({code})).diagnostics
         assert rule.fixable or not any(d.fix for d in found)

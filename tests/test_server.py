@@ -45,6 +45,12 @@ class Session:
         def on_diagnostics(params: lsp.PublishDiagnosticsParams) -> None:
             self.queue(params.uri).put_nowait(list(params.diagnostics))
 
+        self.messages: asyncio.Queue = asyncio.Queue()
+
+        @self.client.feature(lsp.WINDOW_SHOW_MESSAGE)
+        def on_message(params: lsp.ShowMessageParams) -> None:
+            self.messages.put_nowait(params)
+
     def queue(self, uri: str) -> asyncio.Queue:
         return self.published.setdefault(uri, asyncio.Queue())
 
@@ -146,6 +152,22 @@ def test_config_comes_from_the_files_project(tmp_path):
             loud = session.open("train.py", BUGGY)
             assert await session.next(quiet) == []
             assert [d.code for d in await session.next(loud)] == ["NNL402"]
+
+    run(scenario())
+
+
+def test_broken_config_is_one_message_not_a_crash(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.nnlint]\nselectt = ["NNL3"]\n')
+
+    async def scenario():
+        async with Session(tmp_path) as session:
+            uri = session.open("train.py", BUGGY)
+            assert await session.next(uri) == []
+            message = await asyncio.wait_for(session.messages.get(), 10)
+            assert message.type == lsp.MessageType.Error and "selectt" in message.message
+            session.change(uri, FIXED)
+            assert await session.next(uri) == []
+            assert session.messages.empty()  # said once
 
     run(scenario())
 

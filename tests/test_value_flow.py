@@ -138,3 +138,12 @@ def test_the_result_cache_is_invalidated_by_a_change_in_an_imported_checked_file
     assert ("main.py", "NNL401") in found()  # from the cache
     (tmp_path / "net.py").write_text(NET.replace("F.softmax(self.fc(self.drop(x)), dim=1)", "self.fc(x)"))
     assert ("main.py", "NNL401") not in found()
+
+
+def test_a_forward_branching_on_self_training_counts_as_eval_sensitive():
+    text = ("import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n    def forward(self, x):\n"
+            "        return self.fc(x + torch.randn_like(x) if self.training else x)\n"
+            "model = Net()\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+            "with torch.no_grad():\n    for x, y in val_loader:\n        out = model(x)\n")
+    assert codes_at(text, "NNL502") == [14]

@@ -52,7 +52,8 @@ def entry_key(*parts: bytes | str) -> str:
 def to_row(diagnostic: Diagnostic) -> list:
     fix = diagnostic.fix.to_json() if diagnostic.fix else None
     return [getattr(diagnostic, name) for name in _FIELDS] + [diagnostic.severity.label, diagnostic.source,
-                                                              diagnostic.line_text, fix]
+                                                              diagnostic.line_text, fix, diagnostic.cell,
+                                                              diagnostic.file_span]
 
 
 def _fix(stored: dict | None) -> Fix | None:
@@ -63,9 +64,9 @@ def _fix(stored: dict | None) -> Fix | None:
 
 
 def from_row(row: list, path: str) -> Diagnostic:
-    code, name, message, line, column, end_line, end_column, severity, source, line_text, fix = row
-    return Diagnostic(code, name, message, path, line, column, end_line, end_column,
-                      Severity.parse(severity), source, line_text, _fix(fix))
+    code, name, message, line, column, end_line, end_column, severity, source, line_text, fix, cell, span = row
+    return Diagnostic(code, name, message, path, line, column, end_line, end_column, Severity.parse(severity),
+                      source, line_text, _fix(fix), cell, tuple(span) if span else None)
 
 
 class ResultCache:

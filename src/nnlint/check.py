@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.config import ConfigError
@@ -18,6 +19,9 @@ from nnlint.report import Summary
 from nnlint.selection import RuleSelection
 from nnlint.source import decode, encode_like, read_bytes
 from nnlint.suppression import settle
+
+if TYPE_CHECKING:
+    from nnlint.trace.runner import WorkerPool
 
 
 @dataclass
@@ -37,7 +41,7 @@ class CheckOptions:
     stdin_filename: str | None = None  # where that source would live: names it, picks its config
     cache: bool = True
     cache_dir: str | None = None
-    trace_pool: object | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+    trace_pool: WorkerPool | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
 
 
 @dataclass
@@ -172,7 +176,10 @@ def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCach
     return tasks
 
 
-def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
+Progress = Callable[[int], Callable[[], None] | None]  # given the file count, a per-file tick (or None)
+
+
+def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = RuleSelection(options.select, options.ignore, options.config)
     settings = selection.project_settings()

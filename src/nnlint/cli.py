@@ -6,6 +6,7 @@ import difflib
 import os
 import sys
 from collections import Counter
+from typing import NoReturn
 
 import click
 
@@ -42,7 +43,7 @@ def _write_report(path: str, report: str) -> None:
         _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: error: {message}", err=True)
     sys.exit(2)
 
@@ -73,12 +74,14 @@ def _progress(total: int):
 
 def _fix_list(changes, verb: str) -> str:
     if not changes:
-        return f"nnlint: nothing to fix\n"
+        return "nnlint: nothing to fix\n"
     count = sum(len(c.applied) for c in changes)
     rows = [f"nnlint: {verb} {count} problem{'s' if count != 1 else ''}:"]
     for change in changes:
         for d in sorted(change.applied, key=Diagnostic.sort_key):
-            rows.append(f"  {change.display}:{d.line}:{d.column}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
+            if d.fix is not None:
+                where = f"{change.display}:{d.line}:{d.column}"
+                rows.append(f"  {where}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
     return "\n".join(rows) + "\n"
 
 
@@ -172,6 +175,77 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
                    f"file{'s' if len(outcome.changes) != 1 else ''}", err=True)
     if outcome.internal_error or outcome.failed_writes:
         sys.exit(2)
+    threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
+    failed = any(d.severity >= threshold for d in outcome.diagnostics)
+    sys.exit(1 if failed and not exit_zero else 0)
+
+
+@main.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script", required=False)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module", help="Run a module as `python -m MODULE` would, instead of SCRIPT.")
+@click.option("--steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps [default: 20].")
+@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds of training [default: 120].")
+@click.option("--overfit", is_flag=True, help="Also train a fresh run on the first batch only (NNL806).")
+@click.option("--overfit-steps", type=click.IntRange(min=10), help="Steps of the --overfit run [default: 100].")
+@click.option("--baseline", is_flag=True, help="Also train a fresh run on zeroed inputs (NNL807).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of loss, gradient norms, activations.")
+@click.option("--select", help="Only these codes or prefixes (e.g. NNL801,NNL81).")
+@click.option("--ignore", help="Skip these codes or prefixes.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--fail-on", type=_SEVERITIES, help="Lowest severity that fails the run [default: warning].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
+@click.option("--quiet", "-q", is_flag=True, help="Capture the script's own output; print findings only.")
+def run_command(script, script_args, module, steps, seconds, overfit, overfit_steps, baseline, plot, select, ignore,
+                fmt, output_file, fail_on, exit_zero, config, quiet) -> None:
+    """Run SCRIPT (your training script, as __main__) with probes for its first steps; report what they saw.
+
+    Arguments after SCRIPT (or after `--`) are passed to the script. It runs in a child process, stopped
+    cleanly after --steps optimizer steps or --time seconds.
+    """
+    from nnlint.run.runner import RunOptions, run_script
+
+    if module and script:
+        script_args = (script, *script_args)
+        script = None
+    if script_args[:1] == ("--",):
+        script_args = script_args[1:]
+    if bool(module) == bool(script):
+        _fail("give a SCRIPT or -m MODULE (one of them)")
+    machine = fmt not in ("text", "concise") and output_file is None
+    options = RunOptions(script=script, module=module, args=list(script_args), steps=steps, time=seconds,
+                         overfit=overfit, overfit_steps=overfit_steps, baseline=baseline, quiet=quiet,
+                         stdout_to_stderr=machine, select=_codes(select), ignore=_codes(ignore), config=config)
+    try:
+        outcome = run_script(options)
+    except ConfigError as exc:
+        _fail(str(exc))
+    for note in outcome.notes if not quiet else ():
+        click.echo(f"nnlint: {note}", err=True)
+
+    to_terminal = output_file is None and sys.stdout.isatty()
+    report = render(fmt, outcome.diagnostics, outcome.summary, color=to_terminal)
+    if quiet and fmt == "text":
+        report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
+    elif fmt == "text" and outcome.series.get("loss"):
+        from nnlint.run.table import render_table
+
+        report += render_table(outcome.series, color=to_terminal)
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    else:
+        click.echo(report, nl=False)
+    if plot:
+        from nnlint.run.plot import write_plot
+
+        problem = write_plot(outcome.series, plot)
+        if problem:
+            click.echo(f"nnlint: {problem}", err=True)
+
     threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
     failed = any(d.severity >= threshold for d in outcome.diagnostics)
     sys.exit(1 if failed and not exit_zero else 0)

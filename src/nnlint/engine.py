@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
+from nnlint import notebook
 from nnlint.context import FileContext
 from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
 from nnlint.fixes import apply_edits, compatible_fixes
@@ -37,7 +38,7 @@ def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: i
     return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column, rule.severity)
 
 
-def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
+def _handlers(rule_type: type) -> list[tuple[str, str, str]]:
     cached = rule_type.__dict__.get("_handler_cache")
     if cached is None:
         cached = [
@@ -45,7 +46,7 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
             for attr in dir(rule_type)
             if attr.startswith(("visit_", "leave_"))
         ]
-        rule_type._handler_cache = cached
+        setattr(rule_type, "_handler_cache", cached)  # noqa: B010 - one cache per class
     return cached
 
 
@@ -79,7 +80,7 @@ class _Walk:
                 continue  # stopped earlier at this very node
             try:
                 handler(node)
-            except Exception as exc:  # a rule bug must not hide the other rules' findings
+            except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' findings
                 self._drop(participant, node, exc)
 
     def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
@@ -111,10 +112,10 @@ class _Walk:
             node, leaving = stack.pop()
             type_name = type(node).__name__
             if leaving:
-                self._call(self.leaves.get(type_name, ()), node)
+                self._call(self.leaves.get(type_name, []), node)
                 continue
             if type_name in ("Import", "ImportFrom"):
-                imports.add(node)
+                imports.add(node)  # type: ignore[arg-type]  # narrowed by its type's name
             handlers = self.visits.get(type_name)
             if handlers:
                 self._call(handlers, node)
@@ -179,8 +180,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectInd
         if report.fix is not None:
             diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
-    for what, node, exc in walk.crashes:
-        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
+    for what, node, error in walk.crashes:
+        message = f"{what} crashed on this file: {type(error).__name__}: {error}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
@@ -229,18 +230,25 @@ def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[A
              ) -> tuple[str, list[Diagnostic], FileResult]:
     """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
 
-    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain."""
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain.
+    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells."""
     applied: list[Diagnostic] = []
     for attempt in range(MAX_FIX_PASSES + 1):
-        result = lint_text(text, path, enabled)
+        book = notebook.load(text) if path.endswith(notebook.SUFFIX) else None
+        source = book.source if book else text
+        result = lint_text(source, path, enabled)
         if attempt == MAX_FIX_PASSES:
             break  # fixes that keep producing fixes: stop, report what remains
         fixable = [d for d in result.diagnostics if d.fix is not None]
-        taken = compatible_fixes(text, [d.fix for d in fixable], allowed)
+        taken = compatible_fixes(source, [d.fix for d in fixable if d.fix is not None], allowed)
         if not taken:
             break
-        applied += [d for d in fixable if any(d.fix is fix for fix in taken)]
-        text = apply_edits(text, [edit for fix in taken for edit in fix.edits])
+        done = [d for d in fixable if any(d.fix is fix for fix in taken)]
+        applied += [book.to_cell(d) for d in done] if book else done
+        edits = [edit for fix in taken for edit in fix.edits]
+        text = notebook.apply_edits(text, edits) if book else apply_edits(text, edits)
+    if book:
+        result = FileResult([book.to_cell(d) for d in result.diagnostics], [book.to_cell(d) for d in result.suppressed])
     return text, applied, result
 
 
@@ -264,6 +272,8 @@ _project: ProjectIndex | None = None
 
 def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult:
     project = project or _project
+    if task.path.endswith(notebook.SUFFIX):
+        return _lint_notebook(task, project)
     try:
         text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
@@ -271,6 +281,23 @@ def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
     return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
+
+
+def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
+    """The code cells checked as one module; positions mapped back to cells."""
+    try:
+        book = notebook.load(notebook.read(task.path))
+    except UnreadableFile as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+    except notebook.NotebookError as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
+                       task.enabled)
+    result = lint_text(book.source, task.display, task.enabled, project, os.path.abspath(task.path))
+    broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
+                     book.source, task.enabled)
+    found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]
+    return FileResult(sorted(found, key=Diagnostic.sort_key),
+                      [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
 def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None,

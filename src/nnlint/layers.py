@@ -55,7 +55,7 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
         return lint_files(tasks, jobs, progress)
     project = ProjectIndex(task.path for task in tasks)
     results: list[FileResult | None] = [None] * len(tasks)
-    misses = []
+    misses: list[tuple[int, FileTask, str | None]] = []
     for index, task in enumerate(tasks):
         try:
             data = task.data if task.data is not None else read_bytes(task.path)
@@ -72,11 +72,11 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
             results[index] = FileResult(*hit)
             if progress:
                 progress()
-    for (index, task, key), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress, project)):
+    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress, project)):
         results[index] = result
-        if key is not None:
-            cache.put(task.path, key, result.diagnostics, result.suppressed)
-    return results
+        if entry is not None:
+            cache.put(task.path, entry, result.diagnostics, result.suppressed)
+    return [r for r in results if r is not None]  # every slot is filled by now
 
 
 def _bytes_or_empty(path: str) -> bytes:
@@ -110,7 +110,7 @@ class TraceLayer:
 
     name = "trace"
 
-    def __init__(self, options: "CheckOptions"):
+    def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import TYPE_CHECKING, ClassVar
 
 from nnlint.diagnostics import Applicability, Severity
 
@@ -33,7 +33,7 @@ class Invalid(str):
 
     fixed: str | None
 
-    def __new__(cls, code: str, fixed: str | None = None) -> "Invalid":
+    def __new__(cls, code: str, fixed: str | None = None) -> Invalid:
         example = super().__new__(cls, code)
         example.fixed = fixed
         return example
@@ -47,10 +47,10 @@ class NodeFix:
     """
 
     message: str
-    replacements: tuple[tuple["cst.CSTNode", Union["cst.CSTNode", str]], ...]
+    replacements: tuple[tuple[cst.CSTNode, cst.CSTNode | str], ...]
     applicability: Applicability = Applicability.SAFE
 
-_REGISTRY: dict[str, type["Rule"]] = {}
+_REGISTRY: dict[str, type[Rule]] = {}
 
 
 class Rule:
@@ -88,12 +88,12 @@ class StaticRule(Rule):
     """
 
     layer = "static"
-    uses: ClassVar[tuple[type["Facts"], ...]] = ()
+    uses: ClassVar[tuple[type[Facts], ...]] = ()
 
-    def __init__(self, ctx: "FileContext"):
+    def __init__(self, ctx: FileContext):
         self.ctx = ctx
 
-    def report(self, node: "cst.CSTNode", message: str | None = None, fix: NodeFix | None = None) -> None:
+    def report(self, node: cst.CSTNode, message: str | None = None, fix: NodeFix | None = None) -> None:
         self.ctx.report(self, node, message or self.summary(), fix)
 
 

@@ -14,8 +14,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -29,7 +31,10 @@ from nnlint.docs import rule_url
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
 
-DEBOUNCE_S = 0.03  # typing bursts collapse into one check
+if TYPE_CHECKING:
+    from nnlint.trace.runner import WorkerPool
+
+DEBOUNCE_S = 0.01  # changes that arrive together (a burst of keystrokes) collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
 FIX_ALL_KIND = "source.fixAll.nnlint"
 _SEVERITY = {Severity.ERROR: lsp.DiagnosticSeverity.Error, Severity.WARNING: lsp.DiagnosticSeverity.Warning,
@@ -50,9 +55,10 @@ class NnlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("nnlint", __version__)
         self.documents: dict[str, _Document] = {}
-        self.pool = None  # trace.runner.WorkerPool, started by the first save
+        self.pool: WorkerPool | None = None  # started by the first save
         self.trace_lock = asyncio.Lock()
         self.trace_started: float | None = None
+        self.reported_problems: set[str] = set()
 
     def document(self, uri: str) -> _Document:
         return self.documents.setdefault(uri, _Document())
@@ -74,9 +80,16 @@ class NnlintServer(LanguageServer):
                                        static_only=True)
             found = run_check(options).diagnostics
         except ConfigError as exc:
-            found = [_config_problem(path, str(exc))]
+            self.config_problem(str(exc))
+            found = []
         self.document(uri).static = found
         self.publish(uri)
+
+    def config_problem(self, message: str) -> None:
+        """A broken [tool.nnlint] is said once, as a message, not as a finding in every file."""
+        if message not in self.reported_problems:
+            self.reported_problems.add(message)
+            self.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"nnlint: {message}"))
 
     async def check_saved(self, uri: str) -> None:
         """Static check and tracing of the saved file in the warm worker; a newer save wins."""
@@ -92,6 +105,9 @@ class NnlintServer(LanguageServer):
             self.trace_started = time.monotonic()
             try:
                 found = await asyncio.get_running_loop().run_in_executor(None, self._trace, path)
+            except ConfigError as exc:
+                self.config_problem(str(exc))
+                found = []
             finally:
                 self.trace_started = None
         if generation != document.save_generation:
@@ -103,15 +119,12 @@ class NnlintServer(LanguageServer):
         from nnlint.trace.options import trace_options
         from nnlint.trace.runner import WorkerPool
 
-        options = self.options_for(path)
-        try:
-            if self.pool is None:
-                settings = ConfigFinder(list(registry())).for_path(Path(path))
-                self.pool = WorkerPool(trace_options(settings, options))
-            options.trace_pool = self.pool
-            return run_check(options).diagnostics
-        except ConfigError as exc:
-            return [_config_problem(path, str(exc))]
+        options = self.options_for(path)  # a ConfigError goes back to the event loop's thread
+        if self.pool is None:
+            settings = ConfigFinder(list(registry())).for_path(Path(path))
+            self.pool = WorkerPool(trace_options(settings, options))
+        options.trace_pool = self.pool
+        return run_check(options).diagnostics
 
     def _kill_running_trace(self) -> None:
         for worker in self.pool.workers if self.pool else ():
@@ -138,13 +151,13 @@ class NnlintServer(LanguageServer):
 
     # Conversions --------------------------------------------------------------------------------
 
-    def range(self, lines: list[str], line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
+    def range(self, lines: Sequence[str], line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
         """1-based code-point coordinates (end exclusive) to the client's 0-based position encoding."""
         start = lsp.Position(line - 1, max(column - 1, 0))
         end = lsp.Position(end_line - 1, max(end_column - 1, 0))
         return self.workspace.position_codec.range_to_client_units(lines, lsp.Range(start, end))
 
-    def to_lsp(self, d: Diagnostic, lines: list[str]) -> lsp.Diagnostic:
+    def to_lsp(self, d: Diagnostic, lines: Sequence[str]) -> lsp.Diagnostic:
         return lsp.Diagnostic(
             range=self.range(lines, d.line, d.column, d.end_line, d.end_column),
             message=d.message,
@@ -186,7 +199,7 @@ class NnlintServer(LanguageServer):
         if fix_all is not None:
             actions.append(fix_all)
         if wanted:
-            actions = [a for a in actions if any(a.kind == k or a.kind.startswith(k + ".") for k in wanted)]
+            actions = [a for a in actions if a.kind and any(a.kind == k or a.kind.startswith(k + ".") for k in wanted)]
         return actions
 
     def fix_all(self, uri: str) -> lsp.CodeAction | None:
@@ -211,11 +224,6 @@ class NnlintServer(LanguageServer):
             edit=lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(whole, fixed)]}))
 
 
-def _config_problem(path: str, message: str) -> Diagnostic:
-    rule = registry()["NNL002"]
-    return Diagnostic("NNL002", rule.name, f"nnlint configuration: {message}", path, 1, 1, 1, 2, Severity.ERROR)
-
-
 def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
     def key(p: lsp.Position) -> tuple[int, int]:
         return p.line, p.character
@@ -223,7 +231,7 @@ def _overlaps(a: lsp.Range, b: lsp.Range) -> bool:
     return key(a.start) <= key(b.end) and key(b.start) <= key(a.end)
 
 
-def _noqa_edit(lines: list[str], d: Diagnostic) -> tuple[int, int, int, int, str] | None:
+def _noqa_edit(lines: Sequence[str], d: Diagnostic) -> tuple[int, int, int, int, str] | None:
     """Where and what to insert so `d`'s line carries `# noqa: CODE` (extending an existing list)."""
     if d.line > len(lines):
         return None

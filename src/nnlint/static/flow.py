@@ -325,7 +325,7 @@ def _short(module: cst.Module, node: cst.CSTNode, limit: int = 40) -> str:
 class FlowAnalysis:
     """Interprets one file; `findings` lists every loss call fed a tensor of a known kind."""
 
-    def __init__(self, ctx, walked: "LossFlowFacts"):
+    def __init__(self, ctx, walked: LossFlowFacts):
         self.ctx = ctx
         self.module = ctx.module
         self.walked = walked
@@ -505,8 +505,13 @@ class FlowAnalysis:
                 unknown = True  # a base class from elsewhere may bring layers
         result = None
         for body in bodies:
-            for call in (n for n in walk(body) if isinstance(n, cst.Call)):
-                verdict = self._layer_sensitivity(call)
+            for node in walk(body):
+                if isinstance(node, cst.Attribute) and node.attr.value == "training":
+                    result = True  # the forward branches on `self.training`
+                    break
+                if not isinstance(node, cst.Call):
+                    continue
+                verdict = self._layer_sensitivity(node)
                 if verdict:
                     result = True
                     break
@@ -712,9 +717,13 @@ class FlowAnalysis:
         if isinstance(value, Tensor):
             return value  # rows or a mask of probabilities are still probabilities
         if isinstance(value, Pack) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
-            index = expr.slice[0].slice.value
-            if isinstance(index, cst.Integer) and int(index.value) < len(value.items):
-                return value.items[int(index.value)]
+            index = expr.slice[0].slice.value  # `outputs[1]`, `outputs[-1]` of a known tuple
+            if isinstance(index, (cst.Integer, cst.UnaryOperation)):
+                try:
+                    position = int(cst.Module([]).code_for_node(index))
+                except ValueError:
+                    return None
+                return value.items[position] if -len(value.items) <= position < len(value.items) else None
         return None
 
     def _eval_call(self, call: cst.Call, env: dict):
@@ -988,7 +997,7 @@ class _Interpreter:
             if isinstance(value, Tensor) and id(call) not in analysis.found:
                 family, display = loss
                 analysis.found[id(call)] = Finding(family, value.kind, call, _message(
-                    family, value, display, _short(analysis.module, given)))
+                    family, value, display, _short(analysis.module, call if given is None else given)))
 
 
 def _message(family: str, value: Tensor, loss: str, given: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 
 from nnlint.diagnostics import Applicability, Severity
@@ -11,9 +13,16 @@ from nnlint.static import flow
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts.lossflow import LossFlowFacts
 from nnlint.static.facts.loops import (
-    Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
+    Event,
+    LoopFacts,
+    Scope,
+    is_model_name,
+    last_part,
+    loop_facts,
+    name_tokens,
 )
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
+from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
 
 _BACKWARDS = frozenset({"backward", "fw_backward"})
@@ -72,7 +81,8 @@ class MissingZeroGrad(_LoopRule):
     VALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nfor x, y in loader:\n"
         "    opt.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    opt.step()\n",
-        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n    loss_fn(model(x), y).backward()\n"
+        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n"
+        "    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
         "import torch\nfor x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n"
         "    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
@@ -170,9 +180,11 @@ class ZeroGradBeforeStep(_LoopRule):
                 "    loss.backward()\n    optimizer.step()\n"),
         Invalid("import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
                 "    loss_fn(model(x), y).backward()\n",
-                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
+                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n"
+                      "    loss_fn(model(x), y).backward()\n"
                 "    optimizer.step()\n"),
-        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
+        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n"
+                "    model(x).sum().backward()\n"
                 "    model.zero_grad()  # <-\n    opt.step()\n",
                 fixed="import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model.zero_grad()\n"
                 "    model(x).sum().backward()\n    opt.step()\n"),
@@ -269,7 +281,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
         "    optimizer.step()\n    scheduler.step()\n",
         "import torch\nfor epoch in range(10):\n    for x in loader:\n        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    scheduler.step()\n",
-        "import torch\nfor t in noise_scheduler.timesteps:\n    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
+        "import torch\nfor t in noise_scheduler.timesteps:\n"
+        "    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
         "import torch\nfor epoch in range(10):\n    if epoch > 0:\n        scheduler.step()\n"
         "    for x in loader:\n        optimizer.step()\n",
         "import timm\nimport torch\nfor epoch in range(10):\n    lr_scheduler.step(epoch)\n    for x in loader:\n"
@@ -281,7 +294,8 @@ class SchedulerBeforeOptimizer(_LoopRule):
                 fixed="import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
                 "    optimizer.step()\n    scheduler.step()\n"),
         Invalid("import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
-                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n"
+                "        model(x).sum().backward()\n"
                 "        opt.step()\n",
                 fixed="import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
                 "    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
@@ -350,7 +364,8 @@ class LossAccumulatedWithGraph(_LoopRule):
     VALID = (
         "import torch\ntotal = 0.0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n    loss.backward()\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n"
+        "    loss.backward()\n",
         "import torch\nlosses = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    losses.append(loss.detach())\n",
         "import torch\ntotal = 0\nfor x, y in chunks:\n    loss = loss_fn(model(x), y)\n    total += loss\n"
@@ -359,20 +374,30 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss.backward(retain_graph=True)\nsum(losses).backward()\n",
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    loss = loss.detach()\n    total += loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss.item() / len(loader)\n",
+        # dividing by the loss is not accumulating it
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
     )
     INVALID = (
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
                 fixed="import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
-                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss.detach()\n"),
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n"
+                "    total_loss += loss.detach()\n"),
         Invalid("import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
                 fixed="import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
                 "    scaler.scale(loss).backward()\n    history.append(loss.detach())\n"),
         Invalid("import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
                 "    running += loss * batch['x'].size(0)  # <-\n",
-                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n"
+                      "    accelerator.backward(loss)\n"
                 "    running += loss.detach() * batch['x'].size(0)\n"),
+        Invalid("import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss / len(train_loader)  # <-\n",
+                fixed="import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss.detach() / len(train_loader)\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -396,7 +421,7 @@ class LossAccumulatedWithGraph(_LoopRule):
                     # Safe: `.detach()` is the same tensor value without the graph, and nothing
                     # backpropagates through this accumulator (checked above). `.item()` would turn
                     # it into a float and break a later `total.item()`.
-                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),))
+                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),)) if node else None
                     self.report(event.node, f"`{shown}` keeps every step's autograd graph alive and memory grows: "
                                             f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead", fix)
 
@@ -442,6 +467,8 @@ def _accumulated(event: Event) -> cst.Name | None:
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             value = value.left if isinstance(value.left, cst.Name) else value.right
+        elif isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.left  # `epoch_loss += loss / len(loader)`: still the loss, scaled
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
@@ -461,7 +488,7 @@ def _is_pytest(scope: Scope) -> bool:
 
 
 def _iter_words(iterable) -> set[str]:
-    words = set()
+    words: set[str] = set()
     for node in walk(iterable):
         if isinstance(node, cst.Name):
             words |= name_tokens(node.value)
@@ -560,6 +587,12 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nimport torchvision\ndef evaluate(model, loader):\n    with torch.no_grad():\n"
         "        for x, y in loader:\n            pred = model(x).argmax(1)\nmodel = torchvision.models.resnet18()\n"
         "for x, y in train_loader:\n    model(x).sum().backward()\nevaluate(model, val_loader)\n",
+        # no dropout or batch norm, with a ReLU layer
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
     )
     INVALID = (
         _NET + "def evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
@@ -575,6 +608,11 @@ class EvalModeMissing(_EvalLoops):
         "        self.model = Net()\n    def fit(self, loader):\n        for x, y in loader:\n"
         "            self.model(x).sum().backward()\n    def validate(self, loader):\n        with torch.no_grad():\n"
         "            for x, y in loader:\n                out = self.model(x)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -652,7 +690,8 @@ class TrainModeNotRestored(_LoopRule):
     name = "train-mode-not-restored"
     severity = Severity.WARNING
     VALID = (
-        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n        optimizer.zero_grad()\n"
+        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    model.eval()\n    validate(model)\n",
         "import torch\ndef evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n"
         "for epoch in range(10):\n    for x in loader:\n        model(x).sum().backward()\n    evaluate(model)\n",
@@ -671,7 +710,7 @@ class TrainModeNotRestored(_LoopRule):
         reported = set()
         train_kinds, eval_kinds = frozenset({"train"}), frozenset({"eval"})
         for scope in facts.scopes:
-            for loop, events in facts.loop_events(scope).items():
+            for _loop, events in facts.loop_events(scope).items():
                 trains = False
                 first_eval = None
                 restored = False
@@ -720,9 +759,11 @@ class ForwardCalledDirectly(StaticRule):
     fixable = True
     VALID = (
         "import torch\nout = model(x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return super().forward(x) * 2\n",
         "from torch import nn\nclass Net(Base):\n    def forward(self, x):\n        return Base.forward(self, x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return nn.Linear.forward(self, x)\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return nn.Linear.forward(self, x)\n",
         "import torch\nclass Net(torch.nn.Module):\n    def run(self, x):\n        return self.forward(x)\n",
         "import numpy as np\nout = pipeline.forward(x)\n",
         "import torch\ndef remote_forward(remote_module, args):\n    return remote_module.forward(*args)\n",
@@ -754,7 +795,7 @@ class ForwardCalledDirectly(StaticRule):
         if facts is None:
             return
         for call in self._calls:
-            receiver = call.func.value
+            receiver = cast(cst.Attribute, call.func).value
             name = dotted_name(receiver)
             if name is None or name in ("self", "cls") or last_part(name)[:1].isupper():
                 continue  # super().forward(), self.forward(), Base.forward(self, ...)
@@ -786,7 +827,9 @@ class AdamHighLearningRate(StaticRule):
 
     Adam's per-parameter scaling makes its step size roughly the learning rate itself; 1e-2 or more
     usually makes training unstable or diverge. The usual range is 1e-4 to 3e-3 (1e-3 is the
-    default). Lower it, or use a warmup schedule if a high peak rate is really intended.
+    default). Lower it, or use a warmup schedule if a high peak rate is really intended. An Adam over
+    listed input tensors (`Adam([image], lr=0.1)`: feature visualization, style transfer) updates pixels,
+    not weights, and is not reported.
     """
 
     code = "NNL509"
@@ -798,6 +841,8 @@ class AdamHighLearningRate(StaticRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         "from keras.optimizers import Adam\nopt = Adam(lr=0.01)\n",
+        # optimizing an image: large steps on pixels are the point
+        "from torch.optim import Adam\noptimizer = Adam([processed_image], lr=0.1, weight_decay=1e-6)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.01)  # <-\n",
@@ -811,6 +856,9 @@ class AdamHighLearningRate(StaticRule):
         name = self.ctx.call_name(node)
         if name not in _ADAMS:
             return
+        params = get_arg(node, 0, "params")
+        if params is not None and is_tensor_list(params):
+            return  # updating input pixels or a latent (feature visualization, style transfer), not weights
         lr = get_arg(node, 1, "lr")
         if isinstance(lr, (cst.Float, cst.Integer)):
             value = float(lr.evaluated_value)

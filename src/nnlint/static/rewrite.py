@@ -28,7 +28,7 @@ def swap_statements(module: cst.Module, first: cst.BaseStatement, second: cst.Ba
     a line stays on that line; a comment line above either statement (which describes it) or inside
     a compound statement's header refuses the fix."""
     for statement in (first, second):
-        if any(line.comment for line in statement.leading_lines):
+        if any(line.comment for line in getattr(statement, "leading_lines", ())):
             return None
         if not isinstance(statement, cst.SimpleStatementLine) and "#" in module.code_for_node(statement):
             return None

@@ -18,12 +18,16 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 
+from nnlint import notebook
+from nnlint.cache import ResultCache
 from nnlint.diagnostics import Diagnostic
+from nnlint.notebook import Notebook
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
@@ -44,7 +48,7 @@ class TraceOptions:
     jobs: int = 2
     models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
     config_root: str = "."           # directory of the pyproject.toml the options came from
-    cache: object | None = None      # a `cache.ResultCache` of trace results, when caching
+    cache: ResultCache | None = None  # trace results kept between runs, when caching
 
 
 @dataclass
@@ -53,6 +57,13 @@ class _File:
     display: str
     found: FileModels
     text: str = ""  # as decoded: the trace cache keys on its slice
+    notebook: Notebook | None = None  # the joined code cells are what gets traced
+
+    def where(self, line: int) -> str:
+        if self.notebook is None:
+            return f"{self.display}:{line}"
+        cell, line, _ = self.notebook.locate(line, 1)
+        return f"{self.display}:cell {cell}:{line}"
 
 
 class WorkerError(Exception):
@@ -66,7 +77,7 @@ class Worker:
         self.options = options
         self.process: subprocess.Popen | None = None
         self.buffer = b""
-        self.log = None
+        self.log: typing.IO[bytes] | None = None
         self.started = False
 
     def start(self) -> None:
@@ -112,6 +123,7 @@ class Worker:
         return json.loads(line)
 
     def _death(self) -> str:
+        assert self.process is not None  # only asked of a started worker
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -169,7 +181,7 @@ class Worker:
                 os.close(self.responses)
             except OSError:
                 pass
-            self.responses = None
+            self.responses = None  # type: ignore[assignment]  # closed
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -206,12 +218,18 @@ def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dic
 def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     out = []
     for path, display in files:
+        book = None
         try:
-            text = decode(read_bytes(path))
+            if path.endswith(notebook.SUFFIX):
+                book = notebook.load(notebook.read(path))
+                text = book.source
+            else:
+                text = decode(read_bytes(path))
             found = discover(text)
-        except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
+        except (UnreadableFile, DecodeError, notebook.NotebookError, cst.ParserSyntaxError, RecursionError,
+                ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, found, text))
+        out.append(_File(path, display, found, text, book))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     classes = [c for f in out for c in f.found.classes]
     by_name: dict[str, list[ModelClass]] = {}
@@ -252,6 +270,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             requests.append({
                 "path": os.path.abspath(file.path), "display": file.display, "models": models,
                 "user_dirs": user_dirs,
+                "source": file.notebook.source if file.notebook else None,
                 "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
                             "batch_size": options.batch_size},
             })
@@ -263,8 +282,9 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
     from nnlint.registry import registry
 
     rule = registry()[code]  # the caller settles it: enabled codes, line text, noqa
-    return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
-                      rule.severity, "trace")
+    found = Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
+                       rule.severity, "trace")
+    return file.notebook.to_cell(found) if file.notebook else found  # with its cell's line text
 
 
 def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
@@ -311,24 +331,24 @@ class _ResultCollector:
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
-                    self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes
+                    self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes
                                       if "skipped on fake tensors" in n)
                     return
                 self.notes.append(
-                    f"{file.display}:{cls.line}: {cls.name}: traced via {message.get('path')}"
+                    f"{file.where(cls.line)}: {cls.name}: traced via {message.get('path')}"
                     f" ({message.get('why') or 'no fallback needed'}); built with {message.get('built')};"
                     f" input {message.get('shapes')} from {message.get('input_source')};"
                     f" {message.get('params', 0):,} parameters; {message.get('seconds', 0):.2f} s")
-                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes)
+                self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes)
             elif message.get("skip"):
                 if not self.options.verbose:
                     return
-                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
+                self.notes.append(f"{file.where(cls.line)}: {cls.name}: skipped: {message.get('reason')}")
             else:
                 self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
                                                     message.get("snippet", "")))
                 if self.options.verbose:  # the NNL790 diagnostic already says it
-                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: not traced: {message.get('reason')}")
 
     def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
         for cls in file.found.models():
@@ -370,7 +390,7 @@ class WorkerPool:
         for worker in self.workers:
             worker.stop()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -392,7 +412,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     if not requests:
         return _deduplicated(collector.diagnostics), collector.notes
     own_pool = pool is None
-    if own_pool:
+    if pool is None:
         pool = WorkerPool(options)
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
@@ -423,15 +443,16 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             pool.close()
     for request in requests:
         file = by_path[request["path"]]
-        found = [d for d in collector.diagnostics if d.path == file.display]
+        outcome = [d for d in collector.diagnostics if d.path == file.display]
         # A timeout or a dead worker may not happen next time: only complete results are kept.
-        if keys.get(request["path"]) and not any(d.code in ("NNL790", "NNL003") for d in found):
-            options.cache.put(file.path, keys[request["path"]], found, [])
+        key = keys.get(request["path"])
+        if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
+            options.cache.put(file.path, key, outcome, [])
     return _deduplicated(collector.diagnostics), collector.notes
 
 
 def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
-            ) -> tuple[list[dict], dict[str, str]]:
+            ) -> tuple[list[dict], dict[str, str | None]]:
     """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
     if cache is None:
         return requests, {}
@@ -456,7 +477,7 @@ def _deduplicated(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     """A class is analysed on its own and inside the models that use it: one report per hazard."""
     out, seen = [], set()
     for d in sorted(diagnostics, key=Diagnostic.sort_key):
-        if (d.path, d.line, d.code) not in seen:
-            seen.add((d.path, d.line, d.code))
+        if (d.path, d.cell, d.line, d.code) not in seen:
+            seen.add((d.path, d.cell, d.line, d.code))
             out.append(d)
     return out

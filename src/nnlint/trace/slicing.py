@@ -12,8 +12,8 @@ stack traces of the sliced code point at the checked file's lines.
 from __future__ import annotations
 
 import ast
+from collections.abc import Collection
 from dataclasses import dataclass
-
 
 _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
@@ -156,10 +156,10 @@ def _definitional(stmt) -> bool:
     return False
 
 
-def slice_module(source: str, filename: str = "<module>", roots: set[str] = frozenset()) -> Slice:
+def slice_module(source: str, filename: str = "<module>", roots: Collection[str] = frozenset()) -> Slice:
     """Slice `source`. `roots` are top-level function names whose bodies must be runnable ("*": all)."""
     tree = ast.parse(source, filename)
-    functions: dict[str, ast.AST] = {}
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
     for stmt in tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             functions[stmt.name] = stmt
@@ -198,6 +198,7 @@ def slice_module(source: str, filename: str = "<module>", roots: set[str] = froz
         changed = False
         for index, targets, used in assignments:
             stmt = tree.body[index]
+            assert isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign))
             if index not in kept and not _has_call(stmt.value) and used <= safe | _BUILTIN_NAMES:
                 kept.add(index)
                 safe |= targets

@@ -46,7 +46,9 @@ class LossFlowFacts(Facts):
     def visit_Call(self, node: cst.Call) -> None:
         scope = self._scopes[-1]
         func = node.func
-        self.called[scope].add(final_name(func))
+        name = final_name(func)
+        if name is not None:
+            self.called[scope].add(name)
         if isinstance(func, cst.Name):
             self.calls_by_name.setdefault(func.value, []).append((scope, node))
             self.scope_of_call[id(node)] = scope
