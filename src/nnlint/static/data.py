@@ -159,6 +159,9 @@ class IndependentShuffle(StaticRule):
         "from torch.utils.data import DataLoader\nimage_loader = DataLoader(images, batch_size=8, shuffle=True)\n"
         "label_loader = DataLoader(labels, batch_size=8, shuffle=True)\n"
         "for x, y in zip(image_loader, label_loader):  # <-\n    pass\n",
+        # reordered alone, then paired with an array it was never reordered with
+        "import torch\nfrom torch.utils.data import TensorDataset\nsignal = load_signal()\nclasses = load_classes()\n"
+        "signal = signal[torch.randperm(len(signal))]  # <-\nds = TensorDataset(signal, classes)\n",
         # a random permutation applied to the inputs only
         "import torch\nfeatures, labels = load()\nperm = torch.randperm(len(labels))\nfeatures = features[perm]  # <-\n"
         "fit(features, labels)\n",
@@ -338,6 +341,8 @@ class IndependentShuffle(StaticRule):
         if rows is not None:
             found |= {n for n, r in scope.rows.items() if r == rows and n != name}
         found |= {n for n in scope.assigned if n != name and _named_like_pair(n, name)}
+        # handed together to something that pairs them (zip, TensorDataset, fit)
+        found |= {n for n in scope.assigned - found if n != name and _paired_in(scope.node, name, n)}
         return found
 
     def _check_one_sided(self, scope: _ShuffleScope) -> None:
