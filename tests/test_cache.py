@@ -110,3 +110,14 @@ def test_fixes_survive_the_cache(cli, project):
     first = cli("check", "--static-only", "--format", "json", "m.py").stdout
     assert '"fix": {' in first
     assert cli("check", "--static-only", "--format", "json", "m.py").stdout == first
+
+
+def test_deleted_files_leave_the_cache(cli, project):
+    project("a.py", BUG)
+    gone = project("b.py", BUG)
+    cli("check", "--static-only", ".")
+    gone.unlink()
+    project("c.py", BUG)
+    cli("check", "--static-only", ".")
+    entries = json.loads(_cache_file(project.root / CACHE_DIR_NAME).read_text())
+    assert sorted(Path(p).name for p in entries) == ["a.py", "c.py"]

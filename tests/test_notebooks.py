@@ -15,8 +15,8 @@ from nnlint.notebook import NotebookError, apply_edits, load
 from nnlint.registry import registry
 
 STATIC_CODES = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "tool"))
-BUGGY = FIXTURES / "buggy" / "tabular_notebook.ipynb"
-CLEAN = FIXTURES / "clean" / "tabular_notebook.ipynb"
+BUGGY = FIXTURES / "notebooks" / "buggy_tabular.ipynb"
+CLEAN = FIXTURES / "notebooks" / "clean_tabular.ipynb"
 
 
 def notebook(*cells: str | tuple[str, str], indent: int | None = 1, as_string: bool = False, **extra) -> str:

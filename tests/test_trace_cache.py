@@ -38,27 +38,39 @@ def _tamper(root) -> None:
     path.write_text(json.dumps(entries))
 
 
-def _trace(cli) -> str:
-    return cli("check", "--select", "NNL7", "--format", "concise", "model.py").stdout
+@pytest.fixture(scope="module")
+def pool():
+    from nnlint.trace.runner import TraceOptions, WorkerPool
+
+    with WorkerPool(TraceOptions(jobs=1)) as workers:  # one warm worker for every run below
+        yield workers
 
 
-def test_trace_cache_follows_what_runs(cli, project):
+def _trace(pool, cache: bool = True) -> str:
+    from nnlint.api import CheckOptions, check_paths
+
+    outcome = check_paths(["model.py"], CheckOptions([], select=["NNL7"], trace_pool=pool, cache=cache))
+    return "\n".join(f"{d.code} {d.message}" for d in outcome.diagnostics)
+
+
+def test_trace_cache_follows_what_runs(pool, project):
     project("helper.py", "WIDTH = 8\n")
     project("model.py", MODEL)
-    first = _trace(cli)
+    first = _trace(pool)
     assert "NNL703" in first and "FROM-CACHE" not in first
     _tamper(project.root)
-    assert "FROM-CACHE" in _trace(cli)
+    assert "FROM-CACHE" in _trace(pool)
 
     project("model.py", MODEL + LOOP)  # below the models, dropped from the slice: still cached
-    assert "FROM-CACHE" in _trace(cli)
+    assert "FROM-CACHE" in _trace(pool)
 
     project("helper.py", "WIDTH = 8  # the local module the slice imports changed\n")
-    fresh = _trace(cli)
+    fresh = _trace(pool)
     assert "NNL703" in fresh and "FROM-CACHE" not in fresh
 
     _tamper(project.root)
     project("model.py", MODEL.replace("dim=-1)", "dim=1)") + LOOP)  # the model itself changed
-    fixed = _trace(cli)
+    fixed = _trace(pool)
     assert "FROM-CACHE" not in fixed and "NNL703" not in fixed
-    assert "FROM-CACHE" not in cli("check", "--no-cache", "--select", "NNL7", "model.py").stdout
+    _tamper(project.root)
+    assert "FROM-CACHE" not in _trace(pool, cache=False)

@@ -6,7 +6,6 @@ is the expensive part. Buggy files must give exactly their trace markers, clean 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -23,15 +22,10 @@ _TRACED = frozenset(code for code, rule in registry().items() if rule.layer == "
 # NNL790 notes expected on the fixtures, with a word of the reason each must give.
 EXPECTED_NOT_TRACED = {
     # its reshape(-1) bug breaks every batch size > 1, so each input tried fails; the note says what to configure
-    ("buggy/shapes_patch_classifier.py", 23): "To fix, add to pyproject.toml",
+    ("buggy/shapes_patch_classifier.py", 23): "(input)",
 }
-# Fixtures whose imports need packages that are not nnlint's dependencies (in import order): traced only where
-# all are installed, else the note names the first one missing.
-for packages, places in {("PIL", "torchvision"): [("buggy/data_segmentation.py", 59), ("clean/data_segmentation.py", 52)],
-                         ("torchvision",): [("buggy/repro_unseeded.py", 24), ("clean/repro_unseeded.py", 25)]}.items():
-    missing = [package for package in packages if importlib.util.find_spec(package) is None]
-    if missing:
-        EXPECTED_NOT_TRACED.update({place: missing[0] for place in places})
+# Fixtures importing packages that are not nnlint's dependencies (PIL, torchvision) trace anyway:
+# their models do not need them (a missing package blocks only the classes that use it).
 
 
 def _files(kind: str) -> list:
@@ -154,3 +148,36 @@ def test_traced_rules_examples(pool, tmp_path):
         if got != lines or untraced:
             problems[name] = {"expected": lines, "got": got, "not traced": untraced}
     assert not problems, problems
+
+
+def test_messages_are_one_line_of_at_most_200_characters(traced):
+    _, diagnostics, _ = traced
+    long = [d.message for d in diagnostics if "\n" in d.message or len(d.message) > 200]
+    assert not long, long
+
+
+USAGE = FIXTURES.parent / "tests" / "trace_fixtures" / "usage"
+
+
+def test_models_are_built_and_fed_the_way_the_code_does(pool):
+    """tests/trace_fixtures/usage: call sites in main() with argparse defaults, resolved through
+    imports; `.double()`; a literal example input; a graph layer; a block only its parent can feed;
+    a guessed image size whose false view finding must not survive a second input."""
+    files = [(str(p), f"usage/{p.name}") for p in sorted(USAGE.glob("*.py"))]
+    diagnostics, notes = trace_files(files, TraceOptions(jobs=2, timeout=60, verbose=True), pool=pool)
+    expected = {(f"usage/{p.name}", line, code) for p in sorted(USAGE.glob("*.py"))
+                for line, code in markers(str(p))}
+    assert {(d.path, d.line, d.code) for d in diagnostics} == expected, [d.message for d in diagnostics]
+
+    def note(where: str) -> str:
+        return "\n".join(n for n in notes if n.startswith(where))
+
+    assert "built with call site Net(50, 10) at usage/train.py:15" in note("usage/models.py:6: Net")
+    assert "0 of 1 finding(s) on the guessed input confirmed" in note("usage/models.py:6: Net")
+    assert "call site" not in note("usage/other.py:5: Net")  # the same name in another file
+    assert "call site RowReader('LSTM', 28, 64)" in note("usage/models.py:23: RowReader")
+    assert "from literal example input" in note("usage/models.py:23: RowReader")
+    assert "traced via" in note("usage/models.py:38: Sequence")  # float64, as `seq.double()` makes it
+    assert "inside Stack" in note("usage/graph.py:16: ScaledBlock")
+    graph = note("usage/graph.py:7: GraphConv")
+    assert "traced via" in graph and "batch checks skipped" in graph

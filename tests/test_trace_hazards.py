@@ -48,6 +48,7 @@ CASES = {
     "trace_device": ("CausalAttention", [_floats(B, T, 32)], "eager"),  # fx rejects ones(T, T)
     "trace_untraceable": ("ClipTagger", [_floats(B, 40, 13)], "eager"),  # data-dependent `if`
     "trace_gpt": ("GPT", [_ints(512, B, T)], "fx"),
+    "trace_causal_leak": ("Head", [_floats(B, T, 32)], "eager"),  # fx: self.tril[:T, :T] with a proxy T
 }
 
 

@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parent / "trace_fixtures"
 HAS_TORCH = __import__("importlib").util.find_spec("torch") is not None
 
 
-def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=False):
+def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=False, batch_axis=None):
     """Stands in for nnlint.trace.analyze.analyze_model: reports what it was given."""
     tensors = list(args) + list(kwargs.values())
     shapes = ";".join(f"{'x'.join(map(str, t.shape))}:{str(t.dtype).removeprefix('torch.')}" for t in tensors)
@@ -166,16 +166,17 @@ def test_constructor_arguments_from_config_literals_factory_and_synthesis(traced
     assert "built with arguments from config" in _note(notes, "Encoder")
     assert "shapes=" in _note(notes, "Encoder") and "x20:float32" in _note(notes, "Encoder")
     literal = _note(notes, "Classifier")
-    assert "built with literal Classifier(784, 10, widths=[64, 32]) at args/needs_literal.py:24" in literal
+    assert "built with call site Classifier(784, 10, widths=[64, 32]) at args/needs_literal.py:24" in literal
     assert "from literal example input in the file" in literal and "x1x28x28:float32" in literal
-    assert "built with factory tiny_backbone()" in _note(notes, "Backbone")
-    assert "built with synthesized arguments" in _note(notes, "TinyLM")
+    # The call inside the factory is a call site, tried before the factory itself.
+    assert "built with call site Backbone(Block, [1, 1]" in _note(notes, "Backbone")
+    assert "built with TinyConfig with its defaults" in _note(notes, "TinyLM")  # the code's own config class
     assert "int=True" in _note(notes, "TinyLM")
     tagger = _note(notes, "SeqTagger")
     assert "built with synthesized arguments" in tagger and "first layer LSTM" in tagger
     assert "built with synthesized arguments" in _note(notes, "Audio")
     block = _note(notes, "Block")  # `Block(channels)`: no defaults, no literal call, so a guess
-    assert "traced via fx" in block and "built with synthesized arguments (channels=16)" in block
+    assert "built with synthesized arguments (channels=16)" in block and "shapes=5x16x" in block
 
 
 @pytestmark_torch
@@ -229,11 +230,16 @@ def test_fake_path_builds_on_meta(workspace, pool):
 def test_unconstructible_model_gets_nnl790_with_config_snippet(workspace, pool):
     from nnlint.trace.runner import TraceOptions, trace_files
 
-    diagnostics, _ = trace_files(_files(workspace, "args")[1:2], TraceOptions(jobs=2, timeout=60), pool=pool)
+    snippets: list[str] = []
+    diagnostics, _ = trace_files(_files(workspace, "args")[1:2], TraceOptions(jobs=2, timeout=60), pool=pool,
+                                 snippets=snippets)
     (d,) = [d for d in diagnostics if d.code == "NNL790"]
     assert d.path == "args/needs_config.py" and d.line == 5 and d.severity.label == "info"
-    assert '[tool.nnlint.models."Encoder"]' in d.message and "squash = 0" in d.message
-    assert "AssertionError" in d.message
+    assert "AssertionError" in d.message and "(constructor arguments)" in d.message
+    # One line of at most 200 characters; the ready-to-paste table comes separately, after the report.
+    assert "\n" not in d.message and len(d.message) <= 200 and "[tool.nnlint" not in d.message
+    (snippet,) = snippets
+    assert '[tool.nnlint.models."Encoder"]' in snippet and "squash = 0" in snippet
 
 
 @pytestmark_torch
@@ -245,13 +251,16 @@ def test_limits_timeout_memory_crash_import_error(workspace, pool):
     diagnostics, _ = trace_files(_files(workspace, "limits"), options, pool=pool)
     elapsed = time.monotonic() - started
     by_model = {d.message.split(" ", 1)[0]: d for d in diagnostics}
-    assert set(by_model) == {"Forever", "Hog", "Segfault", "NeedsPackage"}
-    assert all(d.code == "NNL790" for d in diagnostics)
-    assert "timed out after 6 s" in by_model["Forever"].message
-    assert "timeout = 24" in by_model["Forever"].message
-    assert "exceeded the memory cap (4.0 GiB)" in by_model["Hog"].message
-    assert "segmentation fault" in by_model["Segfault"].message
-    assert "'nnlint_no_such_package' is not importable" in by_model["NeedsPackage"].message
+    assert set(by_model) == {"Forever", "Hog", "Segfault", "nnlint_no_such_package"}
+    assert all(d.code == "NNL790" and "\n" not in d.message and len(d.message) <= 200 for d in diagnostics)
+    assert "(timeout): gave up after 6 s" in by_model["Forever"].message
+    assert "(memory)" in by_model["Hog"].message and "exceeded the memory cap (4.0 GiB)" in by_model["Hog"].message
+    assert "(crash)" in by_model["Segfault"].message and "segmentation fault" in by_model["Segfault"].message
+    # A missing package: once per file, at its import, naming the classes it blocks; PlainLayer traces.
+    missing = by_model["nnlint_no_such_package"]
+    assert missing.path == "limits/missing_package.py" and missing.line == 4
+    assert "(missing package)" in missing.message
+    assert "NeedsPackage, AlsoNeedsPackage were not traced" in missing.message
     assert elapsed < 6 + 60  # the timeout, plus restarting a worker after the crash
 
 

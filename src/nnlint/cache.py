@@ -103,6 +103,7 @@ class ResultCache:
         """Write the cache atomically; a message instead of an exception when the folder is not writable."""
         if not self.changed:
             return None
+        self.entries = {path: entry for path, entry in self.entries.items() if os.path.exists(path)}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = self.directory / ".gitignore"

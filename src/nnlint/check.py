@@ -42,6 +42,8 @@ class CheckOptions:
     cache: bool = True
     cache_dir: str | None = None
     trace_pool: WorkerPool | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+    # progress(files_done, files, models_done, models, current_file) while tracing (a front end's bar)
+    trace_progress: Callable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class CheckOutcome:
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
     changes: list[FileChange] = field(default_factory=list)
+    snippets: list[str] = field(default_factory=list)  # `[tool.nnlint.models]` tables for NNL790s
     failed_writes: bool = False
 
     @property
@@ -110,18 +113,23 @@ def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None
 
 
 def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Layer]
-               ) -> tuple[list[Diagnostic], list[Diagnostic], list[str]]:
-    """(reported, suppressed, notes) of every layer whose codes some file enables; each finding settled once."""
+               ) -> tuple[list[Diagnostic], list[Diagnostic], list[str], list[str]]:
+    """(reported, suppressed, notes, snippets) of every layer whose codes some file enables; each
+    finding settled once. Layers that can `prepare` (start trace workers) do so before any runs."""
     enabled_anywhere = frozenset().union(*(t.enabled for t in tasks))
     diagnostics: list[Diagnostic] = []
     suppressed: list[Diagnostic] = []
     notes: list[str] = []
+    snippets: list[str] = []
     by_display = {t.display: t for t in tasks}
-    for layer in layers:
-        if not layer.codes & enabled_anywhere:
-            continue  # e.g. no tracing under --select NNL3
+    active = [layer for layer in layers if layer.codes & enabled_anywhere]  # no tracing under --select NNL3
+    for layer in active:
+        if hasattr(layer, "prepare"):
+            layer.prepare(tasks, selection)
+    for layer in active:
         output = layer.run(tasks, selection)
         notes += output.notes
+        snippets += output.snippets
         raw_by_file: dict[str, list[Diagnostic]] = {}
         for d in output.raw:
             raw_by_file.setdefault(d.path, []).append(d)
@@ -133,7 +141,7 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
         for result in results:
             diagnostics += result.diagnostics
             suppressed += result.suppressed
-    return diagnostics, suppressed, notes
+    return diagnostics, suppressed, notes, snippets
 
 
 def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
@@ -197,10 +205,16 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckO
     if options.fix:
         tasks = _apply_fixes(tasks, options, cache, outcome)
     layers = layers_for(options, progress(len(tasks)) if progress else None, cache)
-    diagnostics, suppressed, notes = run_layers(tasks, selection, layers)
+    try:
+        diagnostics, suppressed, notes, snippets = run_layers(tasks, selection, layers)
+    finally:
+        for layer in layers:
+            if hasattr(layer, "close"):
+                layer.close()
     problem = cache.save() if cache else None
     outcome.notes += notes + ([problem] if problem else [])
     diagnostics.sort(key=Diagnostic.sort_key)
     outcome.diagnostics = diagnostics
+    outcome.snippets = snippets if any(d.code == "NNL790" for d in diagnostics) else []
     outcome.summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
     return outcome

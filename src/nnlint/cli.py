@@ -72,6 +72,32 @@ def _progress(total: int):
     return advance
 
 
+class _TraceProgress:
+    """A rich progress bar for tracing on stderr: files and models done, the current file."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("tracing"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                            TextColumn("{task.fields[models]}"), TextColumn("{task.fields[current]}"),
+                            console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def __call__(self, files_done, files, models_done, models, current) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task("tracing", total=files, models="", current="")
+        self.bar.update(self.task, completed=files_done, models=f"{models_done}/{models} models",
+                        current=current)
+        if files_done == files:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.task is not None and self.bar.live.is_started:
+            self.bar.stop()
+
+
 def _fix_list(changes, verb: str) -> str:
     if not changes:
         return "nnlint: nothing to fix\n"
@@ -141,10 +167,16 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
     )
     progress = None if quiet or fmt != "text" else _progress
+    # Only on a terminal: nothing extra in CI logs or pipes.
+    tracing = _TraceProgress() if progress is not None and not static_only and sys.stderr.isatty() else None
+    options.trace_progress = tracing
     try:
         outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
+    finally:
+        if tracing is not None:
+            tracing.stop()
     for note in outcome.notes if not quiet else ():
         click.echo(f"nnlint: {note}", err=True)
     if show_fixes:
@@ -168,6 +200,10 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         click.echo(report, nl=False, err=bool(fix and stdin is not None))
     if statistics:
         click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
+    if outcome.snippets and not quiet and (fmt == "text" or verbose):
+        # After the report, never inside a message: machine formats get it on stderr.
+        text = "To trace the models NNL790 names, add to pyproject.toml (real values):\n\n"
+        click.echo(text + "\n\n".join(outcome.snippets), err=fmt != "text" or bool(output_file))
 
     if fix and not quiet and not show_fixes and outcome.changes:
         count = sum(len(c.applied) for c in outcome.changes)

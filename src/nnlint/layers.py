@@ -29,6 +29,7 @@ class LayerOutput:
     settled: list[FileResult] = field(default_factory=list)  # already filtered and noqa'd
     raw: list[Diagnostic] = field(default_factory=list)  # to settle: codes, line text, noqa
     notes: list[str] = field(default_factory=list)  # said on stderr, never part of the report
+    snippets: list[str] = field(default_factory=list)  # config tables printed after the report
 
 
 class Layer(Protocol):
@@ -112,10 +113,40 @@ class TraceLayer:
 
     def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
+        self.pool = None  # started by prepare(), when no warm pool was given
 
     @property
     def codes(self) -> frozenset[str]:
         return _codes_of("trace")
+
+    def prepare(self, files: list[FileTask], selection: RuleSelection) -> None:
+        """Start the workers now, so their `import torch` overlaps the static layer: as many as
+        files that mention torch, up to --jobs."""
+        import importlib.util
+
+        if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
+            return
+        from nnlint.trace.options import trace_options
+        from nnlint.trace.runner import WorkerPool
+
+        options = trace_options(selection.project_settings(), self.options)
+        wanted = 0
+        for task in files:
+            try:
+                with open(task.path, "rb") as handle:
+                    wanted += b"torch" in handle.read()
+            except OSError:
+                continue
+            if wanted >= options.jobs:
+                break
+        if wanted:
+            self.pool = WorkerPool(options)
+            self.pool.start_early(wanted)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
         from nnlint.trace.options import trace_options
@@ -126,7 +157,9 @@ class TraceLayer:
         if self.options.cache:
             options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
         # Every file goes to discovery, enabled or not: a model's base class may live in another file.
+        snippets: list[str] = []
         diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
-                                         pool=self.options.trace_pool)
+                                         pool=self.options.trace_pool or self.pool, snippets=snippets,
+                                         progress=self.options.trace_progress)
         problem = options.cache.save() if options.cache else None
-        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []))
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []), snippets=snippets)

@@ -20,7 +20,9 @@ import io
 import json
 import re
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from nnlint.diagnostics import Diagnostic
 from nnlint.source import read_bytes
@@ -75,6 +77,8 @@ class _Scanner:
 
     def _next(self) -> re.Match:
         match = _TOKEN.match(self.text, self.pos)
+        if match is None:
+            raise NotebookError(f"not a Jupyter notebook: unreadable JSON at offset {self.pos}")
         self.pos = match.end()
         return match
 
@@ -95,7 +99,7 @@ class _Scanner:
                     return items
                 if match.group(2) != ",":
                     items.append(self.value(match))
-        members = {}
+        members: dict = {}
         while True:
             match = self._next()
             if match.group(2) == "}":
@@ -237,7 +241,7 @@ def _cells(document, scanned) -> list[tuple[int, dict, dict]]:
     if not isinstance(document, dict):
         raise NotebookError("not a Jupyter notebook: the top level is not a JSON object")
     if isinstance(document.get("cells"), list):
-        pairs = zip(document["cells"], scanned["cells"])
+        pairs: Iterable[tuple[Any, Any]] = zip(document["cells"], scanned["cells"])
     elif isinstance(document.get("worksheets"), list):
         pairs = ((cell, raw) for sheet, raw_sheet in zip(document["worksheets"], scanned["worksheets"])
                  if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list)
@@ -383,7 +387,7 @@ def apply_edits(text: str, edits) -> str:
         for text_line in cell.lines:
             starts.append(starts[-1] + len(text_line) + 1)
 
-        def offset(line: int, column: int) -> int:
+        def offset(line: int, column: int, cell=cell, source=source, starts=starts) -> int:
             index = line - cell.first_line
             if index >= len(cell.lines):
                 return len(source)

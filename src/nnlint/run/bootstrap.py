@@ -104,8 +104,8 @@ def _run(request: dict, result: dict) -> None:
     except ImportError as exc:
         result["crash"] = {"kind": "setup", "message": f"torch is not importable here ({exc})", "site": None}
         return
-    from nnlint.run.probes import Probes, StopRun
     from nnlint.run.locate import frame_site, user_frame
+    from nnlint.run.probes import Probes, StopRun
     from nnlint.run.verdicts import conclude
 
     probes = Probes(int(request["steps"]), request.get("mode", "run"))
@@ -120,7 +120,7 @@ def _run(request: dict, result: dict) -> None:
 
     signal.signal(signal.SIGALRM, out_of_time)
     script, module = request.get("script"), request.get("module")
-    sys.argv = [script or module, *request.get("args", [])]
+    sys.argv = [str(script or module), *request.get("args", [])]
     import runpy
 
     started = time.perf_counter()
@@ -131,6 +131,7 @@ def _run(request: dict, result: dict) -> None:
             sys.path[0] = os.getcwd()
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         else:
+            assert script is not None  # the request names a script or a module
             sys.path[0] = os.path.dirname(os.path.abspath(script))
             runpy.run_path(script, run_name="__main__")
         probes.stop_reason = "finished"

@@ -38,7 +38,7 @@ def frame_site(frame: types.FrameType) -> Site:
     """The span of the expression the frame is executing (the call), else its whole line."""
     code, line = frame.f_code, frame.f_lineno
     try:
-        positions = list(code.co_positions())[frame.f_lasti // 2]
+        positions = list(code.co_positions())[frame.f_lasti // 2]  # type: ignore[attr-defined]  # 3.11+
     except (AttributeError, IndexError):
         positions = (None, None, None, None)
     start, end, column, end_column = positions
@@ -91,7 +91,7 @@ def traceback_site(tb: types.TracebackType | None) -> Site | None:
     frame = chosen.tb_frame
     code = frame.f_code
     try:
-        start, end, column, end_column = list(code.co_positions())[chosen.tb_lasti // 2]
+        start, end, column, end_column = list(code.co_positions())[chosen.tb_lasti // 2]  # type: ignore[attr-defined]
     except (AttributeError, IndexError):
         start = None
     if start == chosen.tb_lineno and end == start and column is not None and end_column is not None:

@@ -191,7 +191,7 @@ class Probes:
             module_init(module, *args, **kwargs)
             probes._built(module, nn.Module)
 
-        nn.Module.__init__ = init_module
+        nn.Module.__init__ = init_module  # type: ignore[method-assign,assignment]  # the probe wraps it
 
         optimizer_init = torch.optim.Optimizer.__init__
 
@@ -199,7 +199,7 @@ class Probes:
             optimizer_init(optimizer, *args, **kwargs)
             probes._built(optimizer, torch.optim.Optimizer)
 
-        torch.optim.Optimizer.__init__ = init_optimizer
+        torch.optim.Optimizer.__init__ = init_optimizer  # type: ignore[method-assign,assignment]  # the probe wraps it
 
         loader_init = DataLoader.__init__
 
@@ -207,7 +207,7 @@ class Probes:
             loader_init(loader, *args, **kwargs)
             probes._built(loader, DataLoader)
 
-        DataLoader.__init__ = init_loader
+        DataLoader.__init__ = init_loader  # type: ignore[method-assign,assignment]  # the probe wraps it
 
         get_iterator = DataLoader._get_iterator
 
@@ -216,7 +216,7 @@ class Probes:
             iterator._nnlint_loader = loader
             return iterator
 
-        DataLoader._get_iterator = iterator_of
+        DataLoader._get_iterator = iterator_of  # type: ignore[method-assign]  # the probe wraps it
 
         next_batch = _BaseDataLoaderIter.__next__
 
@@ -227,7 +227,7 @@ class Probes:
             finally:
                 probes._waited(iterator, time.perf_counter() - started, time.thread_time() - cpu)
 
-        _BaseDataLoaderIter.__next__ = timed_next
+        _BaseDataLoaderIter.__next__ = timed_next  # type: ignore[method-assign]  # the probe wraps it
 
         load_state_dict = nn.Module.load_state_dict
 
@@ -235,7 +235,7 @@ class Probes:
             probes.weights_loaded = True
             return load_state_dict(module, *args, **kwargs)
 
-        nn.Module.load_state_dict = loading
+        nn.Module.load_state_dict = loading  # type: ignore[method-assign,assignment]  # the probe wraps it
 
         backward = torch.autograd.backward
 
@@ -426,9 +426,9 @@ class Probes:
             return
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= classes:
+            remedy = "shift the labels to start at 0" if low >= 1 else "fix the label mapping or the number of outputs"
             self.find("NNL804", f"{name} got class labels in [{low}, {high}] but the model has {classes} outputs "
-                      f"(valid labels 0..{classes - 1}); {'shift the labels to start at 0' if low >= 1 else 'fix the label mapping or the number of outputs'}",
-                      where)
+                      f"(valid labels 0..{classes - 1}); {remedy}", where)
             self.stop("labels")  # the loss would crash (or read out of bounds) right here
         if len(self.labels) < LABEL_BATCHES:
             self.labels.append((where, classes, labels[:4096].to("cpu").clone()))
@@ -455,7 +455,8 @@ class Probes:
 
     def _confirm_broadcasts(self, loss: torch.Tensor) -> None:
         """A first-step broadcast counts only if the loss that is backpropagated depends on it."""
-        seen, frontier = set(), [loss.grad_fn]
+        seen: set = set()
+        frontier = [loss.grad_fn]
         pending = dict(self._candidates)
         while frontier and pending and len(seen) < 20000:
             node = frontier.pop()
@@ -516,7 +517,8 @@ class Probes:
         with_grad = [p for p in params if p.grad is not None]
         norms = {}
         if with_grad:
-            values = torch.stack(torch._foreach_norm([p.grad.detach() for p in with_grad])).double().tolist()
+            grads = [p.grad.detach() for p in with_grad if p.grad is not None]
+            values = torch.stack(torch._foreach_norm(grads)).double().tolist()
             for p, value in zip(with_grad, values):
                 name = names.get(id(p), f"param{id(p) % 10000}")
                 norms[name] = value
@@ -541,7 +543,8 @@ class Probes:
         return names
 
     def _root_params(self) -> list[torch.Tensor]:
-        params, seen = [], set()
+        params: list[torch.Tensor] = []
+        seen: set[int] = set()
         for root in self.roots.values():
             module = root.module
             for p in module.parameters() if module is not None else ():

@@ -125,6 +125,7 @@ class _Child:
                 [sys.executable, "-m", "nnlint.run.bootstrap", request_path],
                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=log if quiet else None, env=env,
                 start_new_session=True)
+            assert self.options.time is not None  # set by _resolve
             limit = self.options.time + STARTUP_GRACE
             try:
                 code = process.wait(timeout=limit)
@@ -219,6 +220,7 @@ def _settled(losses: list[float], count: int = 5) -> float:
 
 def run_script(options: RunOptions) -> RunOutcome:
     started = time.perf_counter()
+    target: str | None
     if options.module:
         target = _module_path(options.module)
     else:
@@ -231,6 +233,7 @@ def run_script(options: RunOptions) -> RunOutcome:
     out = _Diagnostics(selection, os.path.abspath(target))
     notes: list[str] = []
 
+    assert options.steps is not None and options.overfit_steps is not None  # set by _resolve
     result = _Child(options, "run", options.steps).run()
     for finding in result.get("findings", []):
         out.add(finding["code"], finding["message"], finding["site"], finding.get("severity"))
@@ -258,6 +261,7 @@ def run_script(options: RunOptions) -> RunOutcome:
 
 def _overfit(options: RunOptions, main: dict, out: _Diagnostics) -> str:
     started = time.perf_counter()
+    assert options.overfit_steps is not None  # set by _resolve
     result = _Child(options, "overfit", options.overfit_steps).run()
     cost = time.perf_counter() - started
     losses = result.get("series", {}).get("loss", [])

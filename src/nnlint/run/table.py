@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Literal
 
 BARS = "▁▂▃▄▅▆▇█"
 MAX_LAYERS = 6
@@ -54,7 +55,9 @@ def render_table(series: dict, color: bool) -> str:
 
     steps = len(series.get("loss", []))
     table = Table(title=f"first {steps} steps", title_justify="left", box=None, pad_edge=False)
-    for column, justify in (("", "left"), ("over the steps", "left"), ("first", "right"), ("last", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("", "left"), ("over the steps", "left"), ("first", "right"), ("last", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for row in _rows(series):
         table.add_row(*row)

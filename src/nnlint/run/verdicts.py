@@ -148,8 +148,8 @@ def _initial_loss(probes: Probes) -> None:
 
 def _regression_start(probes: Probes, call, value: float, baseline: float, what: str) -> None:
     if value > 10 * baseline + 1e-6:
-        probes.find("NNL805", f"the first loss is {value:.3g}, {value / baseline:.0f}x the loss of predicting the target "
-                    f"mean ({what}: {baseline:.3g}): standardize the targets or initialize the output bias to "
+        probes.find("NNL805", f"the first loss is {value:.3g}, {value / baseline:.0f}x the loss of predicting the "
+                    f"target mean ({what}: {baseline:.3g}): standardize the targets or initialize the output bias to "
                     "their mean", call.site)
 
 

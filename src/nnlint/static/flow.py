@@ -457,7 +457,7 @@ class FlowAnalysis:
         self._attrs_cache[id(node)] = result
         return result
 
-    def forward_output(self, node: cst.ClassDef) -> Tensor | None:
+    def forward_output(self, node: cst.ClassDef) -> Tensor | Pack | None:
         """The kind of tensor a same-file model's `forward` returns on every path, if known."""
         key = id(node)
         if key in self._forward_cache:

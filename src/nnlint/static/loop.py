@@ -377,7 +377,8 @@ class LossAccumulatedWithGraph(_LoopRule):
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    epoch_loss += loss.item() / len(loader)\n",
         # dividing by the loss is not accumulating it
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    ratio += 1 / loss\n",
     )
     INVALID = (
         Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"

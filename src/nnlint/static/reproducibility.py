@@ -109,12 +109,14 @@ class MissingSeed(StaticRule):
         "for step in range(300):\n    optimizer.zero_grad()\n    style_loss(image).backward()\n    optimizer.step()\n",
         "import torch\nparams = [x_adv]\nopt = torch.optim.Adam(params, lr=0.01)\nloss.backward()\nopt.step()\n",
         # a backward-only smoke test in a library's __main__
-        "import torch\nif __name__ == '__main__':\n    v = ViT()\n    v(torch.randn(1, 3, 224, 224)).sum().backward()\n",
+        "import torch\nif __name__ == '__main__':\n    v = ViT()\n"
+        "    v(torch.randn(1, 3, 224, 224)).sum().backward()\n",
         # one optimizer step on random images, as a library's demo: nothing is trained
         "import torch\nif __name__ == '__main__':\n    opt = torch.optim.Adam(learner.parameters(), lr=3e-4)\n"
         "    loss = learner(torch.randn(8, 3, 256, 256))\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
         # seeded through a generator passed to the draws (makemore)
-        "import torch\ng = torch.Generator().manual_seed(2147483647)\nloader = DataLoader(ds, shuffle=True, generator=g)\n"
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\n"
+        "loader = DataLoader(ds, shuffle=True, generator=g)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nloss.backward()\nopt.step()\n",
         # no torch: micrograd's own Value.backward() and its own optimizer
         "from micrograd.nn import MLP\nmodel = MLP(3, [4, 1])\nopt = SGD(model.parameters())\nloss.backward()\n"
@@ -333,7 +335,7 @@ def _is_data_update(func: cst.BaseExpression) -> bool:
 
 def _mentions_grad(expr: cst.BaseExpression) -> bool:
     """Whether `.grad` is read somewhere in the expression (a small one: an update's right-hand side)."""
-    stack = [expr]
+    stack: list[cst.CSTNode] = [expr]
     while stack:
         node = stack.pop()
         if isinstance(node, cst.Attribute) and node.attr.value == "grad":
@@ -351,8 +353,8 @@ class PartialSeed(StaticRule):
     one `seed_everything(s)`), or use an explicitly seeded generator such as `np.random.default_rng(s)`.
     Also reported: a file that passes a seeded `torch.Generator` to some draws (`generator=g`) but
     leaves others on the unseeded global RNG. Not reported in tests, nor for values drawn at the top
-    of a demo that trains nothing. The fix (unsafe: the draws change) seeds the missing RNG with the same seed, on the line after the
-    top-level seeding call.
+    of a demo that trains nothing. The fix (unsafe: the draws change) seeds the missing RNG with the
+    same seed, on the line after the top-level seeding call.
     """
 
     code = "NNL202"
@@ -518,9 +520,9 @@ class PartialSeed(StaticRule):
                 return  # seeded through a helper that may well seed every RNG
             for rng, label, how in ((PYTHON, "Python's `random`", "random.seed(seed)"),
                                     (NUMPY, "numpy's legacy", "np.random.seed(seed)")):
-                call = self.first_draw.get(rng)
-                if call is not None and rng not in self.seeded:
-                    self._report(call, f"torch is seeded but {label} global RNG is not", how,
+                draw = self.first_draw.get(rng)
+                if draw is not None and rng not in self.seeded:
+                    self._report(draw, f"torch is seeded but {label} global RNG is not", how,
                                  self._fix(self.seed_call[TORCH], rng))
         elif self.trains and TORCH not in self.seeded and self.setup_seeded:
             self._report_torch_unseeded()
@@ -530,7 +532,7 @@ class PartialSeed(StaticRule):
                                   if rng in self.setup_seeded)
             seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
-                         "torch.manual_seed(seed)", seeding and self._fix(seeding, TORCH))
+                         "torch.manual_seed(seed)", self._fix(seeding, TORCH) if seeding else None)
 
     def _report_torch_unseeded(self) -> None:
         """The file trains and seeds, but the seed never reaches torch's CPU generator."""

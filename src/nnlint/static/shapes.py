@@ -23,7 +23,7 @@ from nnlint.static.dataflow_shapes import (
     mentions_dim_zero,
     target_names,
 )
-from nnlint.tree import walk
+from nnlint.tree import walk, walk_no_defs
 
 _SOFTMAX_FUNCTIONS = frozenset(
     {
@@ -454,6 +454,8 @@ class SqueezeWithoutDim(ModelScopeRule):
         # a batch, with .item() on something else
         "def evaluate(model, loader):\n    for x, y in loader:\n        pred = model(x).squeeze()  # <-\n"
         "        correct += (pred.round() == y).sum().item()\n",
+        # the loss is used as a scalar, not the squeezed output
+        "for x, y in loader:\n    loss = criterion(net(x).squeeze(), y)  # <-\n    total += loss.item()\n",
     )
 
     def __init__(self, ctx):
@@ -479,7 +481,7 @@ class SqueezeWithoutDim(ModelScopeRule):
             receiver = _squeeze_receiver(node, self.ctx.call_name(node))
             if receiver is None or id(node) in self._exempt:
                 return
-            if self._scalar_intended():
+            if self._scalar_intended(loss_input=id(node) in self._loss_inputs):
                 return
             if id(node) in self._loss_inputs:
                 self.report(node, f"`squeeze()` without dim on the loss input `{self.describe(receiver)}` also "
@@ -494,17 +496,19 @@ class SqueezeWithoutDim(ModelScopeRule):
             # `loss_fct(logits.squeeze(), labels.squeeze())`: both sides lose the same dims, shapes still match.
             (self._exempt if len(squeezed) > 1 else self._loss_inputs).update(map(id, squeezed))
 
-    def _scalar_intended(self) -> bool:
+    def _scalar_intended(self, loss_input: bool) -> bool:
         """Inference on one sample, where dropping every size-1 dim is the point: the scope builds a batch of
         one (`x.unsqueeze(0)`, `x[None]`, `torch.randint(n, (1, 1))`), or the squeezed value is used as a
         scalar (`pred.item()`) or sampled from (`torch.multinomial(weights, 1)`)."""
-        root = self.scope.node or self.ctx.module
+        root = self.scope.node or self.ctx.module  # the module's own code, not its defs
         key = id(root)
         if key not in self._one_sample:
-            self._one_sample[key] = any(_makes_one_sample(n) for n in walk(root))
+            self._one_sample[key] = any(_makes_one_sample(n) for n in walk_no_defs(root))
         if self._one_sample[key]:
             return True
-        return self._target is not None and any(_uses_as_scalar(n, self._target) for n in walk(root))
+        if loss_input or self._target is None:  # `loss = criterion(out.squeeze(), y)`: loss.item() says nothing
+            return False
+        return any(_uses_as_scalar(n, self._target) for n in walk_no_defs(root))
 
 
 def _makes_one_sample(node: cst.CSTNode) -> bool:
@@ -822,7 +826,8 @@ class FactoryWithoutDevice(ModelScopeRule):
         # DINO's multi-crop wrapper: crop sizes counted on the CPU to slice the list of crops
         "import torch\nfrom torch import nn\nclass MultiCrop(nn.Module):\n    def forward(self, x):\n"
         "        idx = torch.cumsum(torch.unique_consecutive(torch.tensor([inp.shape[-1] for inp in x]),\n"
-        "                           return_counts=True)[1], 0)\n        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
+        "                           return_counts=True)[1], 0)\n"
+        "        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
         "import torch\nfrom torch import nn\nclass Enc(nn.Module):\n    def forward(self, seqs):\n"
         "        lengths = torch.tensor([len(s) for s in seqs])\n        return pack(self.pad(seqs), lengths)\n",
     )

@@ -16,23 +16,23 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
-from nnlint.trace import eagerpath, fxpath
+from nnlint.trace import eagerpath, fxpath, leakage
 from nnlint.trace.checks import (
     Locator,
     OpRecord,
     TracedRun,
     TraceInfo,
     definition_loc,
-    finding,
     gradient_norm_findings,
     initial_loss,
-    mixing_location,
     tensors_in,
 )
 from nnlint.trace.hazards import TraceRule, trace_rules
+from nnlint.trace.usage import square_inputs
 
 _LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
-VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
+BATCH_CODES = frozenset({"NNL701", "NNL704", "NNL705"})  # hazards that assume rows are independent samples
+VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709, NNL712) skipped on fake tensors"
 _TIME_MAJOR_OPS = frozenset({
     "module:RNN", "module:LSTM", "module:GRU", "module:MultiheadAttention", "module:Transformer",
     "module:TransformerEncoder", "module:TransformerDecoder", "module:TransformerEncoderLayer",
@@ -41,7 +41,7 @@ _TIME_MAJOR_OPS = frozenset({
 
 
 def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: bool = False,
-                  int_inputs: bool = False) -> dict:
+                  int_inputs: bool = False, batch_axis: int | None = None) -> dict:
     """Trace `model(*args, **kwargs)` and report hazards at lines of `source_file`.
 
     Returns {"path": "fx" | "eager" | "fake-fx" | "fake-eager", "why": str, "findings": [{"code",
@@ -49,12 +49,13 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
     when the forward pass itself fails (on the fake path: also when forward needs tensor values).
 
     `int_inputs` is a hint only: token inputs are recognized from their dtype, and the batch-mixing
-    test then differentiates the first embedding output instead.
+    test then differentiates the first embedding output instead. `batch_axis` is where the checked
+    code's own input (config, comment, example tensor) has its batch; inferred when None.
     """
     locate = Locator(source_file)
     notes: list[str] = []
     was_training = model.training
-    model.eval()  # BatchNorm/Dropout must not couple or randomize samples
+    set_training(model, False)  # BatchNorm/Dropout must not couple or randomize samples
     try:
         mode: Any = contextlib.nullcontext()
         if fake:
@@ -64,7 +65,7 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             args, kwargs = _fakeify(model, args, kwargs, mode)
         with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
-        batch, axis = _batch(model, trace.records, args, kwargs)
+        batch, axis = _batch(model, trace.records, args, kwargs, batch_axis)
         info = TraceInfo(batch, definition_loc(source_file, model))
         op_rules = _rules(lambda r: r.scope == "op" and not (fake and r.needs_values))
         findings = _op_findings(trace.records, info, op_rules)
@@ -73,8 +74,11 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
         else:
             outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
             run = TracedRun(model, trace.records, trace.output, trace.producer(outputs[0]) if outputs else None,
-                            args, kwargs, info, axis, notes)
+                            args, kwargs, info, axis, notes, locate)
             findings += _run_findings(run, _rules(lambda r: r.scope == "run"))
+        shapes = [tuple(t.shape) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if square_inputs(shapes):  # graph nodes (an adjacency input) are meant to be mixed
+            findings = [f for f in findings if f["code"] not in BATCH_CODES]
     except eagerpath.ForwardFailed as failed:
         # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
         # the NNL702 finding, not a model that cannot be traced.
@@ -87,17 +91,34 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             raise failed.cause from None
         path, why = "eager", f"forward raised {failed}"
     finally:
-        model.train(was_training)
+        set_training(model, was_training)
     if fake:
         path = "fake-" + path
     return {"path": path, "why": why, "findings": _dedupe(findings), "notes": notes}
 
 
+def set_training(model: torch.nn.Module, mode: bool) -> None:
+    """`model.train(mode)` without calling overrides of `train()` (forward-forward layers train
+    themselves in a `train(x_pos, x_neg)` method)."""
+    for module in model.modules():
+        module.training = mode
+
+
 def _trace(model, args, kwargs, locate: Locator, *, values: bool):
+    # Symbolic tracing runs forward on proxies: `self.freqs_cis = self.freqs_cis.to(h.device)`
+    # stores a proxy on the module. Restored before the eager run when fx gives up.
+    saved = [(m, dict(m.__dict__), dict(m._buffers), dict(m._parameters)) for m in model.modules()]
     try:
         trace = fxpath.trace(model, args, kwargs, locate, values=values)
         return trace, "fx", "torch.fx symbolic trace succeeded"
     except Exception as exc:  # noqa: BLE001 - data-dependent control flow, unsupported Python, ...
+        for module, attributes, buffers, parameters in saved:
+            module.__dict__.clear()
+            module.__dict__.update(attributes)
+            module._buffers.clear()
+            module._buffers.update(buffers)
+            module._parameters.clear()
+            module._parameters.update(parameters)
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         why = f"torch.fx failed ({type(exc).__name__}: {message}); traced eagerly"
     return eagerpath.trace(model, args, kwargs, locate, values=values), "eager", why
@@ -134,17 +155,24 @@ def _fakeify(model: torch.nn.Module, args: tuple, kwargs: dict, mode) -> tuple[t
     return tree_map(as_fake, tuple(args)), tree_map(as_fake, dict(kwargs))
 
 
-def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tuple[int | None, int]:
-    """Batch size and axis of the first input tensor: axis 1 when it feeds a time-major RNN/attention."""
+def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs,
+           declared: int | None = None) -> tuple[int | None, int]:
+    """Batch size and axis of the first input tensor: `declared`, else axis 1 when it feeds a
+    time-major RNN/attention."""
     leaves = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.dim() > 0]
     if not leaves:
         return None, 0
     shape = tuple(leaves[0].shape)
     axis = 0
-    if len(shape) >= 2:
-        consumer = next((r for r in records if any(t.shape == shape for t in tensors_in(r.args))), None)
+    if declared is not None and declared < len(shape):
+        axis = declared
+    elif len(shape) >= 2:
+        # Time-major when a time-major RNN/attention consumes the input, or its embedding (the
+        # leading two dimensions unchanged): `TransformerModel(src)` with src of shape (T, B).
         batch_first = next((m.batch_first for m in model.modules() if hasattr(m, "batch_first")), True)
-        if consumer is not None and consumer.op in _TIME_MAJOR_OPS and batch_first is False:
+        consumer = next((r for r in records if r.op in _TIME_MAJOR_OPS and any(
+            tuple(t.shape[:2]) == shape[:2] for t in tensors_in(r.args)[:1])), None)
+        if consumer is not None and batch_first is False:
             axis = 1
     return int(shape[axis]), axis
 
@@ -213,13 +241,13 @@ def _batch_statistics(model: torch.nn.Module):
              if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     saved = [(m.training, m.momentum, _clone(m.num_batches_tracked)) for m in norms]
     for m in norms:
-        m.train()
+        m.training = True
         m.momentum = 0.0  # the running averages keep their values
     try:
         yield
     finally:
         for m, (training, momentum, tracked) in zip(norms, saved):
-            m.train(training)
+            m.training = training
             m.momentum = momentum
             if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
@@ -230,70 +258,23 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def gradient_leak(run: TracedRun) -> list[dict]:
-    """NNL704 from one backward pass of sum(out[sample 0]).
+    """NNL704 (see leakage.py). Inputs with a (B, B) matrix (a graph's adjacency) make the rows
+    nodes that forward is meant to mix: no batch to protect (BATCH_CODES are dropped)."""
+    shapes = [tuple(t.shape) for t in tree_flatten((run.args, run.kwargs))[0] if isinstance(t, torch.Tensor)]
+    if square_inputs(shapes):
+        run.notes.append("batch checks skipped: a (B, B) input makes the rows nodes, not samples")
+        return []
+    return leakage.sample_findings(run.model, run.args, run.kwargs, run.axis, run.info.fallback, run.locate,
+                                   run.notes)
 
-    In eval mode every sample's output may depend only on that sample, so the gradient of sample 0's
-    output with respect to the other samples' inputs (or, for token inputs, their embeddings) must be
-    exactly zero.
-    """
-    model, records, args, kwargs, info, axis, notes = (run.model, run.records, run.args, run.kwargs, run.info,
-                                                      run.axis, run.notes)
-    batch = info.batch
-    watched: list[torch.Tensor] = []
 
-    def watch(value):
-        if (isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > axis
-                and value.shape[axis] == batch):
-            value = value.detach().clone().requires_grad_(True)
-            watched.append(value)
-        return value
-
-    args, kwargs = tree_map(watch, tuple(args)), tree_map(watch, dict(kwargs))
-    hooks = []
-    if not watched:  # token inputs (int_inputs): watch the first embedding output with the batch dimension
-        def capture(module, inputs, output):
-            if (not watched and isinstance(output, torch.Tensor) and output.requires_grad
-                    and output.dim() > axis and output.shape[axis] == batch):
-                output.retain_grad()
-                watched.append(output)
-
-        embeddings = [m for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
-        hooks = [m.register_forward_hook(capture) for m in embeddings]
-    try:
-        with torch.enable_grad():
-            output = model(*args, **kwargs)
-            tensors = [t for t in tree_flatten(output)[0]
-                       if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
-            axes = [(t, _out_axis(t, axis, batch)) for t in tensors] if batch else []
-            per_sample = [t.select(out_axis, 0).sum() for t, out_axis in axes if out_axis is not None]
-            if per_sample and watched:
-                # Kept: modules that cache tensors across calls in eval mode (LeViT's attention
-                # biases) reuse this graph in the NNL709 pass.
-                torch.stack([o.float() for o in per_sample]).sum().backward(retain_graph=True)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    found: list[dict] = []
-    if not per_sample or not batch or batch < 2:
-        notes.append("NNL704 skipped: no output has the batch dimension")
-        return found
-    if not watched:
-        notes.append("NNL704 skipped: no float input or embedding output to differentiate")
-        return found
-    for value in watched:
-        grad = value.grad
-        if grad is None:
-            continue
-        own = float(grad.narrow(axis, 0, 1).abs().max())
-        leak = float(grad.narrow(axis, 1, batch - 1).abs().max())
-        if leak > 1e-6 * own:
-            loc = mixing_location(records, info)
-            found.append(finding("NNL704", f"samples leak into each other: in eval mode the output of "
-                                 f"sample 0 has a gradient of {leak:.2e} with respect to other samples' "
-                                 f"inputs (own: {own:.2e}); a view/reshape used where a transpose was "
-                                 "meant, or a reduction over the batch, mixes the batch", loc))
-            break
-    return found
+def future_leak(run: TracedRun) -> list[dict]:
+    """NNL712 (see leakage.py), for models meant to be causal only."""
+    intent = leakage.causal_intent(run.model, run.records)
+    if intent is None:
+        return []
+    return leakage.future_findings(run.model, run.args, run.kwargs, run.axis, run.info.fallback, run.locate,
+                                   intent, run.notes)
 
 
 def gradient_norms(run: TracedRun) -> list[dict]:
@@ -313,14 +294,6 @@ def gradient_norms(run: TracedRun) -> list[dict]:
         projections = [(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors]
         torch.stack(projections).sum().backward(retain_graph=True)
     return gradient_norm_findings(model, info)
-
-
-def _out_axis(t: torch.Tensor, axis: int, batch: int | None) -> int | None:
-    if not batch or t.dim() == 0:
-        return None
-    if t.dim() > axis and t.shape[axis] == batch:
-        return axis
-    return next((i for i, s in enumerate(t.shape) if s == batch), None)
 
 
 def _dedupe(findings: list[dict]) -> list[dict]:

@@ -266,6 +266,7 @@ class TracedRun:
     info: TraceInfo
     axis: int  # the batch axis of the inputs
     notes: list[str]
+    locate: Locator | None = None  # for checks that attribute a live op to its line (NNL704, NNL712)
 
 
 def finding(code: str, message: str, loc: Loc) -> dict:
@@ -538,48 +539,6 @@ def initial_loss(output: Any, loc: Loc, info: TraceInfo) -> list[dict]:
     return [finding("NNL707", f"initial cross-entropy on uniform random labels is {loss:.2f}, well above "
                     f"ln({classes}) = {bound:.2f}: the classifier starts overconfident; initialize the last "
                     "layer's weights to zero/small values or set its bias from the class priors", loc)]
-
-
-_MOVES = frozenset({"transpose", "permute", "swapaxes", "movedim", "moveaxis", "t", "swapdims"})
-_CONTRACTIONS = frozenset({"matmul", "bmm", "mm", "einsum", "tensordot", "baddbmm", "addmm", "linear"})
-
-
-def _breaks_batch(rec: OpRecord, batch: int) -> bool:
-    """Whether this op merges, splits or reduces away a batch-sized dimension."""
-    found = reduced_dims(rec)
-    if found is not None:
-        return any(found[0].shape[d] == batch for d in found[1])
-    inputs = [t for t in tensors_in(rec.args) if batch in t.shape]
-    out = first_tensor(rec.out)
-    if not inputs or out is None:
-        return False
-    if rec.op in _RESHAPES:
-        src = inputs[0]
-        axis = src.shape.index(batch)
-        lower = math.prod(src.shape[:axis])
-        kept = any(math.prod(out.shape[:j]) == lower and out.shape[j] == batch for j in range(len(out.shape)))
-        return not kept
-    if rec.op in _CONTRACTIONS:
-        return out.shape.count(batch) < max(t.shape.count(batch) for t in inputs)
-    return False
-
-
-def _moves_batch(rec: OpRecord, batch: int) -> bool:
-    if rec.op not in _MOVES:
-        return False
-    src, out = _arg(rec, 0, "input"), first_tensor(rec.out)
-    return (isinstance(src, TensorInfo) and out is not None and batch in src.shape and batch in out.shape
-            and src.shape.index(batch) != out.shape.index(batch))
-
-
-def mixing_location(records: list[OpRecord], info: TraceInfo) -> Loc:
-    """Where the batch dimension is first merged (else first moved); forward's line if nowhere."""
-    if info.batch and info.batch > 1:
-        for predicate in (_breaks_batch, _moves_batch):
-            for rec in records:
-                if rec.loc is not None and predicate(rec, info.batch):
-                    return rec.loc
-    return info.fallback
 
 
 def gradient_norm_findings(model: torch.nn.Module, info: TraceInfo) -> list[dict]:

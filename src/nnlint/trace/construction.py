@@ -5,12 +5,14 @@ Imported only in the worker, after its memory cap is set: importing torch is wha
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 
 import torch.nn as nn
 
-from nnlint.trace.loading import resolve_refs
+from nnlint.trace.building import DefaultsNamespace, config_variants
+from nnlint.trace.loading import UNKNOWN_VALUE, resolve_refs
 
 _NAME_VALUES = [  # (substrings of a lower-cased parameter name, value); first match wins
     (("vocab", "num_embeddings", "ntoken", "n_token", "num_tokens", "n_vocab"), 97),
@@ -18,7 +20,7 @@ _NAME_VALUES = [  # (substrings of a lower-cased parameter name, value); first m
     (("in_chans", "in_channels", "input_channels", "in_ch", "n_channels", "num_channels", "img_channels",
       "image_channels", "channels_in", "input_nc"), 3),
     (("n_layer", "num_layers", "n_layers", "nlayers", "depth", "num_blocks", "n_blocks"), 2),
-    (("dropout", "drop", "p_drop", "attn_drop", "proj_drop"), 0.0),
+    (("dropout", "drop", "p_drop", "attn_drop", "proj_drop", "dp_ratio", "pdrop"), 0.0),
     (("eps", "epsilon"), 1e-5),
     (("kernel",), 3),
     (("stride",), 1),
@@ -43,8 +45,13 @@ _HEAD_NAMES = frozenset({"heads", "num_heads", "n_head", "n_heads", "nhead", "nh
                          "num_attention_heads", "attn_heads"})
 
 
+_EXACT_VALUES = {"nc": 3, "ncls": 10}  # short names a substring match would misread
+
+
 def _value_for(name: str, annotation, scale: int):
     lowered = name.lower()
+    if lowered in _EXACT_VALUES:
+        return _EXACT_VALUES[lowered]
     if lowered in _HEAD_NAMES:
         return 4
     for keys, value in _NAME_VALUES:
@@ -96,48 +103,146 @@ def _annotation(param, namespace):
     return annotation
 
 
-def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
-    """A few constructor argument sets guessed from the signature: defaults, type hints, names."""
+_CONFIG_NAMES = ("config", "cfg", "args", "conf", "hparams", "opt", "params", "hp", "options", "model_args")
+
+
+def _config_bases(cls, namespace, annotation) -> list:
+    """Config objects the checked code itself defines for `cls`: its `get_default_config()`, the
+    annotated config class, or the module's one `*Config`/`*Args` dataclass/NamedTuple, with defaults."""
+    makers = []
+    default_config = getattr(cls, "get_default_config", None)
+    if callable(default_config):
+        makers.append(default_config)
+    if isinstance(annotation, type):
+        makers.append(annotation)
+    else:
+        named = [v for k, v in namespace.items() if isinstance(v, type) and k.endswith(("Config", "Args", "Cfg"))
+                 and (dataclasses.is_dataclass(v) or hasattr(v, "_fields"))]
+        if len(named) == 1:
+            makers.append(named[0])
+    out = []
+    for make in makers:
+        try:
+            out.append(make())
+        except Exception:  # noqa: BLE001 - a config class without defaults
+            continue
+    return out
+
+
+def _is_config_class(annotation) -> bool:
+    return (isinstance(annotation, type) and annotation is not inspect.Parameter.empty
+            and annotation not in (int, float, bool, str, list, tuple, dict) and not issubclass(annotation, nn.Module))
+
+
+def _param_value(param, namespace, scale: int, blocks: list):
+    """A value for one required constructor parameter, from its annotation and its name."""
+    annotation = _annotation(param, namespace)
+    lowered = param.name.lower()
+    if _is_config_class(annotation):
+        return _build_config_object(annotation, scale)
+    if lowered in _CONFIG_NAMES:
+        return _AutoConfig(scale)
+    if lowered == "block" and blocks:
+        return blocks[0]
+    if lowered in ("layers", "blocks", "num_blocks", "depths", "block_nums"):
+        return [1, 1, 1, 1]
+    if lowered.split("_")[0] in ("act", "activation") or lowered.endswith(("act_layer", "activation")):
+        return nn.ReLU
+    if lowered in ("norm", "norm_layer", "norm_fn", "normalization"):
+        return nn.BatchNorm2d if "layer" in lowered else nn.LayerNorm
+    return _value_for(param.name, annotation, scale)
+
+
+def _required(cls) -> list:
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):
         return []
-    required = [p for p in signature.parameters.values()
-                if p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [p for p in signature.parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _blocks(cls, namespace) -> list:
+    return [v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, nn.Module)
+            and v is not cls and ("block" in k.lower() or "bottleneck" in k.lower())]
+
+
+def _synthesized(cls, namespace) -> list[tuple[str, list, dict]]:
+    """A few constructor argument sets guessed from the signature: config objects the code defines
+    (defaults, unset sizes filled), then type hints and names at two scales."""
+    required = _required(cls)
     if not required:
         return []
-    blocks = [v for k, v in namespace.items() if isinstance(v, type) and issubclass(v, nn.Module)
-              and v is not cls and ("block" in k.lower() or "bottleneck" in k.lower())]
+    blocks = _blocks(cls, namespace)
     candidates = []
-    for scale in (1, 2):
+
+    def arguments(values: dict) -> tuple[list, dict]:
         args, kwargs = [], {}
         for param in required:
-            annotation = _annotation(param, namespace)
-            lowered = param.name.lower()
-            if isinstance(annotation, type) and annotation is not inspect.Parameter.empty \
-                    and annotation not in (int, float, bool, str, list, tuple) \
-                    and not issubclass(annotation, nn.Module):
-                value = _build_config_object(annotation, scale)
-            elif lowered in ("config", "cfg", "args", "conf", "hparams", "opt", "params", "hp", "options"):
-                value = _AutoConfig(scale)
-            elif lowered == "block" and blocks:
-                value = blocks[0]
-            elif lowered in ("layers", "blocks", "num_blocks", "depths", "block_nums"):
-                value = [1, 1, 1, 1]
-            elif lowered.split("_")[0] in ("act", "activation") or lowered.endswith(("act_layer", "activation")):
-                value = nn.ReLU
-            elif lowered in ("norm", "norm_layer", "norm_fn", "normalization"):
-                value = nn.BatchNorm2d if "layer" in lowered else nn.LayerNorm
-            else:
-                value = _value_for(param.name, annotation, scale)
             if param.kind == param.KEYWORD_ONLY:
-                kwargs[param.name] = value
+                kwargs[param.name] = values[param.name]
             else:
-                args.append(value)
-        names = ", ".join(f"{p.name}={_show(v)}" for p, v in zip(required, args + list(kwargs.values())))
+                args.append(values[param.name])
+        return args, kwargs
+
+    for param in required:
+        annotation = _annotation(param, namespace)
+        if param.name.lower() not in _CONFIG_NAMES and not _is_config_class(annotation):
+            continue
+        for base in _config_bases(cls, namespace, annotation if _is_config_class(annotation) else None):
+            for how, config in config_variants(base, lambda name: _value_for(name, None, 1)):
+                values = {p.name: _param_value(p, namespace, 1, blocks) for p in required}
+                values[param.name] = config
+                candidates.append((f"{type(base).__name__} with {how}", *arguments(values)))
+        break
+    for scale in (1, 2):
+        values = _distinct({p.name: _param_value(p, namespace, scale, blocks) for p in required})
+        args, kwargs = arguments(values)
+        names = ", ".join(f"{p.name}={_show(values[p.name])}" for p in required)
         candidates.append((f"synthesized arguments ({names})", args, kwargs))
     return candidates
+
+
+def _distinct(values: dict, given: frozenset = frozenset()) -> dict:
+    """Synthesized sizes made pairwise distinct (`height=32, width=32` would hide a swapped view):
+    a repeated value >= 8 grows by 8 (keeping divisibility by the usual head counts)."""
+    taken = {v for k, v in values.items() if k in given and isinstance(v, int)}
+    out = {}
+    for name, value in values.items():
+        if name not in given and isinstance(value, int) and not isinstance(value, bool) and value >= 8:
+            while value in taken:
+                value += 8
+        if isinstance(value, int) and not isinstance(value, bool):
+            taken.add(value)
+        out[name] = value
+    return out
+
+
+def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict]:
+    """A call site's arguments with its non-literal values synthesized from their parameter's name,
+    parsed-argument namespaces rebuilt from their defaults, and `**vars(args)` cut to the signature."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return args, kwargs
+    params = list(signature.parameters.values())
+    blocks = _blocks(cls, namespace)
+    if kwargs.pop("$open", False) and not any(p.kind == p.VAR_KEYWORD for p in params):
+        kwargs = {k: v for k, v in kwargs.items() if k in signature.parameters}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def fill(value, param):
+        if value is UNKNOWN_VALUE:
+            return _param_value(param, namespace, 1, blocks) if param is not None else 16
+        return value
+
+    named = {(positional[i].name if i < len(positional) else f"${i}"): v for i, v in enumerate(args)}
+    named.update(kwargs)
+    given = frozenset(k for k, v in named.items() if v is not UNKNOWN_VALUE)
+    params = {**{p.name: p for p in positional}, **signature.parameters}
+    named = _distinct({k: fill(v, params.get(k)) for k, v in named.items()}, given)
+    args = [named[(positional[i].name if i < len(positional) else f"${i}")] for i in range(len(args))]
+    return args, {k: named[k] for k in kwargs}
 
 
 def _build_config_object(annotation, scale):
@@ -153,7 +258,10 @@ def _show(value) -> str:
         return value.__name__
     if isinstance(value, _AutoConfig):
         return "<config>"
-    return repr(value)
+    if isinstance(value, DefaultsNamespace):
+        return "<parsed arguments>"
+    text = repr(value)
+    return text if len(text) <= 40 else f"<{type(value).__name__}>"
 
 
 _SEQUENCE_NAMES = ("seq", "len", "num_patches", "num_tokens", "block_size", "context", "n_ctx", "positions")
@@ -210,8 +318,9 @@ def construction_candidates(cls, namespace, request):
             kwargs = resolve_refs(inst["kwargs"], namespace)
         except (KeyError, AttributeError):
             continue
+        args, kwargs = fill_call_site(cls, namespace, args, kwargs)
         shown = ", ".join([_show(a) for a in args] + [f"{k}={_show(v)}" for k, v in kwargs.items()])
-        yield (f"literal {cls.__name__}({shown}) at {inst.get('where', 'line ' + str(inst.get('line')))}",
+        yield (f"call site {cls.__name__}({shown}) at {inst.get('where', 'line ' + str(inst.get('line')))}",
                lambda a=args, k=kwargs: cls(*a, **k), _bound(cls, args, kwargs))
     for factory in request.get("factories", []):
         function = namespace.get(factory)

@@ -16,6 +16,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from nnlint.imports import ImportTable, dotted_name
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
+from nnlint.trace.callsites import UNKNOWN, argparse_defaults, parsed_names
 
 _INPUT_COMMENT = re.compile(r"#\s*nnlint:\s*input\s*=\s*(.+?)\s*$")
 _TENSOR_FACTORIES = {"randn": "float32", "rand": "float32", "zeros": "float32", "ones": "float32",
@@ -24,7 +25,8 @@ _DTYPE_NAMES = {"float": "float32", "float32": "float32", "float64": "float64", 
                 "half": "float16", "float16": "float16", "bfloat16": "bfloat16", "long": "int64",
                 "int64": "int64", "int": "int32", "int32": "int32", "bool": "bool", "uint8": "uint8"}
 # Method calls that return the same model (`Net().to(device)`).
-_MODEL_PASSTHROUGH = {"to", "cuda", "cpu", "eval", "train", "float", "double", "half", "requires_grad_"}
+_MODEL_PASSTHROUGH = {"to", "cuda", "cpu", "eval", "train", "float", "double", "half", "bfloat16",
+                      "requires_grad_"}
 
 
 class NotLiteral(Exception):
@@ -53,6 +55,10 @@ class FileModels:
     input_shapes: dict[str, list[list[str]]] = field(default_factory=dict)
     # class name -> module-level functions without required arguments that build it
     factories: dict[str, list[str]] = field(default_factory=dict)
+    # dest -> literal default of the file's `parser.add_argument(...)` calls
+    argparse_defaults: dict = field(default_factory=dict)
+    # class name -> float dtype the code casts its instances to (`Net().double()`, `seq.double()`)
+    dtypes: dict[str, str] = field(default_factory=dict)
 
     def models(self) -> list[ModelClass]:
         return [c for c in self.classes if c.is_module]
@@ -68,6 +74,7 @@ class _DefinitionCollector(cst.CSTVisitor):
         self.class_nodes: list[cst.ClassDef] = []
         self.calls: list[cst.Call] = []
         self.functions: list[cst.FunctionDef] = []
+        self.all_functions: list[cst.FunctionDef] = []
         self.depth = 0  # function/class nesting; module-level factories only
 
     def visit_Import(self, node):
@@ -95,6 +102,7 @@ class _DefinitionCollector(cst.CSTVisitor):
     def visit_FunctionDef(self, node):
         if self.depth == 0:
             self.functions.append(node)
+        self.all_functions.append(node)
         self.depth += 1
 
     def leave_FunctionDef(self, node):
@@ -107,9 +115,12 @@ class _DefinitionCollector(cst.CSTVisitor):
 class _Evaluator:
     """Literal values of expressions, through simple assignments of this file."""
 
-    def __init__(self, collector: _DefinitionCollector, refs: set[str]):
+    def __init__(self, collector: _DefinitionCollector, refs: set[str], parsed: set[str] = frozenset(),
+                 defaults: dict | None = None):
         self.c = collector
         self.refs = refs  # names the worker can resolve in the loaded module
+        self.parsed = parsed  # variables/parameters holding parsed command-line arguments
+        self.defaults = defaults or {}  # their argparse defaults
 
     def value(self, node: cst.BaseExpression, depth: int = 0):
         if depth > 20:
@@ -136,7 +147,10 @@ class _Evaluator:
             raise NotLiteral
         if isinstance(node, cst.Attribute):
             name = dotted_name(node)
-            if name and name.split(".", 1)[0] in self.refs:
+            head, _, attr = (name or "").partition(".")
+            if head in self.parsed and attr in self.defaults and self.defaults[attr] is not None:
+                return self.defaults[attr]  # `args.hidden`: the parser's default
+            if name and head in self.refs:
                 return {"$ref": name}
             raise NotLiteral
         if isinstance(node, (cst.List, cst.Tuple)):
@@ -156,6 +170,15 @@ class _Evaluator:
                     raise NotLiteral
                 out[key] = self.value(entry.value, depth + 1)
             return out
+        if (isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value in ("int", "float")
+                and len(node.args) == 1 and not node.args[0].keyword and not node.args[0].star):
+            inner = self.value(node.args[0].value, depth + 1)  # `nz = int(opt.nz)`
+            if isinstance(inner, (int, float, str)) and not isinstance(inner, bool):
+                try:
+                    return int(inner) if node.func.value == "int" else float(inner)
+                except ValueError:
+                    raise NotLiteral from None
+            raise NotLiteral
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
             operand = self.value(node.expression, depth + 1)
             if not isinstance(operand, (int, float)) or isinstance(operand, bool):
@@ -181,17 +204,39 @@ class _Evaluator:
             return result
         raise NotLiteral
 
-    def call_arguments(self, call: cst.Call) -> tuple[list, dict]:
+    def call_arguments(self, call: cst.Call, partial: bool = False) -> tuple[list, dict]:
+        """Literal arguments of a call. With `partial`, a value that is not literal becomes UNKNOWN
+        (the worker synthesizes it from the parameter's name), parsed arguments passed whole become
+        a namespace of their defaults, and `**vars(args)` their defaults as keywords."""
         args, kwargs = [], {}
         for arg in call.args:
+            if arg.star == "**" and partial and self._is_parsed(arg.value, unpacked=True):
+                kwargs.update({k: v for k, v in self.defaults.items() if v is not None})
+                kwargs["$open"] = True  # the worker keeps only the keywords the class accepts
+                continue
             if arg.star:
                 raise NotLiteral
-            value = self.value(arg.value)
+            try:
+                value = self.value(arg.value)
+            except NotLiteral:
+                if not partial:
+                    raise
+                value = ({"$namespace": self.defaults} if self._is_parsed(arg.value) else UNKNOWN)
             if arg.keyword is None:
                 args.append(value)
             else:
                 kwargs[arg.keyword.value] = value
         return args, kwargs
+
+    def _is_parsed(self, node: cst.BaseExpression, unpacked: bool = False) -> bool:
+        if unpacked:  # `**vars(args)`, `**args.__dict__`
+            if isinstance(node, cst.Call) and dotted_name(node.func) == "vars" and len(node.args) == 1:
+                node = node.args[0].value
+            elif isinstance(node, cst.Attribute) and node.attr.value == "__dict__":
+                node = node.value
+            else:
+                return False
+        return isinstance(node, cst.Name) and node.value in self.parsed
 
 
 def _callee_name(call: cst.Call) -> str | None:
@@ -203,6 +248,26 @@ def _strip_passthrough(node: cst.BaseExpression) -> cst.BaseExpression:
            and node.func.attr.value in _MODEL_PASSTHROUGH):
         node = node.func.value
     return node
+
+
+_CASTS = {"double": "float64", "half": "float16", "bfloat16": "bfloat16", "float": "float32"}
+
+
+def _cast_dtype(node: cst.BaseExpression) -> str | None:
+    """The float dtype a `.double()` / `.half()` / `.to(torch.float64)` chain casts a model to."""
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+            and node.func.attr.value in _MODEL_PASSTHROUGH:
+        method = node.func.attr.value
+        if method in _CASTS:
+            return _CASTS[method]
+        if method == "to":
+            for arg in node.args:
+                name = (dotted_name(arg.value) or "").rsplit(".", 1)[-1]
+                if (arg.keyword is None or arg.keyword.value == "dtype") and name in ("float64", "double", "float16",
+                                                                                       "half", "bfloat16"):
+                    return _DTYPE_NAMES[name]
+        node = node.func.value
+    return None
 
 
 def _dims_after_first(dims: list) -> list:
@@ -231,12 +296,20 @@ def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> st
         return None
     dtype = _TENSOR_FACTORIES[factory]
     positional = [a for a in node.args if a.keyword is None and not a.star]
+    def dim(arg, first):
+        try:
+            return ev.value(arg.value)
+        except NotLiteral:
+            if first:  # the batch size (`torch.randn(batch_size, nz, 1, 1)`): B anyway
+                return 1
+            raise
+
     try:
         if factory == "randint":
             size_args = [a for a in node.args if a.keyword and a.keyword.value == "size"] or positional[-1:]
             values = [ev.value(size_args[0].value)] if size_args else []
         else:
-            values = [ev.value(a.value) for a in positional]
+            values = [dim(a, i == 0 and len(positional) > 1) for i, a in enumerate(positional)]
         for arg in node.args:
             if arg.keyword and arg.keyword.value == "dtype":
                 dtype_name = last_part(dotted_name(arg.value))
@@ -351,7 +424,9 @@ def discover(source: str) -> FileModels:
     # Names the worker can resolve in the loaded module: its classes, functions and imports.
     refs = {c.name.value for c in collector.class_nodes} | {f.name.value for f in collector.functions}
     refs |= set(collector.imports._aliases)
-    ev = _Evaluator(collector, refs)
+    result.argparse_defaults = argparse_defaults(collector.calls)
+    ev = _Evaluator(collector, refs, parsed_names(collector.assigned, collector.all_functions),
+                    result.argparse_defaults)
 
     local: dict[str, ModelClass] = {}
     for node in collector.class_nodes:
@@ -389,19 +464,29 @@ def discover(source: str) -> FileModels:
     instance_of: dict[str, str] = {}  # variable -> class it holds
     for name, values in collector.assigned.items():
         for value in values:
+            cast = _cast_dtype(value)
             value = _strip_passthrough(value)
             if isinstance(value, cst.Call):
                 callee = _callee_name(value)
                 if callee and callee[:1].isupper():
                     instance_of[name] = callee
+                    if cast:
+                        result.dtypes[callee] = cast
+    for call in collector.calls:  # `seq.double()` as a statement
+        if isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name):
+            cast = _cast_dtype(call)
+            if cast and call.func.value.value in instance_of:
+                result.dtypes[instance_of[call.func.value.value]] = cast
+    dataset = _dataset_input(collector)
     for call in collector.calls:
         callee = _callee_name(call)
         if callee and callee[:1].isupper() and call.args is not None:
             try:
-                args, kwargs = ev.call_arguments(call)
+                args, kwargs = ev.call_arguments(call, partial=True)
             except NotLiteral:
                 continue
-            entry = {"args": args, "kwargs": kwargs, "line": positions[call].start.line}
+            qualified = collector.imports.resolve(call.func) or dotted_name(call.func) or callee
+            entry = {"args": args, "kwargs": kwargs, "line": positions[call].start.line, "callee": qualified}
             if entry not in result.instantiations.get(callee, []):
                 result.instantiations.setdefault(callee, []).append(entry)
         # Example inputs: `model(torch.randn(64, 784))`, `Net(...)(x)`, `model.forward(x)`.
@@ -422,6 +507,30 @@ def discover(source: str) -> FileModels:
                     specs = None
                     break
                 specs.append(shown if arg.keyword is None else f"{arg.keyword.value}={shown}")
+            if specs is None and dataset is not None and len(call.args) == 1 and \
+                    isinstance(call.args[0].value, cst.Name) and call.args[0].keyword is None:
+                specs = [dataset]  # `model(data)` in a file that loads one known dataset
             if specs and specs not in result.input_shapes.get(owner, []):
                 result.input_shapes.setdefault(owner, []).append(specs)
     return result
+
+
+# Datasets whose samples have one known shape (torchvision's defaults, before any resize).
+_DATASET_SHAPES = {
+    "MNIST": "float32[B,1,28,28]", "FashionMNIST": "float32[B,1,28,28]", "KMNIST": "float32[B,1,28,28]",
+    "EMNIST": "float32[B,1,28,28]", "QMNIST": "float32[B,1,28,28]",
+    "CIFAR10": "float32[B,3,32,32]", "CIFAR100": "float32[B,3,32,32]", "SVHN": "float32[B,3,32,32]",
+}
+
+
+def _dataset_input(collector) -> str | None:
+    """The sample shape of the one known torchvision dataset the file loads, if exactly one."""
+    shapes = set()
+    for call in collector.calls:
+        qualified = collector.imports.resolve(call.func) or ""
+        if qualified.startswith("torchvision.datasets."):
+            shape = _DATASET_SHAPES.get(qualified.rsplit(".", 1)[-1])
+            if shape is None:
+                return None  # another dataset: its shape is unknown
+            shapes.add(shape)
+    return shapes.pop() if len(shapes) == 1 else None

@@ -168,9 +168,13 @@ class AttentionPooling(nn.Module):  # nnlint: input=float32[B,T,32]
 class BatchMixing(TraceRule):
     """Samples of a batch influence each other's outputs.
 
-    Checked by gradients: in eval mode, d out[0] / d x[1:] must be zero. A `view` used where a
-    `transpose` was meant, or a reduction over the batch, breaks that and the model quietly learns
-    from the wrong samples. Use `permute`/`transpose` to reorder dimensions before reshaping.
+    Checked by gradients: in eval mode the output of every sample i may depend only on input sample
+    i (one backward pass per sample, so one-directional mixing such as an RNN that lost
+    `batch_first=True` is caught too). A `view` used where a `transpose` was meant, or a reduction
+    over the batch, breaks that and the model quietly learns from the wrong samples. The finding
+    points at the first op whose output mixes samples. Use `permute`/`transpose` to reorder
+    dimensions before reshaping. Only the first input is a sample: weights, masks and index tensors
+    passed to forward are not, and a (B, B) input (a graph's adjacency) makes the rows nodes.
     """
 
     code = "NNL704"
@@ -568,6 +572,108 @@ class SelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         y = (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
         return y.transpose(1, 2).reshape(B, T, C)
+""",
+    )
+
+
+_CAUSAL_HEAD = """\
+import torch
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self, dim=32, context=16):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.register_buffer("mask", torch.tril(torch.ones(context, context)))
+
+    def forward(self, x):
+        T = x.size(1)
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        scores = q @ k.transpose(-2, -1) / 8
+"""
+
+
+class FutureLeakage(TraceRule):
+    """A causal sequence model lets the output at position t see inputs after t.
+
+    A language model trained with its targets shifted by one learns to copy the next token instead
+    of predicting it when the causal mask is dropped, built the wrong way round (`triu` for
+    `tril`), or softmax runs over the query axis, or attention is called with `is_causal=False`:
+    training loss collapses and generation is garbage. Checked by gradients for models meant to be
+    causal (a triangular mask buffer, `is_causal=True`, a causal name or flag): d out[t] / d x[t+1:]
+    must be zero. The finding points at the first op whose output mixes in later positions. Mask the
+    scores above the diagonal before a softmax over the key axis (`dim=-1`), or use
+    `scaled_dot_product_attention(q, k, v, is_causal=True)`.
+    """
+
+    code = "NNL712"
+    name = "future-leakage"
+    severity = Severity.ERROR
+    check = "analyze:future_leak"
+    scope = "run"
+    needs_values = True
+    INVALID = (
+        # the mask is registered but never applied
+        _CAUSAL_HEAD + """\
+        return torch.softmax(scores, dim=-1) @ v  # <-
+""",
+        # the mask built the wrong way round: the future is kept, the past hidden
+        _CAUSAL_HEAD + """\
+        scores = scores.masked_fill(self.mask[:T, :T].T == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v  # <-
+""",
+        # softmax over the query axis
+        _CAUSAL_HEAD + """\
+        scores = scores.masked_fill(self.mask[:T, :T] == 0, float("-inf"))
+        return torch.softmax(scores, dim=-2).nan_to_num() @ v  # <-
+""",
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self, dim=32):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=False)  # <-
+""",
+    )
+    VALID = (
+        _CAUSAL_HEAD + """\
+        scores = scores.masked_fill(self.mask[:T, :T] == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+""",
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self, dim=32):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+""",
+        # a bidirectional encoder: every position may see every other
+        """\
+from torch import nn
+
+
+class SentenceEncoder(nn.Module):  # nnlint: input=float32[B,T,32]
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+
+    def forward(self, x):
+        return self.layer(x).mean(dim=1)
 """,
     )
 

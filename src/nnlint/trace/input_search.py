@@ -11,7 +11,8 @@ import inspect
 import torch
 import torch.nn as nn
 
-from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
+from nnlint.trace.inputs import GUESSED, InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
+from nnlint.trace.usage import hidden_method, width_specs
 
 SPATIAL = ("H", "W", "D", "L")
 # Fixed image sizes that many CNN heads (a Linear after a flatten) or ViTs insist on.
@@ -74,13 +75,18 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
             ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         out: list = []
+        declared = {(h, h) for h in hints}
         for sides in spatial_sides:
-            dims = "H,W" if sides is None else f"{sides[0]},{sides[1]}"
-            out.append(([f"float32[B,{layer.in_channels},{dims}]"], {}))
+            fixed = {} if sides is None else {"H": sides[0], "W": sides[1]}
+            if sides is not None and sides not in declared:
+                fixed[GUESSED] = 1  # a blind guess: a finding must survive another size
+            out.append(([f"float32[B,{layer.in_channels},H,W]"], fixed))
         return out
     if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
         return [([f"float32[B,{layer.in_channels},D,H,W]"], {"D": 11, "H": 13, "W": 17}),
                 ([f"float32[B,{layer.in_channels},16,32,32]"], {})]
+    if isinstance(layer, nn.RNNCellBase):
+        return [([f"float32[B,{layer.input_size}]"], {})]
     if isinstance(layer, nn.RNNBase):
         if layer.batch_first:
             return [([f"float32[B,T,{layer.input_size}]"], {})]
@@ -143,11 +149,32 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
         tried_layers += 1
         if tried_layers >= 3:
             break
-    # Last resorts, for parameter-free modules and forwards that start with arithmetic.
-    for specs, sizes in ((["float32[B,16]"], {}), (["float32[B,T,16]"], {}),
-                         (["float32[B,16,H,W]"], {"H": 7, "W": 7})):
+    # Constructor integers as widths (`RMSNorm(dim)`, graph layers), and the hidden state of
+    # recurrent models whose forward takes one from `init_hidden`.
+    required = _required_inputs(model)
+    for specs in width_specs(request.get("width_hints", []), required):
+        out.append(("constructor width", _parse_list(specs), {}))
+    method = hidden_method(model)
+    if method and required >= 2:
+        for source, spec, sizes in list(out):
+            if len(spec.args) >= required and not spec.kwargs:
+                trimmed = InputSpec(spec.args[:required - 1])
+                for symbol in reversed(spec.args[0].symbols()):
+                    out.insert(0, (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
+    # Last resorts, for parameter-free modules and forwards that start with arithmetic: every size a guess.
+    for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
+                         (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
         out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
     return out
+
+
+def _required_inputs(model) -> int:
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    return len([p for p in parameters if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
 def _pad_to_forward(model, specs: list[str]) -> list[str]:
@@ -177,11 +204,15 @@ _TORCH_DTYPES = {name: getattr(torch, name) for name in
 _LABEL_NAMES = ("label", "target", "class", "y_true")
 
 
+FIXED = "$fixed"  # in sizes: the symbols the input candidate fixed (the others were chosen freely)
+
+
 def sizes_for(spec: InputSpec, fixed: dict, dims: set[int], batch: int | None) -> dict:
     """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`."""
     symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
     sizes = dict(fixed)
     sizes.update(choose_sizes(symbols, dims, batch=batch, spatial=SPATIAL))
+    sizes[FIXED] = tuple(k for k in fixed if not k.startswith("$"))
     return sizes
 
 
@@ -196,10 +227,14 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
     label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
     generator = torch.Generator().manual_seed(seed)
     made = []
+    # A model cast with `.double()` / `.half()` is fed in its own float dtype.
+    model_float = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def one(tensor_spec: TensorSpec, name: str = ""):
         shape = tensor_spec.shape(sizes)
         dtype = _TORCH_DTYPES[tensor_spec.dtype]
+        if dtype == torch.float32:
+            dtype = model_float
         if device == "meta":
             return torch.empty(shape, dtype=dtype, device="meta")
         if tensor_spec.dtype == "bool":
@@ -210,4 +245,7 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
             return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
         return torch.randn(shape, generator=generator).to(dtype)
 
-    return [one(s) for s in spec.args], {k: one(s, k) for k, s in spec.kwargs}
+    args = [one(s) for s in spec.args]
+    if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`
+        args.append(getattr(model, hidden_method(model))(sizes[sizes["$hidden"]]))
+    return args, {k: one(s, k) for k, s in spec.kwargs}

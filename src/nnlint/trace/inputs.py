@@ -138,3 +138,27 @@ def choose_sizes(symbols: list[str], param_dims: set[int], *, batch: int | None 
         sizes[symbol] = pick
         used.add(pick)
     return sizes
+
+
+GUESSED = "$guessed"  # in fixed sizes: they are blind guesses, not declared by the model or the code
+
+
+def resized(sizes: dict, free: set[str], param_dims: set[int], *, spatial: tuple[str, ...] = ()) -> dict:
+    """Independent sizes for a second input: every symbol in `free` (and every fixed size that was
+    a blind guess) gets another prime, distinct from all sizes of the first input."""
+    divisors = set()
+    for dim in param_dims:
+        if 1 < dim < 1_000_000:
+            divisors |= _factors(dim)
+    change = {k for k in sizes if not k.startswith("$") and (k in free or GUESSED in sizes)}
+    used = {v for v in sizes.values() if isinstance(v, int) and not isinstance(v, bool)}
+    out = dict(sizes)
+    for symbol in sorted(change):
+        pool = SPATIAL_PRIMES if symbol in spatial else SMALL_PRIMES
+        free_primes = [p for p in pool if p not in used]
+        clean = [p for p in free_primes if p not in divisors]
+        if not free_primes:
+            continue
+        out[symbol] = clean[0] if clean else free_primes[0]
+        used.add(out[symbol])
+    return out

@@ -13,6 +13,8 @@ import os
 import sys
 import types
 
+from nnlint.trace import missing
+from nnlint.trace.building import DefaultsNamespace
 from nnlint.trace.slicing import slice_module
 
 ALL_FUNCTIONS = frozenset({"*"})
@@ -85,13 +87,15 @@ def load_slice(path: str, roots: set[str], source: str | None = None) -> types.M
             source = handle.read()
     else:  # a notebook's joined cells: tracebacks and source lookups read them, not the JSON
         linecache.cache[path] = (len(source), None, source.splitlines(keepends=True), path)
-    code = slice_module(source, path, roots).compile(path)
+    tree = slice_module(source, path, roots).tree
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
     setattr(module, "__nnlint_sliced__", True)  # noqa: B010 - a marker attribute of our own
     sys.modules[name] = module
-    exec(code, module.__dict__)
+    missing.reset()
+    # Statement by statement: a failed import or definition costs only the classes that need it.
+    setattr(module, "__nnlint_failures__", missing.execute(tree, path, module.__dict__))  # noqa: B010
     return module
 
 
@@ -107,6 +111,9 @@ def forget_sliced_modules() -> None:
             del sys.modules[name]
 
 
+UNKNOWN_VALUE = object()  # a call-site argument that is not literal: construction synthesizes it
+
+
 def resolve_refs(value, namespace: dict):
     """Turn the discovery's JSON values back into Python: tuples and names of the module."""
     if isinstance(value, list):
@@ -114,6 +121,13 @@ def resolve_refs(value, namespace: dict):
     if isinstance(value, dict):
         if "$tuple" in value:
             return tuple(resolve_refs(v, namespace) for v in value["$tuple"])
+        if "$unknown" in value:
+            return UNKNOWN_VALUE
+        if "$namespace" in value:  # parsed command-line arguments passed whole: their defaults
+            parsed = DefaultsNamespace()
+            for key, item in value["$namespace"].items():
+                setattr(parsed, key, resolve_refs(item, namespace))
+            return parsed
         if "$ref" in value:
             head, *rest = value["$ref"].split(".")
             obj = namespace[head] if head in namespace else __builtins__[head] if isinstance(

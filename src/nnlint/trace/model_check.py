@@ -6,8 +6,10 @@ Imported only in the worker, after its memory cap is set. Every call into checke
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -16,16 +18,32 @@ from contextlib import suppress
 import torch
 import torch.nn as nn
 
-from nnlint.trace.construction import construction_candidates, image_hints, sequence_hints
+from nnlint.trace import missing, nested
+from nnlint.trace.building import define_missing_global
+from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
-from nnlint.trace.input_search import input_candidates, make_tensors, param_dims, sizes_for
-from nnlint.trace.inputs import InputSpec, TensorSpec
+from nnlint.trace.input_search import (
+    FIXED, SPATIAL, input_candidates, make_tensors, param_dims, sizes_for,
+)
+from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
+from nnlint.trace.usage import width_hints
 
 ANALYZER = "nnlint.trace.analyze:analyze_model"
 
 
 class ModelFailure(Exception):
-    """No candidate could be checked: args are (the reasons, the best-guess (text, spec) or None)."""
+    """No candidate could be checked: the reasons, the best-guess (text, spec) or None, and for
+    NNL790 its category in a few words, the missing package blocking it, a one-line summary."""
+
+    def __init__(self, reason: str, best_guess=None, category: str = "tracing", blocked=None, summary=None):
+        super().__init__(reason, best_guess)
+        self.reason, self.best_guess, self.category, self.blocked = reason, best_guess, category, blocked
+        self.summary = summary or reason
+
+
+TRACED: list = []  # nested.Traced of the current file's models that traced, for the classes inside them
+_INPUT_ERRORS: list[BaseException] = []  # import errors raised by forward passes of the current model
+TRUSTED_SOURCES = ("config", "inline comment", "literal example input in the file")
 
 
 class MetaWarmup:
@@ -77,6 +95,34 @@ def _meta_build(build):
     return model if isinstance(model, nn.Module) else None
 
 
+def _patient(build, namespace: dict, request: dict):
+    """`build` that defines module globals the slice left out (see define_missing_global) and casts
+    the model to the dtype its call sites use (`.double()`)."""
+    dtype = getattr(torch, request["dtype"]) if request.get("dtype") else None
+
+    def run():
+        for _ in range(8):
+            try:
+                model = build()
+                break
+            except NameError as exc:
+                if not define_missing_global(exc, namespace, request.get("argparse_defaults", {}),
+                                             lambda name: _value_for(name, None, 1)):
+                    raise
+        else:
+            model = build()
+        if dtype is not None and isinstance(model, nn.Module):
+            model = model.to(dtype)
+        return model
+
+    return run
+
+
+def _eval(model) -> None:
+    for module in model.modules():  # not model.eval(): some modules override train() itself
+        module.training = False
+
+
 def _real_build(build):
     torch.manual_seed(0)
     model = build()
@@ -100,6 +146,8 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
                 _forward(model, args, kwargs, device)
         except CheckedCodeFailed as failure:
             attempts.append((f"{how}, input {spec.config_value()} ({source}): {failure}", spec))
+            if isinstance(failure.original, ImportError):
+                _INPUT_ERRORS.append(failure.original)
             if failed is not None and not failed and args is not None:
                 failed.append((source, spec, sizes, args, kwargs))
             continue
@@ -115,20 +163,28 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
     enough for the fake-tensor path).
     """
     started = time.perf_counter()
+    missing.reset()
+    _INPUT_ERRORS.clear()
     attempts: list[tuple[str, object]] = []
+    errors: list[BaseException] = []  # of every attempt, for the failure's category
+    built = False
     raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
-        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments)}
+        build = _patient(build, namespace, request)
+        request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
+                   "width_hints": width_hints(arguments)}
         try:
             meta_model = _meta_build(build)
         except CheckedCodeFailed as failure:
             attempts.append((f"{how}: {failure}", None))
+            errors.append(failure.original)
             continue
+        built = built or meta_model is not None
         params = sum(p.numel() for p in meta_model.parameters()) if meta_model is not None else None
         fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
         found = None
         if meta_model is not None:
-            meta_model.eval()
+            _eval(meta_model)
             found = _find_input(meta_model, request, options, "meta", attempts, how)
             if found is None and fake:
                 continue
@@ -142,22 +198,34 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
             try:
                 with checked_code():
                     model = _real_build(build)
-                    model.eval()  # not chained: some modules override train() without returning self
+                    _eval(model)
             except CheckedCodeFailed as failure:
                 attempts.append((f"{how}: {failure}", None))
+                errors.append(failure.original)
                 continue
+            built = True
             params = sum(p.numel() for p in model.parameters())
             if found is not None:  # the meta run chose the input: the same tensors, for real
-                found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
-            else:  # no meta build, or ops without meta kernels: try the inputs for real
+                try:  # meta kernels check less than CPU ones (softmax over a missing dim)
+                    with checked_code():
+                        found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
+                        _forward(model, found[3], found[4])
+                except CheckedCodeFailed:
+                    found = None
+            if found is None:  # no meta build, or ops without meta kernels: try the inputs for real
                 failed: list = []
                 found = _find_input(model, request, options, "cpu", attempts, how, failed)
                 if found is None:
                     if failed and raised is None:
                         raised = (how, model, params, failed[0])
                     continue
-        return _analyzed(model, how, found, params, path, fake, started)
-    if raised is not None:
+        confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
+                                    request=request, options=options, path=path, fake=fake)
+        result = _analyzed(model, how, found, params, path, fake, started,
+                           lambda result, found: confirm(result, found=found))
+        TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
+        return result
+    if raised is not None and not missing.touched:  # a missing package is no hazard
         # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
         how, model, params, found = raised
@@ -167,14 +235,87 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
     reasons = [text for text, _ in attempts[-4:]]
     if not attempts:
         reasons = ["built, but no input shape could be inferred"]
-    raise ModelFailure("; ".join(reasons), best_guess)
+    blocked = next(iter(missing.touched.items()), None) or next(
+        filter(None, map(missing.blocking, errors + _INPUT_ERRORS)), None)
+    category = ("missing package" if blocked else "memory" if any("memory" in r for r in reasons)
+                else "input" if built else "constructor arguments")
+    last = reasons[-1]
+    # The last attempt's error first (the message is one short line); how it was built after it.
+    how, sep, error = last.rpartition("): ") if "): " in last else last.rpartition(": ")
+    summary = f"{error} (last of {len(attempts)} attempts: {how}{')' if sep == '): ' else ''})" if sep else last
+    raise ModelFailure("; ".join(reasons), best_guess, category, blocked, summary)
 
 
-def _analyzed(model, how, found, params, path, fake, started) -> dict:
+def _concrete(spec: InputSpec, sizes: dict) -> InputSpec:
+    return InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
+                     tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
+
+
+def _second_inputs(model, request, options, found):
+    """(spec, sizes) of second inputs to confirm a finding made on a guessed input: the same spec
+    sized independently, then the other candidates of the same ranks."""
+    source, spec, sizes = found[:3]
+    free = {s for t in spec.all_specs() for s in t.symbols()} - set(sizes.get(FIXED, ()))
+    dims = param_dims(model)
+    yield spec, resized(sizes, free, dims, spatial=SPATIAL)
+    ranks = [len(t.dims) for t in spec.all_specs()]
+    for _, other, other_fixed in input_candidates(model, request):
+        if [len(t.dims) for t in other.all_specs()] != ranks:
+            continue
+        other_sizes = sizes_for(other, other_fixed, dims, options.get("batch_size"))
+        if _concrete(other, other_sizes) != _concrete(spec, sizes):
+            yield other, other_sizes
+    if source.startswith("first layer") and GUESSED in sizes:
+        # No other image size runs: the head demands this one (an MNIST net's 28 x 28), so it is
+        # the model's own; only the free sizes (the batch) can change.
+        yield spec, resized({k: v for k, v in sizes.items() if k != GUESSED}, free, dims, spatial=SPATIAL)
+
+
+def _confirmed(result, model, rebuild, request, options, found, path, fake) -> dict:
+    """Keep the findings of a guessed input only where a second, independently sized input of the
+    same rank shows them too (same code, same line)."""
+    if not result.get("findings") or found[0] in TRUSTED_SOURCES:
+        return result
+    device = "meta" if fake else "cpu"
+    for spec, sizes in itertools.islice(_second_inputs(model, request, options, found), 12):
+        target = rebuild() if fake else model
+        if target is None:
+            break
+        try:
+            with checked_code():
+                args, kwargs = make_tensors(spec, sizes, target, device)
+                _forward(target, args, kwargs, device)
+            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+        except (CheckedCodeFailed, ModelFailure):  # this second input does not run: try another
+            continue
+        seen = {(f["code"], f["line"]) for f in again.get("findings", [])}
+        kept = [f for f in result["findings"] if (f["code"], f["line"]) in seen]
+        result["notes"] = list(result.get("notes", [])) + [
+            f"{len(kept)} of {len(result['findings'])} finding(s) on the guessed input confirmed on a second "
+            f"input {_concrete(spec, sizes).config_value()}"]
+        result["findings"] = kept
+        return result
+    result["notes"] = list(result.get("notes", [])) + [
+        f"{len(result['findings'])} finding(s) on the guessed input dropped: no second input of the same rank runs"]
+    result["findings"] = []
+    return result
+
+
+def _batch_axis(source: str, spec: InputSpec) -> int | None:
+    """Where the code itself puts the batch (its `B`), for inputs it declared; None: infer it."""
+    if source not in TRUSTED_SOURCES or not spec.all_specs():
+        return None
+    dims = spec.all_specs()[0].dims
+    return dims.index("B") if "B" in dims else None
+
+
+def _analyzed(model, how, found, params, path, fake, started, confirm=None) -> dict:
     source, spec, sizes, args, kwargs = found
-    concrete = InputSpec(tuple(TensorSpec(t.dtype, t.shape(sizes)) for t in spec.args),
-                         tuple((k, TensorSpec(t.dtype, t.shape(sizes))) for k, t in spec.kwargs))
-    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+    concrete = _concrete(spec, sizes)
+    result = _analyze(model, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()),
+                      _batch_axis(source, spec))
+    if confirm is not None:
+        result = confirm(result, found)
     result.update({
         "ok": True, "built": how, "input": spec.config_value(), "input_source": source,
         "shapes": concrete.config_value(), "params": params,
@@ -183,7 +324,7 @@ def _analyzed(model, how, found, params, path, fake, started) -> dict:
     return result
 
 
-def _analyze(model, args, kwargs, path, fake, int_inputs) -> dict:
+def _analyze(model, args, kwargs, path, fake, int_inputs, batch_axis=None) -> dict:
     module_name, _, function_name = os.environ.get("NNLINT_TRACE_ANALYZER", ANALYZER).partition(":")
     try:
         analyze = getattr(importlib.import_module(module_name), function_name)
@@ -191,10 +332,48 @@ def _analyze(model, args, kwargs, path, fake, int_inputs) -> dict:
         return {"path": "none", "why": f"analyzer unavailable: {exc}", "findings": [], "notes": []}
     try:
         with checked_code():
-            result = analyze(model, tuple(args), dict(kwargs), path, fake=fake, int_inputs=int_inputs)
+            hints = {} if batch_axis is None else {"batch_axis": batch_axis}
+            result = analyze(model, tuple(args), dict(kwargs), path, fake=fake, int_inputs=int_inputs, **hints)
     except CheckedCodeFailed as failure:
         raise ModelFailure(f"tracing failed: {failure}", None) from failure.original
     return dict(result)
+
+
+def check_inside(deferred: dict, path: str, send) -> None:
+    """Classes that failed alone ({class: their failure message}), analyzed as the instance a traced
+    model of the file builds, on the inputs it passes (see nested.py)."""
+    def rebuild(parent):
+        try:
+            with checked_code():
+                model = _meta_build(parent.build) if parent.fake else _real_build(parent.build)
+        except CheckedCodeFailed:
+            return None
+        if model is not None:
+            _eval(model)
+        return model
+
+    captured = nested.capture(set(deferred), list(TRACED), rebuild, make_tensors, _forward)
+    for cls, message in deferred.items():
+        hit = captured.get(cls)
+        if hit is None:
+            send(message)
+            continue
+        started = time.perf_counter()
+        tensors = [t for t in list(hit.args) + list(hit.kwargs.values()) if isinstance(t, torch.Tensor)]
+        try:
+            result = _analyze(hit.module, hit.args, hit.kwargs, path, hit.parent.fake,
+                              any(not t.is_floating_point() and not t.is_complex() for t in tensors))
+        except ModelFailure:
+            send(message)
+            continue
+        if not hit.parent.trusted:  # a guessed input: the parent's own (confirmed) analysis covers it
+            result["findings"] = []
+        shapes = ", ".join(f"{str(t.dtype).removeprefix('torch.')}[{','.join(map(str, t.shape))}]" for t in tensors)
+        result.update({"ok": True, "built": f"inside {hit.parent.name}, as the code builds it",
+                       "input": f'"{shapes}"', "input_source": f"the inputs {hit.parent.name} passes",
+                       "shapes": f'"{shapes}"', "params": sum(p.numel() for p in hit.module.parameters()),
+                       "seconds": time.perf_counter() - started})
+        send({"model": cls.__name__, **result})
 
 
 def config_snippet(name: str, cls, best_guess) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import linecache
 import os
 import select
 import signal
@@ -31,6 +32,7 @@ from nnlint.notebook import Notebook
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
+from nnlint.trace.callsites import UNKNOWN, resolve_callee
 from nnlint.trace.discover import FileModels, ModelClass, discover
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
@@ -244,32 +246,59 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     return out
 
 
+def _unknowns(entry: dict) -> int:
+    values = list(entry["args"]) + list(entry["kwargs"].values())
+    return sum(v == UNKNOWN for v in values)
+
+
 def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
-    instantiations: dict[str, list[dict]] = {}
-    input_shapes: dict[str, list[list[str]]] = {}
+    # Call sites and example inputs, by the (file, class) they name through imports.
+    defined_in: dict[str, set[str]] = {}
     for file in files:
+        for cls in file.found.classes:
+            defined_in.setdefault(cls.name, set()).add(os.path.abspath(file.path))
+    instantiations: dict[tuple[str, str], list[dict]] = {}
+    input_shapes: dict[tuple[str, str], list[list[str]]] = {}
+    dtypes: dict[tuple[str, str], str] = {}  # `.double()` at a call site
+    for file in files:
+        caller = os.path.abspath(file.path)
+        local = {c.name for c in file.found.classes}
+        targets: dict[str, str] = {}  # class name as called here -> its file
         for name, entries in file.found.instantiations.items():
             for entry in entries:
-                instantiations.setdefault(name, []).append({**entry, "where": f"{file.display}:{entry['line']}"})
+                target = resolve_callee(entry.get("callee", name), caller, defined_in, local)
+                if target is not None:
+                    targets[name] = target
+                    instantiations.setdefault((target, name), []).append(
+                        {**entry, "where": f"{file.display}:{entry['line']}"})
         for name, specs in file.found.input_shapes.items():
-            input_shapes.setdefault(name, []).extend(specs)
+            target = caller if name in local else targets.get(name)
+            if target is not None:
+                input_shapes.setdefault((target, name), []).extend(specs)
+        for name, dtype in file.found.dtypes.items():
+            target = caller if name in local else targets.get(name)
+            if target is not None:
+                dtypes[(target, name)] = dtype
+    for entries in instantiations.values():
+        entries.sort(key=_unknowns)
     user_dirs = sorted({os.path.dirname(os.path.abspath(f.path)) for f in files})
     requests = []
     for file in files:
         models = []
+        path = os.path.abspath(file.path)
         for cls in file.found.models():
             key, config = _config_for(cls.name, file, options)
             models.append({
                 "name": cls.name, "config_key": key, "config": config, "inline_input": cls.input,
-                "literal_inputs": input_shapes.get(cls.name, []),
-                "instantiations": instantiations.get(cls.name, [])[:4],
+                "literal_inputs": input_shapes.get((path, cls.name), []),
+                "instantiations": instantiations.get((path, cls.name), [])[:4],
                 "factories": file.found.factories.get(cls.name, [])[:2],
-                "first_layers": cls.first_layers,
+                "first_layers": cls.first_layers, "dtype": dtypes.get((path, cls.name)),
             })
         if models:
             requests.append({
                 "path": os.path.abspath(file.path), "display": file.display, "models": models,
-                "user_dirs": user_dirs,
+                "user_dirs": user_dirs, "argparse_defaults": file.found.argparse_defaults,
                 "source": file.notebook.source if file.notebook else None,
                 "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
                             "batch_size": options.batch_size},
@@ -295,18 +324,36 @@ def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnost
         rule = registry()[finding["code"]]
         if rule.layer != "trace":
             raise KeyError(finding["code"])
-        return _diagnostic(rule.code, finding["message"], file, finding["line"], finding["column"],
+        return _diagnostic(rule.code, one_line(finding["message"]), file, finding["line"], finding["column"],
                            finding.get("end_line", finding["line"]), finding.get("end_column", finding["column"] + 1))
     except (KeyError, TypeError) as exc:
         return _diagnostic("NNL003", f"tracing {cls.name} reported a malformed finding ({type(exc).__name__}: "
                            f"{exc}): {str(finding)[:120]}", file, cls.line, cls.column, cls.end_line, cls.end_column)
 
 
-def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
-    message = f"{cls.name} was not traced: {reason}"
-    if snippet:
-        message += f"\nTo fix, add to pyproject.toml:\n{snippet}"
-    return _diagnostic("NNL790", message, file, cls.line, cls.column, cls.end_line, cls.end_column)
+MESSAGE_LIMIT = 200
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A diagnostic message: one line, at most `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _not_traced(file: _File, cls: ModelClass, category: str, reason: str, configurable: bool) -> Diagnostic:
+    hint = "; set its arguments/input in pyproject.toml (snippet below the report)" if configurable else ""
+    head = f"{cls.name} was not traced ({category}): "
+    reason = one_line(reason, MESSAGE_LIMIT - len(head) - len(hint))
+    return _diagnostic("NNL790", head + reason + hint, file, cls.line, cls.column, cls.end_line, cls.end_column)
+
+
+def _blocked_by_package(file: _File, package: str, line: int, names: list[str]) -> Diagnostic:
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    message = one_line(f"{package} is not importable here (missing package), so {shown} "
+                       f"{'was' if len(names) == 1 else 'were'} not traced; install it in this environment to trace them")
+    text = linecache.getline(file.path, line).rstrip("\r\n")
+    end = len(text) + 1 if text else 1
+    return _diagnostic("NNL790", message, file, line, 1, line, end)
 
 
 def _timeout_snippet(options: TraceOptions) -> str:
@@ -318,7 +365,17 @@ class _ResultCollector:
         self.options = options
         self.diagnostics: list[Diagnostic] = []
         self.notes: list[str] = []
+        self.snippets: list[str] = []  # ready-to-paste config, printed after the report
+        # (file, package) -> import line and the classes the missing package blocks
+        self.blocked: dict[tuple[str, str], tuple[_File, int, list[str]]] = {}
         self.lock = threading.Lock()
+
+    def blocked_diagnostics(self) -> list[Diagnostic]:
+        out = []
+        for (_, package), (file, line, names) in self.blocked.items():
+            first = min((c for c in file.found.models() if c.name in names), key=lambda c: c.line)
+            out.append(_blocked_by_package(file, package, line or first.line, names))
+        return out
 
     def model_result(self, file: _File, message: dict) -> None:
         cls = next((c for c in file.found.models() if c.name == message["model"]), None)
@@ -344,19 +401,32 @@ class _ResultCollector:
                 if not self.options.verbose:
                     return
                 self.notes.append(f"{file.where(cls.line)}: {cls.name}: skipped: {message.get('reason')}")
+            elif message.get("blocked"):
+                package, line = message["blocked"]
+                entry = self.blocked.setdefault((file.display, package), (file, line, []))
+                entry[2].append(cls.name)
+                if self.options.verbose:
+                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: blocked by missing package {package!r}")
             else:
-                self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
-                                                    message.get("snippet", "")))
-                if self.options.verbose:  # the NNL790 diagnostic already says it
-                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: not traced: {message.get('reason')}")
+                category = message.get("category") or "crash"
+                snippet = message.get("snippet", "")
+                self.diagnostics.append(_not_traced(file, cls, category,
+                                                    message.get("summary") or message.get("reason", "unknown"),
+                                                    bool(snippet)))
+                if snippet:
+                    self.snippets.append(f"# {file.where(cls.line)}: {cls.name} ({category})\n{snippet}")
+                if self.options.verbose:  # the NNL790 diagnostic already says it, shortened
+                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: not traced ({category}): "
+                                      f"{message.get('reason')}")
 
-    def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
+    def file_failed(self, file: _File, pending: set[str], category: str, reason: str, snippet: str) -> None:
         for cls in file.found.models():
             if cls.name in pending:
-                self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
+                self.model_result(file, {"model": cls.name, "ok": False, "category": category, "reason": reason,
+                                         "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector, model_done=None) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -370,14 +440,16 @@ def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultColl
                 continue
             pending.discard(message.get("model"))
             collector.model_result(file, message)
+            if model_done is not None:
+                model_done()
     except TimeoutError:
         worker.kill()
-        collector.file_failed(file, pending, f"timed out after {collector.options.timeout:g} s "
+        collector.file_failed(file, pending, "timeout", f"gave up after {collector.options.timeout:g} s "
                               "(construction or the forward pass is too slow, or loops forever)",
                               _timeout_snippet(collector.options))
     except WorkerError as exc:
         worker.kill()
-        collector.file_failed(file, pending, str(exc), "")
+        collector.file_failed(file, pending, "memory" if "memory" in str(exc) else "crash", str(exc), "")
 
 
 class WorkerPool:
@@ -385,8 +457,38 @@ class WorkerPool:
 
     def __init__(self, options: TraceOptions):
         self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
+        self._starting: list[threading.Thread] = []
+        self._closing = False
+
+    def start_early(self, count: int) -> None:
+        """Start `count` workers in the background now, so their `import torch` overlaps other work
+        (`nnlint check` runs the static pass meanwhile)."""
+        def start(worker: Worker) -> None:
+            try:
+                worker.start()
+            except (WorkerError, TimeoutError, OSError, ValueError, TypeError, AttributeError):
+                worker.kill()  # started again, and reported, when a file needs it
+            if self._closing:
+                worker.kill()
+
+        for worker in self.workers[:max(0, count)]:
+            thread = threading.Thread(target=start, args=(worker,), daemon=True)
+            thread.start()
+            self._starting.append(thread)
+
+    def ready(self) -> None:
+        for thread in self._starting:
+            thread.join()
+        self._starting = []
 
     def close(self) -> None:
+        if self._starting:  # started early but never needed (every file cached): do not wait for torch
+            self._closing = True
+            for worker in self.workers:
+                worker.kill()
+            for thread in self._starting:
+                thread.join(timeout=5)
+            self._starting = []
         for worker in self.workers:
             worker.stop()
 
@@ -398,9 +500,12 @@ class WorkerPool:
 
 
 def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
-                pool: WorkerPool | None = None) -> tuple[list[Diagnostic], list[str]]:
+                pool: WorkerPool | None = None, snippets: list[str] | None = None,
+                progress=None) -> tuple[list[Diagnostic], list[str]]:
     """Trace every model of the files; (diagnostics, verbose notes). `pool` lets callers (tests,
-    long-lived tools) reuse workers, whose torch import is the expensive part."""
+    long-lived tools) reuse workers, whose torch import is the expensive part. `snippets`, when
+    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced.
+    `progress(files_done, files, models_done, models, current_file)` is called as tracing advances."""
     if importlib.util.find_spec("torch") is None:
         return [], ["tracing skipped: torch is not importable here (install it, e.g. pip install "
                     "'nnlint[trace]', or pass --static-only to silence this)"]
@@ -414,8 +519,18 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     own_pool = pool is None
     if pool is None:
         pool = WorkerPool(options)
+    pool.ready()
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
+    counts = {"files": 0, "models": 0}
+    total_models = sum(len(r["models"]) for r in requests)
+
+    def advance(display: str, files: int = 0, models: int = 0) -> None:
+        if progress is not None:
+            with queue_lock:
+                counts["files"] += files
+                counts["models"] += models
+                progress(counts["files"], len(requests), counts["models"], total_models, display)
 
     def serve(worker: Worker) -> None:
         while True:
@@ -424,12 +539,14 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
                     return
                 request = queue.pop()
             file = by_path[request["path"]]
+            advance(file.display)
             try:
-                _run_file(worker, file, request, collector)
+                _run_file(worker, file, request, collector, lambda: advance(file.display, models=1))
             except (WorkerError, TimeoutError, OSError) as exc:  # the worker did not even start
                 worker.kill()
                 reason = str(exc) or "the worker did not start in time"
-                collector.file_failed(file, {m["name"] for m in request["models"]}, reason, "")
+                collector.file_failed(file, {m["name"] for m in request["models"]}, "crash", reason, "")
+            advance(file.display, files=1)
 
     workers = pool.workers[:max(1, min(len(pool.workers), len(requests)))]
     threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
@@ -441,14 +558,17 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     finally:
         if own_pool:
             pool.close()
+    if snippets is not None:
+        snippets.extend(collector.snippets)
+    found = collector.diagnostics + collector.blocked_diagnostics()
     for request in requests:
         file = by_path[request["path"]]
-        outcome = [d for d in collector.diagnostics if d.path == file.display]
+        outcome = [d for d in found if d.path == file.display]
         # A timeout or a dead worker may not happen next time: only complete results are kept.
         key = keys.get(request["path"])
         if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
             options.cache.put(file.path, key, outcome, [])
-    return _deduplicated(collector.diagnostics), collector.notes
+    return _deduplicated(found), collector.notes
 
 
 def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector

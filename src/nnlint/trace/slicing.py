@@ -129,6 +129,18 @@ def _def_time_names(node: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return _names(parts)
 
 
+_PARSER_METHODS = frozenset({"add_argument", "add_argument_group", "add_mutually_exclusive_group",
+                             "set_defaults"})
+
+
+def _configured(value) -> set[str]:
+    """The argument parser a call configures (`parser.add_argument(...)`), as a name, or nothing."""
+    if (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and value.func.attr in _PARSER_METHODS and isinstance(value.func.value, ast.Name)):
+        return {value.func.value.id}
+    return set()
+
+
 def _is_main_guard(test: ast.expr) -> bool:
     return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
             and test.left.id == "__name__")
@@ -183,7 +195,11 @@ def slice_module(source: str, filename: str = "<module>", roots: Collection[str]
             used = _names([stmt.value])
             if isinstance(stmt, ast.AnnAssign):
                 used |= _names([stmt.annotation])
-            assignments.append((index, _targets(stmt), used))
+            assignments.append((index, _targets(stmt) | _configured(stmt.value), used))
+        elif isinstance(stmt, ast.Expr) and _configured(stmt.value):
+            # `parser.add_argument("--nz", default=100)`: kept with the parser, so a kept
+            # `nz = int(opt.nz)` finds its default (the worker's parse_args returns the defaults).
+            assignments.append((index, _configured(stmt.value), _names([stmt.value])))
     needed |= set(functions) if "*" in roots else set(roots)
 
     # Constants (`HIDDEN = 24`, `SIZES = (A, 2 * A)`) stay even when unreferenced here: another

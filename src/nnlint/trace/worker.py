@@ -19,8 +19,10 @@ import os
 import resource
 import sys
 import traceback
+from contextlib import suppress
 
-from nnlint.trace.failures import CheckedCodeFailed, checked_code
+from nnlint.trace import missing
+from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
 from nnlint.trace.inputs import SpecError
 from nnlint.trace.loading import FINDER, forget_sliced_modules, load_slice
 
@@ -28,7 +30,7 @@ from nnlint.trace.loading import FINDER, forget_sliced_modules, load_slice
 def check_file(request: dict, send, warm_meta) -> None:
     import torch.nn as nn
 
-    from nnlint.trace.model_check import ModelFailure, check_model, config_snippet
+    from nnlint.trace.model_check import TRACED, ModelFailure, check_inside, check_model, config_snippet
 
     path = request["path"]
     options = request.get("options", {})
@@ -54,29 +56,55 @@ def check_file(request: dict, send, warm_meta) -> None:
             send({"model": model["name"], "ok": False, "reason": why, "snippet": ""})
         return
     namespace = module.__dict__
+    failures = getattr(module, "__nnlint_failures__", {})
+    TRACED.clear()
+    deferred: dict[type, dict] = {}  # classes that failed alone: checked inside a traced model
     for model_request in request["models"]:
         name = model_request["name"]
         cls = namespace.get(name)
+        if cls is None and name in failures:
+            blocked = missing.blocking(failures[name])
+            send({"model": name, "ok": False, "blocked": blocked,
+                  "category": "missing package" if blocked else "crash",
+                  "reason": f"defining the class failed: {describe(failures[name])}", "snippet": ""})
+            continue
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             send({"model": name, "ok": False, "skip": True, "reason": "not an nn.Module once loaded"})
             continue
         if getattr(cls.forward, "__name__", "") == "_forward_unimplemented" or inspect.isabstract(cls):
             send({"model": name, "ok": False, "skip": True, "reason": "defines no forward"})
             continue
+        if _is_mixin(cls, nn.Module):
+            send({"model": name, "ok": False, "skip": True, "reason": "a mixin: its forward defers to the next base"})
+            continue
+        model_request = {**model_request, "argparse_defaults": request.get("argparse_defaults", {})}
         try:
             with checked_code():
                 send({"model": name, **check_model(cls, namespace, model_request, options, path, warm_meta)})
         except CheckedCodeFailed as failure:
             exc = failure.original
             if isinstance(exc, ModelFailure):
-                reason, best_guess = exc.args
-                send({"model": name, "ok": False, "reason": reason,
-                      "snippet": config_snippet(model_request.get("config_key") or name, cls, best_guess)})
+                message = {"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary,
+                           "category": exc.category, "blocked": exc.blocked,
+                           "snippet": config_snippet(model_request.get("config_key") or name, cls, exc.best_guess)}
+                if exc.blocked or model_request.get("config"):
+                    send(message)
+                else:
+                    deferred[cls] = message
             elif isinstance(exc, SpecError):
                 send({"model": name, "ok": False, "reason": f"invalid input spec: {exc}", "snippet": ""})
             else:
                 send({"model": name, "ok": False, "reason": f"internal error: {failure}",
                       "snippet": "", "traceback": "".join(traceback.format_exception(exc))[-2000:]})
+    if deferred:
+        with suppress(CheckedCodeFailed), checked_code():
+            check_inside(deferred, path, send)
+
+
+def _is_mixin(cls, module_type) -> bool:
+    """`class Bottle(nn.Module)` whose forward calls super().forward(): a mixin for other bases."""
+    code = getattr(cls.forward, "__code__", None)
+    return cls.__mro__[1] is module_type and code is not None and "super" in code.co_names
 
 
 def main(argv: list[str]) -> int:
@@ -102,7 +130,11 @@ def main(argv: list[str]) -> int:
     threads = int(os.environ.get("NNLINT_TRACE_THREADS", "1") or 1)
     if threads > 0:  # 1 by default: the models are small and the cores are shared by the workers
         torch.set_num_threads(threads)
+    from nnlint.trace.building import install_argparse_defaults
+    from nnlint.trace.construction import _value_for
     from nnlint.trace.model_check import MetaWarmup, warm_analyzer
+
+    install_argparse_defaults(lambda name: _value_for(name, None, 1))  # the checked code's parse_args()
 
     warm_analyzer(fake=False)
     torch.empty(2, device="meta") + 1  # loads the meta kernels, used for every model's input search

@@ -1,0 +1,52 @@
+"""One small-model file through `nnlint check` (static pass and tracing) against `import torch` alone.
+
+    python bench/trace_speed.py [FILE] [--repeat N]     # default FILE: fixtures/buggy/cnn_classifier.py
+
+Runs are interleaved (torch, nnlint, torch, nnlint, ...) so both see the same disk cache and load;
+each is a fresh process, timed by wall clock. Reports the medians and their ratio. Target: <= 1.5x,
+reached by starting the trace worker (and its `import torch`) before the static pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-500:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("file", nargs="?", default=str(ROOT / "fixtures" / "buggy" / "cnn_classifier.py"))
+    parser.add_argument("--repeat", type=int, default=5)
+    options = parser.parse_args()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    torch_only = [sys.executable, "-c", "import torch"]
+    nnlint = [sys.executable, "-m", "nnlint", "check", "--jobs", "1", options.file]
+    timed(torch_only, env)  # warm the disk cache once for both
+    torch_times, nnlint_times = [], []
+    for _ in range(options.repeat):
+        torch_times.append(timed(torch_only, env))
+        nnlint_times.append(timed(nnlint, env))
+    floor, ours = statistics.median(torch_times), statistics.median(nnlint_times)
+    print(f"python -c 'import torch': median {floor:.2f} s  ({', '.join(f'{t:.2f}' for t in torch_times)})")
+    print(f"nnlint check {Path(options.file).name}: median {ours:.2f} s  ({', '.join(f'{t:.2f}' for t in nnlint_times)})")
+    print(f"ratio: {ours / floor:.2f}x (target <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
