@@ -26,7 +26,7 @@ class Report:
 
 
 class FileContext:
-    def __init__(self, path: str, module: cst.Module, project: "ProjectIndex | None" = None,
+    def __init__(self, path: str, module: cst.Module, project: ProjectIndex | None = None,
                  file_path: str | None = None):
         self.path = path
         self.module = module

@@ -57,7 +57,7 @@ class ImportTable:
 
     def add_all(self, module: cst.Module) -> None:
         """Every import statement of a module not walked by the engine (statements only, not expressions)."""
-        stack = list(module.body)
+        stack: list[cst.CSTNode] = list(module.body)
         while stack:
             statement = stack.pop()
             if isinstance(statement, cst.SimpleStatementLine):

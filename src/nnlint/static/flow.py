@@ -334,7 +334,7 @@ class FlowAnalysis:
         self._classes: dict[str, cst.ClassDef | None] = {}
         self._subclassed: set[str] = set()
         self._attrs_cache: dict[int, dict] = {}
-        self._forward_cache: dict[int, object] = {}
+        self._forward_cache: dict[int, Tensor | Pack | None] = {}
         self._sensitive_cache: dict[int, bool | None] = {}
         self._in_progress: set[int] = set()
         # Every function of the file: id -> (node, its class if a method, the scope it is defined in).
@@ -505,13 +505,13 @@ class FlowAnalysis:
                 unknown = True  # a base class from elsewhere may bring layers
         result = None
         for body in bodies:
-            for node in walk(body):
-                if isinstance(node, cst.Attribute) and node.attr.value == "training":
+            for part in walk(body):
+                if isinstance(part, cst.Attribute) and part.attr.value == "training":
                     result = True  # the forward branches on `self.training`
                     break
-                if not isinstance(node, cst.Call):
+                if not isinstance(part, cst.Call):
                     continue
-                verdict = self._layer_sensitivity(node)
+                verdict = self._layer_sensitivity(part)
                 if verdict:
                     result = True
                     break
@@ -565,6 +565,7 @@ class FlowAnalysis:
             return None  # recursion: judged without it
         self._active.add(key)
         try:
+            body: cst.CSTNode
             if isinstance(node, cst.Module):
                 body, params, env = node, [], {}
             else:
@@ -762,9 +763,9 @@ class FlowAnalysis:
 
     def _call_value(self, callee, func: cst.BaseExpression, call: cst.Call | None = None, env: dict | None = None):
         if isinstance(callee, FunctionRef):
-            return self.returned(callee.node, call, env) if call is not None else None
+            return self.returned(callee.node, call, env) if call is not None and env is not None else None
         if isinstance(callee, BoundMethod):
-            return self.returned(callee.node, call, env, callee.owner) if call is not None else None
+            return self.returned(callee.node, call, env, callee.owner) if call is not None and env is not None else None
         if isinstance(callee, ForeignClass):
             return ForeignInstance(callee.summary)
         if isinstance(callee, ForeignInstance):

@@ -11,7 +11,6 @@ from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
 from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.facts.lossflow import LossFlowFacts
 from nnlint.static.facts.loops import (
     Event,
     LoopFacts,
@@ -21,6 +20,7 @@ from nnlint.static.facts.loops import (
     loop_facts,
     name_tokens,
 )
+from nnlint.static.facts.lossflow import LossFlowFacts
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
 from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
@@ -580,8 +580,9 @@ class EvalModeMissing(_EvalLoops):
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
         # No dropout or batch norm: eval mode would change nothing.
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc = nn.Linear(8, 2)\n    def forward(self, x):\n        return self.fc(x)\nmodel = Net()\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n    def forward(self, x):\n"
+        "        return self.fc(x)\nmodel = Net()\n"
         "for x, y in train_loader:\n    model(x).sum().backward()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        out = model(x)\n",
         # A model whose class is not in the checked files: unknown, so not reported.
@@ -589,8 +590,9 @@ class EvalModeMissing(_EvalLoops):
         "        for x, y in loader:\n            pred = model(x).argmax(1)\nmodel = torchvision.models.resnet18()\n"
         "for x, y in train_loader:\n    model(x).sum().backward()\nevaluate(model, val_loader)\n",
         # no dropout or batch norm, with a ReLU layer
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n"
+        "        self.fc2 = nn.Linear(500, 10)\n"
         "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
         "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
@@ -603,14 +605,15 @@ class EvalModeMissing(_EvalLoops):
         _NET + "net = Net()\nnet.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
         # The model's class is in another layer of the file, reached through the trainer's attribute.
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n"
         "        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))\n"
         "    def forward(self, x):\n        return self.body(x)\nclass Trainer:\n    def __init__(self):\n"
         "        self.model = Net()\n    def fit(self, loader):\n        for x, y in loader:\n"
         "            self.model(x).sum().backward()\n    def validate(self, loader):\n        with torch.no_grad():\n"
         "            for x, y in loader:\n                out = self.model(x)  # <-\n",
-        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
         "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
         "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
@@ -627,7 +630,7 @@ class EvalModeMissing(_EvalLoops):
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
         analysis = self.ctx.facts(LossFlowFacts).analysis()
-        for scope, loop, call in self.eval_loops(facts):
+        for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
             # Only a model known to have dropout or batch norm behaves differently in eval mode.

@@ -8,8 +8,8 @@ from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
-from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.facts.names import final_name, is_optimizer_class
+from nnlint.static.calls import positional_args
+from nnlint.static.facts.names import final_name
 from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
     CUDA,
