@@ -74,9 +74,20 @@ def test_partial_seed_reports_each_unseeded_rng_once_at_its_first_draw():
     assert "random.seed(seed)" in found[0][1] and "np.random.seed(seed)" in found[1][1]
 
 
-def test_partial_seed_reverse_case_is_left_to_missing_seed_when_the_file_trains():
+def test_a_training_script_seeding_only_numpy_is_told_at_the_seed_not_as_unseeded():
     source = "import numpy as np\nimport torch\nnp.random.seed(0)\nx = torch.randn(3)\nloss.backward()\n"
-    assert findings("NNL202", source) == []
+    [(line, message)] = findings("NNL202", source)
+    assert line == 3 and "only numpy's RNG" in message and "torch.manual_seed(seed)" in message
+    assert findings("NNL201", source + "if __name__ == '__main__':\n    main()\n") == []
+
+
+def test_cuda_only_seed_is_partial_and_still_seeds_for_cudnn():
+    source = ("import torch\ntorch.cuda.manual_seed(1)\ntorch.backends.cudnn.benchmark = True\n"
+              "opt = torch.optim.SGD(m.parameters(), 0.1)\nloss.backward()\nopt.step()\n")
+    [(line, message)] = findings("NNL202", source)
+    assert line == 2 and "only the CUDA generators" in message
+    assert findings("NNL201", source) == []
+    assert [line for line, _ in findings("NNL203", source)] == [3]
 
 
 def test_independent_shuffle_names_both_arrays():

@@ -59,11 +59,19 @@ def test_eval_mode_set_by_a_caller_two_levels_up_counts():
         "        train_epoch(model)\n"
         "        model.eval()\n"
         "        run_validation(model)\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.drop = torch.nn.Dropout(0.1)\n"
+        "fit(Net())\n"
     )
     assert _lint(text) == []
     # Without the caller's eval() the evaluation loop is reported once, at the model call.
     found = _lint(text.replace("        model.eval()\n", ""))
     assert [(d.code, d.line) for d in found] == [("NNL502", 5)]
+    # The model reaches the loop through two calls; without dropout or batch norm eval() changes nothing.
+    found = _lint(text.replace("        model.eval()\n", "").replace("torch.nn.Dropout(0.1)", "torch.nn.Linear(2, 2)"))
+    assert found == []
 
 
 def test_forward_call_outside_torch_files_and_framework_receivers_is_not_reported():

@@ -12,6 +12,7 @@ from nnlint.imports import ImportTable
 if TYPE_CHECKING:
     from nnlint.rule import NodeFix, Rule
     from nnlint.static.facts import Facts
+    from nnlint.static.project import ProjectIndex
 
 F = TypeVar("F", bound="Facts")
 
@@ -25,9 +26,12 @@ class Report:
 
 
 class FileContext:
-    def __init__(self, path: str, module: cst.Module):
+    def __init__(self, path: str, module: cst.Module, project: ProjectIndex | None = None,
+                 file_path: str | None = None):
         self.path = path
         self.module = module
+        self.project = project  # the files checked together, for facts that cross files
+        self.file_path = file_path  # where the file is read from (None for text without a file)
         self.imports = ImportTable()
         self.reports: list[Report] = []
         self.walk_started = False

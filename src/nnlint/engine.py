@@ -17,6 +17,7 @@ from nnlint.positions import locate
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
+from nnlint.static.project import ProjectIndex
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
@@ -144,15 +145,18 @@ def _syntax_error_location(text: str, exc: Exception) -> tuple[int, int, str]:
     return 1, 1, f"libcst cannot parse this file although Python can: {detail}"
 
 
-def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
-    """Check source text already decoded. `path` is only used to name the file in diagnostics."""
+def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectIndex | None = None,
+              file_path: str | None = None) -> FileResult:
+    """Check source text already decoded. `path` names the file in diagnostics; `file_path` is where it was
+    read from, and `project` the files checked with it (for imports between them)."""
+    module = project.parsed(file_path, text) if project is not None and file_path else None
     try:
-        module = cst.parse_module(text)
+        module = module or cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
         line, column, message = _syntax_error_location(text, exc)
         return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
 
-    ctx = FileContext(path, module)
+    ctx = FileContext(path, module, project, file_path)
     walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
     try:
         walk.run()
@@ -262,19 +266,24 @@ def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: froze
     return [d for d in found if not is_suppressed(d.code, d.line_text)]
 
 
-def lint_file(task: FileTask) -> FileResult:
+# The files of the current `lint_files` run; worker processes inherit it when they fork.
+_project: ProjectIndex | None = None
+
+
+def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult:
+    project = project or _project
     if task.path.endswith(notebook.SUFFIX):
-        return _lint_notebook(task)
+        return _lint_notebook(task, project)
     try:
         text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
-    return lint_text(text, task.display, task.enabled)
+    return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
 
 
-def _lint_notebook(task: FileTask) -> FileResult:
+def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
     """The code cells checked as one module; positions mapped back to cells."""
     try:
         book = notebook.load(notebook.read(task.path, task.data))
@@ -283,7 +292,7 @@ def _lint_notebook(task: FileTask) -> FileResult:
     except notebook.NotebookError as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
                        task.enabled)
-    result = lint_text(book.source, task.display, task.enabled)
+    result = lint_text(book.source, task.display, task.enabled, project, os.path.abspath(task.path))
     broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
                      book.source, task.enabled)
     found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]
@@ -291,13 +300,17 @@ def _lint_notebook(task: FileTask) -> FileResult:
                       [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
-def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:
-    """Check every file, in worker processes when there are many; results keep the tasks' order."""
+def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None,
+               project: ProjectIndex | None = None) -> list[FileResult]:
+    """Check every file, in worker processes when there are many; results keep the tasks' order.
+    `project`: the files checked together (default: these), whose imports of each other are followed."""
+    global _project
     jobs = jobs or os.cpu_count() or 1
+    project = project or ProjectIndex(task.path for task in tasks)
     if jobs == 1 or len(tasks) < PARALLEL_THRESHOLD:
         results = []
         for task in tasks:
-            results.append(lint_file(task))
+            results.append(lint_file(task, project))
             if progress:
                 progress()
         return results
@@ -305,10 +318,14 @@ def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) ->
     from concurrent.futures import ProcessPoolExecutor  # only paid for when there are many files
 
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = []
-        for result in pool.map(lint_file, tasks, chunksize=chunksize):
-            results.append(result)
-            if progress:
-                progress()
-        return results
+    _project = project
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = []
+            for result in pool.map(lint_file, tasks, chunksize=chunksize):
+                results.append(result)
+                if progress:
+                    progress()
+            return results
+    finally:
+        _project = None

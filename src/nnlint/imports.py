@@ -55,6 +55,23 @@ class ImportTable:
             prefix = module if module.endswith(".") else module + "."
             self._aliases[bound] = prefix + name
 
+    def add_all(self, module: cst.Module) -> None:
+        """Every import statement of a module not walked by the engine (statements only, not expressions)."""
+        stack: list[cst.CSTNode] = list(module.body)
+        while stack:
+            statement = stack.pop()
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if isinstance(small, (cst.Import, cst.ImportFrom)):
+                        self.add(small)
+            elif isinstance(statement, (cst.If, cst.Try)):
+                for part in (statement.body, getattr(statement, "orelse", None)):
+                    body = getattr(part, "body", part)
+                    if isinstance(body, cst.IndentedBlock):
+                        stack.extend(body.body)
+                    elif isinstance(body, cst.If):
+                        stack.append(body)
+
     def resolve(self, node: cst.BaseExpression) -> str | None:
         """Qualified name of a dotted expression whose head was imported, else None."""
         name = dotted_name(node)

@@ -17,6 +17,7 @@ from nnlint.engine import FileTask, lint_files
 from nnlint.registry import registry
 from nnlint.selection import RuleSelection
 from nnlint.source import UnreadableFile, read_bytes
+from nnlint.static.project import ProjectIndex
 from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
     """Static results in the tasks' order: cache hits as stored, the rest linted (in parallel) and stored."""
     if cache is None:
         return lint_files(tasks, jobs, progress)
+    project = ProjectIndex(task.path for task in tasks)
     results: list[FileResult | None] = [None] * len(tasks)
     misses: list[tuple[int, FileTask, str | None]] = []
     for index, task in enumerate(tasks):
@@ -61,7 +63,9 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
         except UnreadableFile:
             misses.append((index, task, None))  # linting reports why
             continue
-        key = entry_key(data, ",".join(sorted(task.enabled)))
+        # Facts cross files through imports: a file's result also depends on the checked files it imports.
+        imported = [_bytes_or_empty(path) for path in project.dependencies(task.path, data.decode("utf-8", "replace"))]
+        key = entry_key(data, ",".join(sorted(task.enabled)), *imported)
         hit = cache.get(task.path, key, task.display)
         if hit is None:
             misses.append((index, replace(task, data=data), key))
@@ -69,11 +73,18 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
             results[index] = FileResult(*hit)
             if progress:
                 progress()
-    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress, project)):
         results[index] = result
         if entry is not None:
             cache.put(task.path, entry, result.diagnostics, result.suppressed)
     return [r for r in results if r is not None]  # every slot is filled by now
+
+
+def _bytes_or_empty(path: str) -> bytes:
+    try:
+        return read_bytes(path)
+    except UnreadableFile:
+        return b""
 
 
 class StaticLayer:

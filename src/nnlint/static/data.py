@@ -81,6 +81,23 @@ class _ShuffleScope:
         self.node = node
         self.events: list = []  # (reported node, array name, source of its order) or _RESEED
         self.permutations: dict[str, cst.CSTNode] = {}  # variable -> the call that drew it
+        self.reorders: list[tuple[cst.CSTNode, str, object]] = []  # an array reordered in place: (node, name, source)
+        self.groups: list[tuple[str, ...]] = []  # names created together: `x, y = load()`
+        self.rows: dict[str, tuple[str, str]] = {}  # name -> (array, rows) it was sliced from: `data[3:, :-1]`
+        self.assigned: set[str] = set()
+        self.derived: list[tuple[str, str, int]] = []  # (name, list it was read off, when): `ys = [r[1] for r in rs]`
+        self.shuffled_at: dict[str, list[tuple[int, cst.CSTNode]]] = {}  # list -> in-place shuffles (when, call)
+        self.clock = 0
+
+
+def _row_slice(value: cst.BaseExpression) -> tuple[str, str] | None:
+    """(`data`, `3:`) when the value takes rows of a named array: `from_numpy(data[3:, :-1])`."""
+    for node in walk_no_defs(value):
+        if isinstance(node, cst.Subscript) and len(node.slice) >= 2 and isinstance(node.value, cst.Name):
+            first = node.slice[0].slice
+            if isinstance(first, cst.Slice):
+                return node.value.value, cst.Module([]).code_for_node(first)
+    return None
 
 
 class IndependentShuffle(StaticRule):
@@ -89,7 +106,12 @@ class IndependentShuffle(StaticRule):
     Two `np.random.shuffle` / `random.shuffle` calls, two different `randperm` / `permutation`
     results, or two `sklearn.utils.shuffle` calls each draw their own order: after them `X[i]` and
     `y[i]` no longer belong together, and the model trains on noise. The same goes for zipping two
-    shuffled DataLoaders. Draw one permutation and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
+    shuffled DataLoaders, and for a permutation applied to one array only (`X = X[perm]`) while an
+    array that must stay aligned with it (created in the same unpacking, sliced from the same rows,
+    or named as its labels) is used afterwards unpermuted; for labels sliced by batch position
+    (`y[i * bs:(i + 1) * bs]`) while a shuffled DataLoader iterates the inputs; and for labels read
+    off a list of records before it is shuffled in place and features after it. Draw one permutation
+    and index both (`p = torch.randperm(n); X, y = X[p], y[p]`),
     call `shuffle(X, y)` once, or keep pairs together in one Dataset and one DataLoader.
     """
 
@@ -111,6 +133,19 @@ class IndependentShuffle(StaticRule):
         "import random\nrandom.shuffle(source_images)\nrandom.shuffle(target_images)\n",
         "from torch.utils.data import DataLoader\nxl = DataLoader(x_ds, shuffle=True)\n"
         "yl = DataLoader(y_ds, shuffle=False)\nfor a, b in zip(xl, yl):\n    pass\n",
+        "import torch\nfeatures, labels = load()\nperm = torch.randperm(len(labels))\nfeatures = features[perm]\n"
+        "labels = labels[perm]\nfit(features, labels)\n",
+        # different rows of one array are different sets: reordering one of them is fine
+        "import torch\ntrain = torch.tensor(data[:800, :])\ntest = torch.tensor(data[800:, :])\n"
+        "train = train[torch.randperm(800)]\nevaluate(train, test)\n",
+        # mixup mixes a batch with its own permutation; the labels are mixed with the same index
+        "import torch\nidx = torch.randperm(x.size(0))\nmixed = lam * x + (1 - lam) * x[idx]\ny_a, y_b = y, y[idx]\n",
+        # reordered, but its partner is never used again
+        "import torch\nx, y = load()\nx = x[torch.randperm(len(x))]\nplot(x)\n",
+        "from torch.utils.data import DataLoader\nloader = DataLoader(X_train, batch_size=32, shuffle=False)\n"
+        "for i, xb in enumerate(loader):\n    yb = y_train[i * 32:(i + 1) * 32]\n",
+        "import random\nrandom.shuffle(records)\nlabels = [r['label'] for r in records]\n"
+        "features = [r['pixels'] for r in records]\n",
     )
     INVALID = (
         "import numpy as np\nnp.random.shuffle(X_train)\nnp.random.shuffle(y_train)  # <-\n",
@@ -124,15 +159,61 @@ class IndependentShuffle(StaticRule):
         "from torch.utils.data import DataLoader\nimage_loader = DataLoader(images, batch_size=8, shuffle=True)\n"
         "label_loader = DataLoader(labels, batch_size=8, shuffle=True)\n"
         "for x, y in zip(image_loader, label_loader):  # <-\n    pass\n",
+        # reordered alone, then paired with an array it was never reordered with
+        "import torch\nfrom torch.utils.data import TensorDataset\nsignal = load_signal()\nclasses = load_classes()\n"
+        "signal = signal[torch.randperm(len(signal))]  # <-\nds = TensorDataset(signal, classes)\n",
+        # a random permutation applied to the inputs only
+        "import torch\nfeatures, labels = load()\nperm = torch.randperm(len(labels))\nfeatures = features[perm]  # <-\n"
+        "fit(features, labels)\n",
+        # inputs and targets sliced from the same rows, then only the inputs reordered
+        "import torch\ninputs = torch.from_numpy(data[3:, :-1])\ntargets = torch.from_numpy(data[3:, 1:])\n"
+        "inputs = inputs[torch.randperm(inputs.size(0))]  # <-\nloss = criterion(model(inputs), targets)\n",
+        "import torch\ndef batches(images, labels):\n    images = images[torch.randperm(len(images))]  # <-\n"
+        "    return images, labels\n",
+        # the loader shuffles the inputs while the labels are sliced by batch position
+        "from torch.utils.data import DataLoader\nloader = DataLoader(X_train, batch_size=32, shuffle=True)\n"
+        "for i, xb in enumerate(loader):\n    yb = y_train[i * 32:(i + 1) * 32]  # <-\n    step(xb, yb)\n",
+        # labels read off the records before they are shuffled, features after
+        "import random\nlabels = [r['label'] for r in records]\nrandom.shuffle(records)  # <-\n"
+        "features = [r['pixels'] for r in records]\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.scopes = [_ShuffleScope(ctx.module)]
         self.loaders: dict[str, tuple[bool, str]] = {}  # name -> (shuffled, dataset name)
+        self.batch_loops: list[tuple[str, str]] = []  # enclosing `for i, b in enumerate(shuffled_loader)`: (i, dataset)
+
+    def visit_For(self, node: cst.For) -> None:
+        it = node.iter
+        if (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and it.args
+                and isinstance(node.target, cst.Tuple) and isinstance(node.target.elements[0].value, cst.Name)):
+            loader = self.loaders.get(dotted_name(it.args[0].value) or "")
+            if loader is not None and loader[0]:
+                self.batch_loops.append((node.target.elements[0].value.value, loader[1]))
+                return
+        self.batch_loops.append(("", ""))
+
+    def leave_For(self, node) -> None:
+        self.batch_loops.pop()
+
+    def _check_batch_slice(self, node: cst.Subscript) -> None:
+        """`y[i * bs:(i + 1) * bs]` inside `for i, xb in enumerate(shuffled loader over X)`."""
+        index, dataset = self.batch_loops[-1]
+        part = node.slice[0].slice
+        if not index or not dataset or not isinstance(part, cst.Slice) or part.lower is None:
+            return
+        array = dotted_name(node.value)
+        if array is None or array == dataset or not _named_like_pair(array, dataset):
+            return
+        if any(isinstance(n, cst.Name) and n.value == index for n in walk(part.lower)):
+            self.report(node, f"`{array}` is sliced by batch position while the loader shuffles `{dataset}`, so the "
+                              "rows no longer match: put both in one TensorDataset behind one loader")
 
     def visit_FunctionDef(self, node) -> None:
-        self.scopes.append(_ShuffleScope(node))
+        scope = _ShuffleScope(node)
+        scope.assigned.update(p.name.value for p in (*node.params.posonly_params, *node.params.params))
+        self.scopes.append(scope)
 
     def leave_FunctionDef(self, node) -> None:
         self._check(self.scopes.pop())
@@ -141,6 +222,7 @@ class IndependentShuffle(StaticRule):
         self._check(self.scopes[0])
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._note_alignment(node)
         value = node.value
         if not isinstance(value, cst.Call) or len(node.targets) != 1:
             return
@@ -180,6 +262,8 @@ class IndependentShuffle(StaticRule):
             array = dotted_name(arrays[0].value)
             if array is None:
                 return
+            scope.clock += 1
+            scope.shuffled_at.setdefault(array, []).append((scope.clock, node))
             source: object = node
             seed = get_arg(node, None, "random_state")
             if isinstance(seed, cst.Integer):  # the same random_state gives the same order
@@ -189,6 +273,8 @@ class IndependentShuffle(StaticRule):
             scope.events.append(_RESEED)
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
+        if len(node.slice) == 1 and self.batch_loops and self.batch_loops[-1][0]:
+            self._check_batch_slice(node)
         if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
             return
         index = node.slice[0].slice.value
@@ -205,7 +291,101 @@ class IndependentShuffle(StaticRule):
         if source is not None and array is not None:
             scope.events.append((node, array, source))
 
+    def _note_alignment(self, node: cst.Assign) -> None:
+        """What keeps arrays aligned: created together, sliced from the same rows, reordered in place."""
+        if len(node.targets) != 1:
+            return
+        scope = self.scopes[-1]
+        target = node.targets[0].target
+        if isinstance(target, (cst.Tuple, cst.List)):
+            names = tuple(_target_names(target))
+            scope.assigned.update(names)
+            if len(names) > 1 and isinstance(node.value, cst.Call):
+                scope.groups.append(names)
+            self._note_derived(scope, names, node.value)
+            return
+        name = dotted_name(target)
+        if name is None:
+            return
+        scope.assigned.add(name)
+        value = node.value
+        self._note_derived(scope, (name,), value)
+        if isinstance(value, cst.Subscript) and dotted_name(value.value) == name and len(value.slice) >= 1 \
+                and isinstance(value.slice[0].slice, cst.Index):
+            index = value.slice[0].slice.value
+            if isinstance(index, cst.Name) and index.value in scope.permutations:
+                scope.reorders.append((node, name, scope.permutations[index.value]))
+            elif isinstance(index, cst.Call) and self.ctx.call_name(index) in _PERMUTATIONS:
+                scope.reorders.append((node, name, index))
+            return
+        rows = _row_slice(value) if isinstance(value, cst.Call) else None
+        if rows is not None:
+            scope.rows[name] = rows
+
+    @staticmethod
+    def _note_derived(scope: _ShuffleScope, names: tuple[str, ...], value: cst.BaseExpression) -> None:
+        """Names read off a list of records: `[r[1] for r in records]`, `f(records[:, -1])`."""
+        scope.clock += 1
+        sources = set()
+        if isinstance(value, (cst.ListComp, cst.GeneratorExp)) and isinstance(value.for_in.iter, cst.Name):
+            sources.add(value.for_in.iter.value)
+        elif isinstance(value, (cst.Call, cst.Subscript)):
+            sources = {n.value.value for n in walk_no_defs(value)
+                       if isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name)}
+        scope.derived += [(name, source, scope.clock) for name in names for source in sources if source != name]
+
+    def _partners(self, scope: _ShuffleScope, name: str) -> set[str]:
+        """Arrays that must stay row-aligned with `name`."""
+        found = {n for group in scope.groups if name in group for n in group if n != name}
+        rows = scope.rows.get(name)
+        if rows is not None:
+            found |= {n for n, r in scope.rows.items() if r == rows and n != name}
+        found |= {n for n in scope.assigned if n != name and _named_like_pair(n, name)}
+        # handed together to something that pairs them (zip, TensorDataset, fit)
+        found |= {n for n in scope.assigned - found if n != name and _paired_in(scope.node, name, n)}
+        return found
+
+    def _check_one_sided(self, scope: _ShuffleScope) -> None:
+        """A permutation applied to one array and not to the arrays that must stay aligned with it."""
+        if not scope.reorders:
+            return
+        reordered_by: dict[str, set[int]] = {}
+        for _, name, source in scope.reorders:
+            reordered_by.setdefault(name, set()).add(id(source))
+        for event in scope.events:
+            if event is not _RESEED:
+                reordered_by.setdefault(event[1], set()).add(id(event[2]))
+        order = list(walk(scope.node))  # closures defined later read the arrays too
+        position = {id(n): i for i, n in enumerate(order)}
+        for node, name, source in scope.reorders:
+            here = position.get(id(node), 0)
+            for partner in sorted(self._partners(scope, name)):
+                if id(source) in reordered_by.get(partner, set()):
+                    continue
+                if len(reordered_by.get(partner, ())) > 0:
+                    continue  # shuffled by another permutation: the independent-shuffle check says so
+                used_after = any(position[id(n)] > here and dotted_name(n) == partner
+                                 for n in order if isinstance(n, (cst.Name, cst.Attribute)))
+                if used_after:
+                    self.report(node, f"`{name}` is reordered by a random permutation but `{partner}`, which must stay "
+                                      f"aligned with it, is not: index both with the same permutation")
+                    break
+
+    def _check_records(self, scope: _ShuffleScope) -> None:
+        """Labels read off a list of records before it is shuffled in place, and features after it."""
+        for records, shuffles in scope.shuffled_at.items():
+            for when, call in shuffles:
+                before = [n for n, source, t in scope.derived if source == records and t < when]
+                after = [n for n, source, t in scope.derived if source == records and t > when]
+                pair = next(((a, b) for a in before for b in after if _named_like_pair(a, b)), None)
+                if pair is not None:
+                    self.report(call, f"`{pair[0]}` was read off `{records}` before this shuffle and `{pair[1]}` after "
+                                      "it, so they no longer line up: shuffle before reading either")
+                    return
+
     def _check(self, scope: _ShuffleScope) -> None:
+        self._check_records(scope)
+        self._check_one_sided(scope)
         seen: list[tuple[str, object]] = []
         for event in scope.events:
             if event is _RESEED:
@@ -465,6 +645,19 @@ def _does_item_work(class_def: cst.ClassDef) -> bool:
     return False
 
 
+_EVAL_SPLIT_TOKENS = frozenset({"test", "val", "valid", "validation", "eval", "dev", "holdout"})
+
+
+def _evaluation_loader(target: str, dataset_name: str, dataset: cst.BaseExpression | None) -> bool:
+    """A loader for evaluation (named so, or over a dataset built with `train=False`): speed matters less there."""
+    if _EVAL_SPLIT_TOKENS & set(_tokens(target) + _tokens(dataset_name)):
+        return True
+    if isinstance(dataset, cst.Call):
+        split = get_arg(dataset, None, "train")
+        return isinstance(split, cst.Name) and split.value == "False"
+    return False
+
+
 class SingleProcessLoading(StaticRule):
     """A training DataLoader does per-item work in the main process, or skips pinned memory before CUDA copies.
 
@@ -491,6 +684,9 @@ class SingleProcessLoading(StaticRule):
         # an evaluation loader
         "from torch.utils.data import DataLoader\nfrom torchvision.datasets import MNIST\n"
         "test_loader = DataLoader(MNIST('.', train=False), batch_size=256)\n",
+        # an evaluation loader that shuffles anyway
+        "from torch.utils.data import DataLoader\nfrom torchvision.datasets import MNIST\n"
+        "test_loader = DataLoader(MNIST('.', train=False, transform=t), batch_size=32, shuffle=True)\n",
         # workers from the command line
         "from torch.utils.data import DataLoader\nfrom torchvision import datasets\n"
         "dl = DataLoader(datasets.CIFAR10('.'), shuffle=True, num_workers=args.workers, pin_memory=args.pin)\n",
@@ -588,7 +784,7 @@ class SingleProcessLoading(StaticRule):
             shuffle = get_arg(call, 2, "shuffle")
             training = (isinstance(shuffle, cst.Name) and shuffle.value == "True") or "train" in target.lower() \
                 or "train" in dataset_name.lower()
-            if not training:
+            if not training or _evaluation_loader(target, dataset_name, dataset):
                 continue
             what = f"`{target}`" if target else "this DataLoader"
             workers = get_arg(call, 5, "num_workers")

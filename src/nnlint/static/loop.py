@@ -9,6 +9,7 @@ import libcst as cst
 from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
+from nnlint.static import flow
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts.loops import (
     Event,
@@ -19,6 +20,7 @@ from nnlint.static.facts.loops import (
     loop_facts,
     name_tokens,
 )
+from nnlint.static.facts.lossflow import LossFlowFacts
 from nnlint.static.rewrite import contains, statement_siblings, swap_statements
 from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
@@ -552,16 +554,22 @@ class _EvalLoops(_LoopRule):
 
 
 class EvalModeMissing(_EvalLoops):
-    """An evaluation loop runs the model without ever switching it to `eval()` mode.
+    """An evaluation loop runs a model with dropout or batch norm without switching it to `eval()` mode.
 
     In training mode dropout stays active and BatchNorm uses (and updates) batch statistics, so
     validation numbers are noisy and wrong, and BatchNorm running stats drift. Call `model.eval()`
-    before the loop (and `model.train()` before training resumes).
+    before the loop (and `model.train()` before training resumes). Reported only where the model is
+    known (built from a class in the checked files, followed through assignments, attributes and
+    every call site's arguments) and has such layers: other models behave the same in both modes.
     """
 
     code = "NNL502"
     name = "eval-mode-missing"
     severity = Severity.WARNING
+    uses = (LossFlowFacts,)
+    _NET = ("import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n        self.drop = nn.Dropout(0.5)\n"
+            "    def forward(self, x):\n        return self.fc(self.drop(x))\n")
     VALID = (
         "import torch\ndef validate(model, loader):\n    model.eval()\n    with torch.no_grad():\n"
         "        for x, y in loader:\n            out = model(x)\n",
@@ -571,25 +579,41 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nfor x in train_loader:\n    model(x).sum().backward()\n",
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
-        # no dropout or batch norm in the model: eval mode changes nothing
+        # No dropout or batch norm: eval mode would change nothing.
         "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "        super().__init__()\n        self.fc = nn.Linear(8, 2)\n    def forward(self, x):\n"
+        "        return self.fc(x)\nmodel = Net()\n"
+        "for x, y in train_loader:\n    model(x).sum().backward()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
+        "        out = model(x)\n",
+        # A model whose class is not in the checked files: unknown, so not reported.
+        "import torch\nimport torchvision\ndef evaluate(model, loader):\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n            pred = model(x).argmax(1)\nmodel = torchvision.models.resnet18()\n"
+        "for x, y in train_loader:\n    model(x).sum().backward()\nevaluate(model, val_loader)\n",
+        # no dropout or batch norm, with a ReLU layer
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n"
+        "        self.fc2 = nn.Linear(500, 10)\n"
         "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
         "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
     )
     INVALID = (
-        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n"
-        "        for x, y in loader:\n"
+        _NET + "def evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
         "            pred = model(x).argmax(1)  # <-\n            correct += (pred == y).sum().item()\n"
-        "    return correct\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
+        "    return correct\nmodel = Net()\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
         "    evaluate(model, val_loader)\n",
-        "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
+        _NET + "net = Net()\nnet.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
+        # The model's class is in another layer of the file, reached through the trainer's attribute.
         "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
         "        super().__init__()\n"
-        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "        self.body = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))\n"
+        "    def forward(self, x):\n        return self.body(x)\nclass Trainer:\n    def __init__(self):\n"
+        "        self.model = Net()\n    def fit(self, loader):\n        for x, y in loader:\n"
+        "            self.model(x).sum().backward()\n    def validate(self, loader):\n        with torch.no_grad():\n"
+        "            for x, y in loader:\n                out = self.model(x)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
         "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
         "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
         "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
@@ -605,59 +629,15 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
+        analysis = self.ctx.facts(LossFlowFacts).analysis()
         for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
-            if _modeless_model(self.ctx, call.name):
-                continue  # no dropout or batch norm anywhere in it: train and eval mode compute the same
+            # Only a model known to have dropout or batch norm behaves differently in eval mode.
+            if flow.eval_sensitive(analysis, analysis.callee_value(call.node)) is not True:
+                continue
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
                                    f"`{call.name}.eval()` before the loop (dropout and BatchNorm behave differently)")
-
-
-# Layers whose output differs between train() and eval(); "training" catches forwards that branch on it.
-_MODE_WORDS = ("Dropout", "dropout", "BatchNorm", "batch_norm", "training", "AlphaDropout")
-
-
-def _modeless_model(ctx, name: str) -> bool:
-    """Whether every `name = ...` in the file builds a model known to behave the same in train and eval
-    mode: a torch.nn layer without dropout, or a class of this file made only of such layers."""
-    built = [s.value for s in walk(ctx.module) if isinstance(s, cst.Assign) and len(s.targets) == 1
-             and isinstance(s.targets[0].target, cst.Name) and s.targets[0].target.value == name]
-    classes = {c.name.value: c for c in walk(ctx.module) if isinstance(c, cst.ClassDef)}
-    return bool(built) and all(_modeless(ctx, value, classes, set()) for value in built)
-
-
-def _modeless(ctx, value: cst.BaseExpression, classes: dict, seen: set) -> bool:
-    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in (
-            "to", "cuda", "cpu", "double", "float"):
-        value = value.func.value  # Net(...).to(device)
-    if not isinstance(value, cst.Call):
-        return False
-    code = ctx.module.code_for_node(value)
-    if any(word in code for word in _MODE_WORDS):
-        return False
-    qualname = ctx.call_name(value)
-    if qualname is not None:
-        return qualname.startswith("torch.nn.") and qualname.count(".") == 2
-    cls = classes.get(value.func.value) if isinstance(value.func, cst.Name) else None
-    if cls is None or cls.name.value in seen:
-        return False
-    seen.add(cls.name.value)
-    if any(word in ctx.module.code_for_node(cls) for word in _MODE_WORDS):
-        return False
-    bases = [ctx.qualname(b.value) for b in cls.bases]
-    if bases != ["torch.nn.Module"]:
-        return False
-    # Every layer it builds is itself modeless (torch.nn layers or classes of this file).
-    return all(_modeless(ctx, call, classes, seen) for call in walk(cls)
-               if isinstance(call, cst.Call) and _builds_layer(ctx, call, classes))
-
-
-def _builds_layer(ctx, call: cst.Call, classes: dict) -> bool:
-    if isinstance(call.func, cst.Name) and call.func.value in classes:
-        return True
-    qualname = ctx.call_name(call) or ""
-    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
 
 
 class EvalWithoutNoGrad(_EvalLoops):

@@ -7,10 +7,12 @@ import libcst as cst
 from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
+from nnlint.static import flow
 from nnlint.static.calls import positional_args
 from nnlint.static.facts.names import final_name
 from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
+    CUDA,
     DRAW_NAMES,
     NUMPY,
     NUMPY_DRAWS,
@@ -135,10 +137,10 @@ class MissingSeed(StaticRule):
                 "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
                 "for x in data:\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n"
                 "    loss.backward()\n"),
-        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
+        Invalid("import numpy as np\nimport torch\n\ndef train(model, loader, optimizer):\n"
                 "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n"
                 "    train(m, dl, o)\n",
-                fixed="import numpy as np\nimport torch\ntorch.manual_seed(0)\nnp.random.seed(0)\n\n"
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(0)\n\n"
                 "def train(model, loader, optimizer):\n    for x, y in loader:\n        optimizer.step()\n\n"
                 "if __name__ == '__main__':\n    train(m, dl, o)\n"),
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
@@ -163,6 +165,8 @@ class MissingSeed(StaticRule):
         self.depth = 0  # inside how many defs/classes
         self.script = False  # a __main__ block or a top-level `main()`
         self.seeds_torch = False
+        self.seeds_other = False
+        self.class_depth = 0
         self.generators = SeededGenerators()
         # (call, innermost enclosing def or None, whether it trains a module) for every training call
         self.calls: list[tuple[cst.CSTNode, str | None, object]] = []
@@ -187,9 +191,11 @@ class MissingSeed(StaticRule):
 
     def visit_ClassDef(self, node) -> None:
         self.depth += 1
+        self.class_depth += 1
 
     def leave_ClassDef(self, node) -> None:
         self.depth -= 1
+        self.class_depth -= 1
 
     def visit_For(self, node) -> None:
         self.loops += 1
@@ -234,9 +240,12 @@ class MissingSeed(StaticRule):
         refs.update(a.value.value for a in node.args if isinstance(a.value, cst.Name))  # Fire(main), spawn(run)
         if self.seeds_torch:
             return
-        if TORCH in seeded_rngs(node, self.ctx.qualname) or self.generators.seeds_with(node):
+        seeds = seeded_rngs(node, self.ctx.qualname)
+        if TORCH in seeds or self.generators.seeds_with(node):
             self.seeds_torch = True
             return
+        if seeds and not self.class_depth:
+            self.seeds_other = True  # only CUDA's, Python's or numpy's RNG: NNL202 says what is missing
         if self.training.is_training(node, self.ctx.qualname):
             self._note_repeated(node)
             self.calls.append((node, where, self.training.trains_module(node, self.ctx.qualname)))
@@ -259,7 +268,7 @@ class MissingSeed(StaticRule):
             self.repeated.add(id(node))
 
     def leave_Module(self, node) -> None:
-        if self.seeds_torch or not self.calls:
+        if self.seeds_torch or self.seeds_other or not self.calls:
             return
         if not any(self.ctx.imports.imports_module(library) for library in TRAINING_LIBRARIES):
             return
@@ -365,6 +374,10 @@ class PartialSeed(StaticRule):
         "        np.random.seed(seed)\n\n    def drop(self):\n        return torch.rand([]) < 0.1\n",
         # seeds nothing: NNL201's business if it trains
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
+        # CUDA seeded as well as the CPU generator
+        "import torch\ntorch.manual_seed(0)\ntorch.cuda.manual_seed_all(0)\n"
+        "opt = torch.optim.SGD(m.parameters(), 0.1)\n"
+        "loss.backward()\nopt.step()\n",
         # a demo value at the top of a notebook that trains nothing
         "import numpy as np\nimport torch\ntorch.manual_seed(7)\na = np.random.rand(4, 3)\nb = torch.from_numpy(a)\n",
         # every torch draw takes the seeded generator
@@ -391,6 +404,13 @@ class PartialSeed(StaticRule):
         # seeded inside a function: where the new line would go is left to the author
         Invalid("import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)  # <-\n",
                 fixed="import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)\n"),
+        # only the CUDA generators: weights are initialised on the CPU
+        "import torch\ntorch.cuda.manual_seed_all(0)  # <-\nmodel = torch.nn.Linear(2, 1).cuda()\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(x).sum().backward()\nopt.step()\n",
+        # a training script whose seed reaches only Python's and numpy's RNGs
+        "import random\nimport numpy as np\nimport torch\n\ndef main(args):\n    random.seed(args.seed)  # <-\n"
+        "    np.random.seed(args.seed)\n    model = torch.nn.Linear(2, 1)\n"
+        "    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    model(x).sum().backward()\n    opt.step()\n",
         # makemore part 2: the weights take the seeded generator, the minibatches do not
         "import torch\ng = torch.Generator().manual_seed(2147483647)\nC = torch.randn((27, 2), generator=g)\n"
         "for i in range(1000):\n    ix = torch.randint(0, X.shape[0], (32,))  # <-\n",
@@ -504,6 +524,8 @@ class PartialSeed(StaticRule):
                 if draw is not None and rng not in self.seeded:
                     self._report(draw, f"torch is seeded but {label} global RNG is not", how,
                                  self._fix(self.seed_call[TORCH], rng))
+        elif self.trains and TORCH not in self.seeded and self.setup_seeded:
+            self._report_torch_unseeded()
         elif self.setup_seeded and TORCH not in self.seeded and unseeded_torch_draw is not None and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
@@ -511,6 +533,20 @@ class PartialSeed(StaticRule):
             seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
                          "torch.manual_seed(seed)", self._fix(seeding, TORCH) if seeding else None)
+
+    def _report_torch_unseeded(self) -> None:
+        """The file trains and seeds, but the seed never reaches torch's CPU generator."""
+        if CUDA in self.seed_call:
+            call = self.seed_call[CUDA]
+            what = f"`{self.ctx.module.code_for_node(call.func)}` seeds only the CUDA generators"
+        else:
+            order = list(self.seed_call.values())
+            call = min((self.seed_call[r] for r in (PYTHON, NUMPY) if r in self.seed_call), key=order.index)
+            reached = " and ".join(label for rng, label in ((PYTHON, "Python"), (NUMPY, "numpy"))
+                                   if rng in self.setup_seeded)
+            what = f"the seed reaches only {reached}'s RNG"
+        self.report(call, f"{what}: initial weights, dropout and shuffling draw from torch's CPU RNG, which stays "
+                          "unseeded: call `torch.manual_seed(seed)` (it seeds CUDA too)")
 
     def _fix(self, seeding: cst.Call, rng: str) -> NodeFix | None:
         seed = _seed_argument(self.ctx, seeding)
@@ -569,7 +605,7 @@ class NondeterministicCudnn(StaticRule):
         self.if_depth -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not self.seeds_torch and TORCH in seeded_rngs(node, self.ctx.qualname):
+        if not self.seeds_torch and seeded_rngs(node, self.ctx.qualname) & {TORCH, CUDA}:
             self.seeds_torch = True
         elif (isinstance(node.func, cst.Attribute) and node.func.attr.value == "use_deterministic_algorithms"
               and node.args and _is_literal(node.args[0].value, "True")):
@@ -605,3 +641,118 @@ class NondeterministicCudnn(StaticRule):
 
 def _is_literal(expr: cst.BaseExpression, value: str) -> bool:
     return isinstance(expr, cst.Name) and expr.value == value
+
+
+class SeedAfterInit(StaticRule):
+    """The first `torch.manual_seed` comes after the model was built, so its initial weights are not reproducible.
+
+    Layers draw their initial weights from torch's global RNG when they are constructed. Seeding
+    afterwards makes dropout and data order repeatable but not the starting point, so two runs still
+    train different networks. Move the seed call before the model (and its layers) are created.
+    Reported at the first seed call when a model was built earlier in the same function or script body.
+    """
+
+    code = "NNL204"
+    name = "seed-after-init"
+    severity = Severity.WARNING
+    VALID = (
+        "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(2, 1)\ndef main(seed):\n    torch.manual_seed(seed)\n"
+        "    model = Net()\n",
+        # a loss has no weights; re-seeding later for the data order is the second seed, not the first
+        "import torch\nimport torch.nn as nn\ncriterion = nn.CrossEntropyLoss()\ntorch.manual_seed(0)\n"
+        "model = nn.Linear(2, 1)\ntorch.manual_seed(1 + rank)\n",
+        # built in another function: when it runs relative to the seed is not known here
+        "import torch\nimport torch.nn as nn\ndef build():\n    return nn.Linear(2, 1)\ndef main():\n"
+        "    torch.manual_seed(0)\n    model = build()\n",
+        # seeding each step so every rank draws the same inputs is not the run's setup
+        "import torch\nmodel = torch.nn.Linear(10, 1)\nfor i in range(10):\n    torch.manual_seed(i)\n"
+        "    model(torch.rand(20, 10)).sum().backward()\n",
+    )
+    INVALID = (
+        "import torch\nmodel = torch.nn.Linear(2, 1)\ntorch.manual_seed(0)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(2, 1)\ndef main(args):\n    model = Net().to('cpu')\n"
+        "    torch.manual_seed(args.seed)  # <-\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
+    )
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.module_classes: set[str] = set()
+        self.built: list[dict[str, cst.Call] | None] = [{}]  # per scope: a model built so far (None in classes)
+        self.seeded = False
+        self.loops = 0
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if any(self._is_module_class(base.value) for base in node.bases):
+            self.module_classes.add(node.name.value)
+        self.built.append(None)
+
+    def leave_ClassDef(self, node) -> None:
+        self.built.pop()
+
+    def visit_FunctionDef(self, node) -> None:
+        self.built.append({})
+
+    def leave_FunctionDef(self, node) -> None:
+        self.built.pop()
+
+    def _is_module_class(self, expr: cst.BaseExpression) -> bool:
+        name = self.ctx.qualname(expr)
+        if name is not None:
+            return name in ("torch.nn.Module", "torch.nn.modules.module.Module") or self._checked_model(name)
+        return isinstance(expr, cst.Name) and expr.value in self.module_classes
+
+    def _checked_model(self, qualname: str) -> bool:
+        """An nn.Module class imported from another checked file."""
+        found = flow.foreign_class(self.ctx, qualname)
+        return found is not None and found.is_module
+
+    def _builds_model(self, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in self.module_classes:
+            return True
+        last = final_name(func) or ""
+        if not last[:1].isupper():
+            return False
+        name = self.ctx.qualname(func)
+        if name is None:
+            return False
+        if name.startswith("torch.nn.") and name.count(".") == 2:
+            return not last.endswith("Loss") and last not in _WEIGHTLESS
+        return self._checked_model(name)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.seeded:
+            return
+        scope = self.built[-1]
+        seeds = seeded_rngs(node, self.ctx.qualname)
+        if TORCH in seeds:
+            self.seeded = True
+            if scope and not self.loops:  # re-seeding each step (identical inputs across ranks) is no setup
+                built = next(iter(scope.values()))
+                what = self.ctx.module.code_for_node(built.func)
+                self.report(node, f"torch is first seeded after `{what}(...)` built the model, so its initial weights "
+                                  "differ on every run: seed before building the model")
+            return
+        if scope is not None and not scope and self._builds_model(node):
+            scope["model"] = node
+
+
+# Layers without parameters to initialise: building them draws nothing from the RNG.
+_WEIGHTLESS = frozenset({"Module", "ModuleList", "ModuleDict", "Sequential", "ReLU", "GELU", "Tanh", "Sigmoid",
+                         "Softmax", "LogSoftmax", "Dropout", "Identity", "Flatten", "MaxPool2d", "AvgPool2d",
+                         "ParameterList", "ParameterDict"})

@@ -12,8 +12,10 @@ from nnlint.imports import dotted_name
 from nnlint.static.facts.names import final_name, is_optimizer_class, is_optimizer_name
 
 TORCH, PYTHON, NUMPY = "torch", "random", "numpy"
+CUDA = "cuda"  # torch's CUDA generators only (`torch.cuda.manual_seed_all`): CPU weights and shuffling stay unseeded
 ALL_RNGS = frozenset({TORCH, PYTHON, NUMPY})
 TORCH_ONLY = frozenset({TORCH})
+CUDA_ONLY = frozenset({CUDA})
 NOTHING: frozenset[str] = frozenset()
 
 _TORCH_SEEDS = frozenset({"torch.manual_seed", "torch.random.manual_seed"})
@@ -79,7 +81,7 @@ def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
         return NOTHING
     if lowered.startswith("manual_seed"):
         # torch.cuda.manual_seed_all seeds torch's CUDA RNGs; `generator.manual_seed(0)` only that generator.
-        return TORCH_ONLY if qualname is not None else NOTHING
+        return CUDA_ONLY if qualname is not None else NOTHING
     return ALL_RNGS
 
 
