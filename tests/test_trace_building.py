@@ -146,3 +146,12 @@ def test_a_known_dataset_gives_the_input_of_the_model_it_feeds():
         "Net": [["float32[B,1,28,28]"]]}
     two = source.replace("    for images", "    other = datasets.ImageFolder('x')\n    for images")
     assert discover(two.replace("def main(Net)", "from nets import Net\ndef main()")).input_shapes == {}
+
+
+def test_the_slice_keeps_the_parser_setup_a_kept_global_needs():
+    from nnlint.trace.slicing import slice_module
+
+    source = ("import argparse\nparser = argparse.ArgumentParser()\nparser.add_argument('--nz', type=int, default=100)\n"
+              "opt = parser.parse_args()\nnz = int(opt.nz)\nprint(opt)\nclass G:\n    width = nz\n")
+    kept = ast.unparse(slice_module(source, "g.py").tree)
+    assert "parser.add_argument('--nz'" in kept and "nz = int(opt.nz)" in kept and "print(opt)" not in kept

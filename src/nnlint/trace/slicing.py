@@ -214,7 +214,7 @@ def slice_module(source: str, filename: str = "<module>", roots: Collection[str]
         changed = False
         for index, targets, used in assignments:
             stmt = tree.body[index]
-            assert isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            assert isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))  # Expr: parser setup
             if index not in kept and not _has_call(stmt.value) and used <= safe | _BUILTIN_NAMES:
                 kept.add(index)
                 safe |= targets
