@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -12,6 +11,7 @@ import libcst as cst
 from nnlint.context import FileContext
 from nnlint.diagnostics import Diagnostic
 from nnlint.positions import locate
+from nnlint.precheck import compile_error
 from nnlint.rule import Rule, StaticRule, registry
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.suppression import is_suppressed
@@ -106,25 +106,18 @@ def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: 
     return _diagnostic(rule, path, line, column, line, column + 1, message)
 
 
-def _syntax_error_location(text: str, exc: Exception) -> tuple[int, int, str]:
-    """Python's own compiler gives the precise place and message (e.g. Python 2 prints)."""
-    try:
-        compile(text, "<checked>", "exec", ast.PyCF_ONLY_AST)
-    except SyntaxError as error:
-        return error.lineno or 1, max(error.offset or 1, 1), f"cannot parse: {error.msg}"
-    except (RecursionError, MemoryError, ValueError) as error:
-        return 1, 1, f"cannot parse: {type(error).__name__}: {error}"
-    detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
-    return 1, 1, f"libcst cannot parse this file although Python can: {detail}"
-
-
 def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     """Check source text already decoded. `path` is only used to name the file in diagnostics."""
+    rejected = compile_error(text, path)
+    if rejected is not None:
+        line, column, message = rejected
+        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
     try:
         module = cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
-        line, column, message = _syntax_error_location(text, exc)
-        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
+        detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
+        message = f"libcst cannot parse this file although Python can: {detail}"
+        return _finish([_tool_diagnostic("NNL001", path, message)], text, enabled)
 
     ctx = FileContext(path, module)
     walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
