@@ -62,3 +62,78 @@ def test_deep_but_valid_nesting_is_checked_normally(cli, project):
     project("ok.py", "import torch.nn.functional as F\nx = " + "(" * 150 + "F.softmax(y)" + ")" * 150 + "\n")
     _, items = static_json(cli, "ok.py")
     assert [(i["code"], i["line"]) for i in items] == [("NNL302", 2)]
+
+
+# --- encodings and positions ------------------------------------------------------------------
+
+SOFTMAX_LINES = ["import torch", "import torch.nn.functional as F", "", "x = torch.randn(3, 4)",
+                 "probs = F.softmax(x)", "y = 1"]
+
+
+def _python_position(data: bytes) -> tuple[int, int]:
+    """Where Python's own tokenizer and parser put the softmax call (1-based line and column)."""
+    import ast
+
+    call = next(n for n in ast.walk(ast.parse(data)) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "softmax")
+    return call.lineno, call.col_offset + 1
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r", "mixed"])
+def test_line_endings_give_pythons_line_and_column(cli, project, ending):
+    if ending == "mixed":
+        separators = ["\r\n", "\n", "\r", "\r", "\r\n", "\n"]
+        text = "".join(line + sep for line, sep in zip(SOFTMAX_LINES, separators))
+    else:
+        text = ending.join(SOFTMAX_LINES) + ending
+    data = text.encode()
+    project("endings.py", data)
+    _, items = static_json(cli, "endings.py")
+    assert [(i["code"], i["line"], i["column"]) for i in items] == [("NNL302", *_python_position(data))]
+    assert (items[0]["line"], items[0]["column"]) == (5, 9)
+    text_report = cli("check", "--static-only", "endings.py").stdout
+    assert "probs = F.softmax(x)" in text_report and "import torch" not in text_report
+
+
+def test_bom_is_tolerated(cli, project):
+    project("bom.py", "\ufeff" + "\n".join(SOFTMAX_LINES) + "\n")
+    _, items = static_json(cli, "bom.py")
+    assert [(i["code"], i["line"], i["column"]) for i in items] == [("NNL302", 5, 9)]
+
+
+def test_deeply_nested_valid_code_keeps_its_own_spans(cli, project):
+    # Locating nodes recurses per nesting level; positions must not collapse to 1:1.
+    project("chain.py", "import torch.nn.functional as F\nx = F.softmax(a" + ".b" * 2000 + ")\n")
+    project("calls.py", "import torch.nn.functional as F\nx = " + "F.softmax(" * 150 + "y" + ")" * 150 + "\n")
+    _, items = static_json(cli, "chain.py", "calls.py")
+    chain = [(i["line"], i["column"]) for i in items if i["path"] == "chain.py"]
+    assert chain == [(2, 5)]
+    calls = [(i["line"], i["column"], i["end_column"]) for i in items if i["path"] == "calls.py"]
+    assert len(calls) == 150 and len(set(calls)) == 150
+    assert calls[0] == (2, 5, 5 + len("F.softmax(") * 150 + 1 + 150)
+
+
+NON_UTF8_NAME = b"mod\xff\xfe.py"
+
+
+@pytest.mark.parametrize("fmt", ["text", "concise", "json", "github", "sarif"])
+def test_file_name_that_is_not_utf8(project, fmt):
+    import os
+
+    os.chdir(project.root)
+    with open(NON_UTF8_NAME, "wb") as handle:
+        handle.write(b"import torch.nn.functional as F\np = F.softmax(x)\n")
+    done = run_nnlint("check", "--static-only", "--format", fmt, ".", cwd=project.root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    if fmt == "json":
+        assert json.loads(done.stdout)[0]["path"] == "mod\\xff\\xfe.py"
+    elif fmt == "sarif":
+        location = json.loads(done.stdout)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == "mod%FF%FE.py"
+    else:
+        assert "mod\\xff\\xfe.py" in done.stdout
+    report = project.root / "report.out"
+    written = run_nnlint("check", "--static-only", "--format", fmt, "-o", str(report), ".", cwd=project.root)
+    assert written.returncode == 1 and "Traceback" not in written.stderr, written.stderr
+    assert report.stat().st_size > 0
+    if fmt in ("json", "sarif"):
+        json.loads(report.read_text(encoding="utf-8"))

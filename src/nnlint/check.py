@@ -15,6 +15,7 @@ from nnlint.discovery import walk_folder
 from nnlint.engine import FileTask, lint_files
 from nnlint.report import Summary
 from nnlint.rule import registry
+from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
 from nnlint.suppression import is_suppressed
 
 
@@ -121,8 +122,8 @@ def _trace(files: list[str], selection: _Selection, options: CheckOptions) -> tu
 def _line_text(path: str, line: int, cache: dict[str, list[str]]) -> str:
     if path not in cache:
         try:
-            cache[path] = Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
-        except OSError:
+            cache[path] = decode(read_bytes(path)).split("\n")
+        except (UnreadableFile, DecodeError):
             cache[path] = []
     lines = cache[path]
     return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""

@@ -126,10 +126,7 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
         walk.crashes.append((registry()["NNL003"], module, exc))
     found: list[Diagnostic] = []
-    try:
-        positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
-    except RecursionError:
-        positions = {}
+    positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
 
     def located(rule: type[Rule], node: cst.CSTNode, message: str) -> Diagnostic:
         line, column, end_line, end_column = positions.get(node, (1, 0, 1, 0))

@@ -1,4 +1,4 @@
-"""Reading a file's bytes into text, honouring PEP 263 encoding declarations."""
+"""Reading a file's bytes into text, honouring PEP 263 encoding declarations, a BOM and any line ending."""
 
 from __future__ import annotations
 
@@ -55,4 +55,7 @@ def decode(data: bytes) -> str:
         ) from None
     except LookupError:
         raise DecodeError(f"unknown encoding {encoding!r}", 1, 1) from None
-    return text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:  # CRLF, lone CR or a mix: lines are counted the way Python's tokenizer counts them
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from nnlint import __version__
 from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.report import readable
 from nnlint.docs import rule_page, rule_url
 from nnlint.rule import registry
 
@@ -35,11 +36,12 @@ def fingerprint(diagnostic: Diagnostic, occurrence: int) -> str:
     """Stable under unrelated edits: built from the rule, the file and the line's text, not its number."""
     normalized = " ".join(diagnostic.line_text.split())
     key = f"{diagnostic.code}\0{diagnostic.path}\0{normalized}\0{occurrence}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _uri(path: str) -> str:
-    return quote(Path(path).as_posix())
+    # A file name that is not valid UTF-8 reaches here with surrogate escapes: percent-encode its bytes.
+    return quote(Path(path).as_posix().encode("utf-8", "surrogateescape"))
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
@@ -56,7 +58,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 "ruleId": d.code,
                 "ruleIndex": codes.index(d.code),
                 "level": _LEVELS[d.severity],
-                "message": {"text": d.message},
+                "message": {"text": readable(d.message)},
                 "locations": [
                     {
                         "physicalLocation": {

@@ -208,7 +208,7 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, text.splitlines(), found))
+        out.append(_File(path, display, text.split("\n"), found))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
     changed = True

@@ -22,6 +22,7 @@ import traceback
 import types
 import typing
 
+from nnlint.source import decode, read_bytes
 from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
 from nnlint.trace.slicing import slice_module
 
@@ -98,8 +99,7 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
         existing = sys.modules.get(name)
         if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
             return existing
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        source = handle.read()
+    source = decode(read_bytes(path))  # the encoding cookie, a BOM and any line ending, as the static layer reads it
     code = slice_module(source, path, roots).compile(path)
     module = types.ModuleType(name)
     module.__file__ = path
