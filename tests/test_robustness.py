@@ -137,3 +137,55 @@ def test_file_name_that_is_not_utf8(project, fmt):
     assert report.stat().st_size > 0
     if fmt in ("json", "sarif"):
         json.loads(report.read_text(encoding="utf-8"))
+
+
+# --- a run is never lost ----------------------------------------------------------------------
+
+@pytest.fixture
+def segfaulting_rule():
+    """A rule whose process dies of SIGSEGV on files that call `crash_here()`; registered for one test."""
+    import libcst as cst
+
+    from nnlint.diagnostics import Severity
+    from nnlint.rule import _REGISTRY, StaticRule
+
+    class SegfaultingRule(StaticRule):
+        """Dies on purpose.
+
+        Test-only.
+        """
+
+        code = "NNL098"
+        name = "segfaulting-rule"
+        severity = Severity.WARNING
+
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Name) and node.func.value == "crash_here":
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGSEGV)
+
+    yield SegfaultingRule
+    _REGISTRY.pop("NNL098", None)
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_segfault_in_a_pool_worker_loses_one_file_not_the_run(cli, project, segfaulting_rule, fmt):
+    for number in range(40):
+        project(f"f{number:02d}.py", "import torch.nn.functional as F\np = F.softmax(x)\n")
+    project("f17.py", "crash_here()\n")
+    report = project.root / "report.out"
+    result = cli("check", "--static-only", "--jobs", "2", "--format", fmt, "-o", str(report), ".")
+    assert result.exit_code == 2, result.output
+    data = json.loads(report.read_text(encoding="utf-8"))
+    if fmt == "sarif":
+        items = [{"path": r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "code": r["ruleId"]}
+                 for r in data["runs"][0]["results"]]
+    else:
+        items = data
+    crashed = [i for i in items if i["code"] == "NNL003"]
+    assert [i["path"] for i in crashed] == ["f17.py"]
+    if fmt == "json":
+        assert "SIGSEGV" in crashed[0]["message"]
+    assert sorted(i["path"] for i in items if i["code"] == "NNL302") == [f"f{n:02d}.py" for n in range(40) if n != 17]

@@ -162,7 +162,15 @@ def lint_file(task: FileTask) -> FileResult:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
-    return lint_text(text, task.display, task.enabled)
+    try:
+        return lint_text(text, task.display, task.enabled)
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not lose the others
+        return _crashed(task, f"raised {type(exc).__name__}: {exc}")
+
+
+def _crashed(task: FileTask, how: str) -> FileResult:
+    message = f"nnlint crashed on this file (the checker {how}); the other files were checked"
+    return FileResult([_tool_diagnostic("NNL003", task.display, message[:200])])
 
 
 def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:
@@ -175,14 +183,7 @@ def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) ->
             if progress:
                 progress()
         return results
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor  # only paid for when there are many files
+    from nnlint.pool import map_resilient  # only paid for when there are many files
 
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-        results = []
-        for result in pool.map(lint_file, tasks, chunksize=chunksize):
-            results.append(result)
-            if progress:
-                progress()
-        return results
+    return map_resilient(lint_file, tasks, jobs, _crashed, progress, chunksize)
