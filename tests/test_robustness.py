@@ -189,3 +189,37 @@ def test_segfault_in_a_pool_worker_loses_one_file_not_the_run(cli, project, segf
     if fmt == "json":
         assert "SIGSEGV" in crashed[0]["message"]
     assert sorted(i["path"] for i in items if i["code"] == "NNL302") == [f"f{n:02d}.py" for n in range(40) if n != 17]
+
+
+# --- bounds -----------------------------------------------------------------------------------
+
+def _generated(size: int) -> str:
+    return "import torch.nn.functional as F\np = F.softmax(x)\nTABLE = [\n" + "    1,\n" * (size // 7) + "]\n"
+
+
+def test_file_above_max_file_size_is_skipped_with_a_note(cli, project):
+    project("generated.py", _generated(3 * 1024**2))
+    project("small.py", "import torch.nn.functional as F\np = F.softmax(x)\n")
+    result, items = static_json(cli, ".")
+    assert [(i["path"], i["code"], i["severity"]) for i in items] == [
+        ("generated.py", "NNL004", "info"), ("small.py", "NNL302", "warning")]
+    assert "max-file-size" in items[0]["message"] and len(items[0]["message"]) <= 200
+    assert result.exit_code == 1
+
+
+def test_max_file_size_from_config_and_cli(cli, project):
+    project("pyproject.toml", "[tool.nnlint]\nmax-file-size = '10KB'\n")
+    project("mid.py", _generated(20 * 1024))
+    _, items = static_json(cli, "mid.py")
+    assert [i["code"] for i in items] == ["NNL004"]
+    _, items = static_json(cli, "mid.py", extra=("--max-file-size", "0"))
+    assert [i["code"] for i in items] == ["NNL302"]
+    result = cli("check", "--static-only", "--max-file-size", "lots", "mid.py")
+    assert result.exit_code == 2 and "max-file-size" in result.output
+
+
+def test_invalid_max_file_size_in_config(cli, project):
+    project("pyproject.toml", "[tool.nnlint]\nmax-file-size = 'huge'\n")
+    project("a.py", "x = 1\n")
+    result = cli("check", "--static-only", "a.py")
+    assert result.exit_code == 2 and "max-file-size" in result.output

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nnlint.config import ConfigError, ConfigFinder, Settings, expand_codes, load_file
+from nnlint.config import DEFAULT_MAX_FILE_SIZE, ConfigError, ConfigFinder, Settings, expand_codes, load_file
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.discovery import walk_folder
 from nnlint.engine import FileTask, lint_files
@@ -30,6 +30,7 @@ class CheckOptions:
     trace_timeout: float | None = None
     verbose: bool = False
     jobs: int | None = None
+    max_file_size: int | None = None  # bytes; 0: no limit; None: the config's, else the default
 
 
 @dataclass
@@ -104,6 +105,15 @@ def collect_files(paths: list[str], selection: _Selection) -> list[str]:
     return sorted(files, key=display_path)
 
 
+def _max_file_size(selection: _Selection, options: CheckOptions) -> int:
+    if options.max_file_size is not None:
+        return options.max_file_size
+    settings = selection.project_settings()
+    if settings is not None and settings.max_file_size is not None:
+        return settings.max_file_size
+    return DEFAULT_MAX_FILE_SIZE
+
+
 def _fail_on(selection: _Selection) -> Severity | None:
     settings = selection.project_settings()
     return settings.fail_on if settings else None
@@ -133,12 +143,13 @@ def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None
     started = time.perf_counter()
     selection = _Selection(options)
     files = collect_files(options.paths or ["."], selection)
-    tasks = [FileTask(f, display_path(f), selection.enabled(Path(f))) for f in files]
+    max_bytes = _max_file_size(selection, options)
+    tasks = [FileTask(f, display_path(f), selection.enabled(Path(f)), max_bytes) for f in files]
     results = lint_files(tasks, options.jobs, progress(len(tasks)) if progress else None)
     diagnostics = [d for r in results for d in r.diagnostics]
     suppressed = [d for r in results for d in r.suppressed]
 
-    traced, notes = _trace(files, selection, options)
+    traced, notes = _trace([f for f, r in zip(files, results) if not r.skipped], selection, options)
     enabled_by_display = {t.display: t.enabled for t in tasks}
     on_disk = {t.display: t.path for t in tasks}
     lines: dict[str, list[str]] = {}

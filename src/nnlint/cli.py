@@ -74,19 +74,22 @@ def _statistics(outcome) -> str:
 @click.option("--trace-timeout", type=float, help="Seconds allowed to trace one file [default: 30].")
 @click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
+@click.option("--max-file-size", help="Skip larger files with an NNL004 note, e.g. 5MB; 0: no limit [default: 2MB].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, verbose, quiet) -> None:
+          trace_timeout, config, jobs, max_file_size, verbose, quiet) -> None:
     """Check PATHS (files or folders; default: the current folder)."""
     from nnlint.check import CheckOptions, run_check
+    from nnlint.config import parse_size
 
-    options = CheckOptions(
-        paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
-        static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
-    )
     progress = None if quiet or fmt != "text" else _progress
     try:
+        options = CheckOptions(
+            paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
+            static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+            max_file_size=parse_size(max_file_size, "--max-file-size") if max_file_size is not None else None,
+        )
         outcome = run_check(options, progress)
     except ConfigError as exc:
         _fail(str(exc))

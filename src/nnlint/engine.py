@@ -13,7 +13,7 @@ from nnlint.diagnostics import Diagnostic
 from nnlint.positions import locate
 from nnlint.precheck import compile_error
 from nnlint.rule import Rule, StaticRule, registry
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, TooLarge, UnreadableFile, decode, read_bytes, too_large_message
 from nnlint.suppression import is_suppressed
 from nnlint.tree import children
 
@@ -26,12 +26,14 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
+    max_bytes: int | None = None  # larger files are skipped with NNL004
 
 
 @dataclass
 class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     suppressed: list[Diagnostic] = field(default_factory=list)
+    skipped: bool = False  # too large to check: not traced either
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -157,7 +159,12 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
 
 def lint_file(task: FileTask) -> FileResult:
     try:
-        text = decode(read_bytes(task.path))
+        text = decode(read_bytes(task.path, task.max_bytes))
+    except TooLarge as exc:
+        result = _finish([_tool_diagnostic("NNL004", task.display, too_large_message(exc.size, task.max_bytes))], "",
+                         task.enabled)
+        result.skipped = True
+        return result
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
