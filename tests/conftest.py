@@ -26,6 +26,24 @@ def expected_findings(path: Path | str, codes: frozenset[str]) -> list[tuple[int
     return sorted(pairs)
 
 
+@pytest.fixture(scope="session")
+def sarif_schema() -> dict:
+    """The official SARIF 2.1.0 schema from $NNLINT_SARIF_SCHEMA.
+
+    A user's clone does not ship the schema, so without the variable the schema tests skip; CI sets
+    NNLINT_REQUIRE_SARIF_SCHEMA=1 so that a missing schema fails there instead of skipping.
+    """
+    import json
+
+    location = os.environ.get("NNLINT_SARIF_SCHEMA")
+    if location and Path(location).is_file():
+        return json.loads(Path(location).read_text(encoding="utf-8"))
+    reason = f"SARIF schema not found (NNLINT_SARIF_SCHEMA={location!r})"
+    if os.environ.get("NNLINT_REQUIRE_SARIF_SCHEMA"):
+        pytest.fail(reason)
+    pytest.skip(reason + ": set it to validate SARIF against the official schema")
+
+
 @pytest.fixture
 def cli():
     """Run `nnlint ARGS` in-process; returns click's Result (exit_code, stdout, stderr)."""

@@ -116,3 +116,31 @@ def test_python_dash_m_and_version(project):
     assert done.returncode == 1 and "NNL302" in done.stdout
     version = run_nnlint("--version")
     assert version.returncode == 0 and re.search(r"\d+\.\d+\.\d+", version.stdout)
+
+
+def test_unwritable_report_path_is_a_one_line_usage_error(project):
+    project("bug.py", SOFTMAX_BUG)
+    for target, reason in (("missing/dir/out.txt", "does not exist"), (".", "directory")):
+        result = run_nnlint("check", "--static-only", "-o", target, "bug.py", cwd=project.root)
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr and reason in result.stderr
+
+
+def test_empty_select_is_an_error_not_everything(cli, project):
+    project("bug.py", SOFTMAX_BUG)
+    result = cli("check", "--static-only", "--select", "", "bug.py")
+    assert result.exit_code == 2 and "--select needs at least one code" in result.stderr
+
+
+def test_noqa_codes_that_do_nothing_are_reported(cli, project):
+    project("bug.py", "import torch.nn.functional as F\n\n"
+                      "a = F.softmax(x)  # noqa: NNL302\n"        # used: silent
+                      "b = F.softmax(x, dim=1)  # noqa: NNL302\n"  # unused
+                      "c = 1  # noqa: NNL3O2, E501\n"              # typo; E501 belongs to another linter
+                      "d = F.softmax(x)  # noqa: NNL704\n")        # traced code: a static run cannot judge it
+    result = cli("check", "--static-only", "--format", "json", "bug.py")
+    found = [(d["line"], d["code"], d["message"]) for d in json.loads(result.stdout)]
+    assert [(line, code) for line, code, _ in found] == [(4, "NNL004"), (5, "NNL004"), (6, "NNL302")]
+    assert "silences nothing" in found[0][2] and "NNL3O2" in found[1][2] and "NNL302?" in found[1][2]
+    ignored = cli("check", "--static-only", "--format", "json", "--ignore", "NNL302", "bug.py")
+    assert [(d["line"], d["code"]) for d in json.loads(ignored.stdout)] == [(5, "NNL004")]

@@ -75,6 +75,24 @@ b = F.softmax(x)  # noqa: NNL302
 c = F.softmax(x)  # NOQA:NNL101,NNL302
 d = F.softmax(x)  # noqa: NNL101
 """)
-    assert codes(cli, "bug.py") == (1, [("bug.py", "NNL302")])
-    result = cli("check", "--static-only", "--format", "json", "bug.py")
+    # NNL004 would point out the two unused NNL101 codes; here only suppression itself is tested.
+    assert codes(cli, "--ignore", "NNL004", "bug.py") == (1, [("bug.py", "NNL302")])
+    result = cli("check", "--static-only", "--format", "json", "--ignore", "NNL004", "bug.py")
     assert [i["line"] for i in json.loads(result.stdout)] == [5]
+
+
+def test_unknown_keys_name_the_closest_known_one(cli, project):
+    project("pyproject.toml", "[tool.nnlint]\nselct = ['NNL3']\n")
+    project("bug.py", BUG)
+    result = cli("check", "--static-only", "bug.py")
+    assert result.exit_code == 2 and "unknown key 'selct'" in result.stderr and "did you mean 'select'" in result.stderr
+    project("pyproject.toml", "[tool.nnlint.trace]\ntimout = 3\n")
+    result = cli("check", "--static-only", "bug.py")
+    assert result.exit_code == 2 and "did you mean 'timeout'" in result.stderr
+
+
+def test_explicit_config_without_nnlint_table_is_an_error(cli, project):
+    project("other.toml", "[project]\nname = 'x'\n")
+    project("bug.py", BUG)
+    result = cli("check", "--static-only", "--config", "other.toml", "bug.py")
+    assert result.exit_code == 2 and "no [tool.nnlint] table" in result.stderr

@@ -54,3 +54,22 @@ def test_precommit_hook_fails_on_buggy_file_and_passes_on_clean(tmp_path):
     passed = try_repo("clean.py")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
+
+
+def test_the_two_hooks_compose_without_duplicate_findings(cli, monkeypatch):
+    """Both hooks enabled: the static hook's findings and the trace hook's findings never overlap."""
+    import json
+
+    import yaml
+
+    hooks = {h["id"]: h["entry"].split()[1:] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    monkeypatch.chdir(ROOT)
+    target = "fixtures/buggy/text_lstm.py"
+    found = []
+    for hook_id in ("nnlint", "nnlint-trace"):
+        args = [a for a in hooks[hook_id] if a not in ("--format", "concise")]
+        result = cli(*args, "--format", "json", target)
+        found.append({(d["line"], d["code"]) for d in json.loads(result.stdout)})
+    static, traced = found
+    assert static and not static & traced
+    assert all(code.startswith("NNL7") for _, code in traced)

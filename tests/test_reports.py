@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -12,7 +11,6 @@ from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.report import github, sarif
 from nnlint.rule import registry
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 
 
 def diag(**changes) -> Diagnostic:
@@ -54,8 +52,8 @@ def _sarif(diagnostics):
     return json.loads(sarif.render(diagnostics))
 
 
-def test_sarif_validates_against_official_schema():
-    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+def test_sarif_validates_against_official_schema(sarif_schema):
+    schema = sarif_schema
     log = _sarif([diag(), diag(code="NNL001", name="syntax-error", severity=Severity.ERROR, line=1, column=1,
                                end_line=1, end_column=2, path="dir with space/b.py"),
                   diag(severity=Severity.INFO, source="trace")])

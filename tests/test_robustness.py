@@ -202,7 +202,7 @@ def test_file_above_max_file_size_is_skipped_with_a_note(cli, project):
     project("small.py", "import torch.nn.functional as F\np = F.softmax(x)\n")
     result, items = static_json(cli, ".")
     assert [(i["path"], i["code"], i["severity"]) for i in items] == [
-        ("generated.py", "NNL004", "info"), ("small.py", "NNL302", "warning")]
+        ("generated.py", "NNL005", "info"), ("small.py", "NNL302", "warning")]
     assert "max-file-size" in items[0]["message"] and len(items[0]["message"]) <= 200
     assert result.exit_code == 1
 
@@ -211,7 +211,7 @@ def test_max_file_size_from_config_and_cli(cli, project):
     project("pyproject.toml", "[tool.nnlint]\nmax-file-size = '10KB'\n")
     project("mid.py", _generated(20 * 1024))
     _, items = static_json(cli, "mid.py")
-    assert [i["code"] for i in items] == ["NNL004"]
+    assert [i["code"] for i in items] == ["NNL005"]
     _, items = static_json(cli, "mid.py", extra=("--max-file-size", "0"))
     assert [i["code"] for i in items] == ["NNL302"]
     result = cli("check", "--static-only", "--max-file-size", "lots", "mid.py")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -19,6 +20,25 @@ def _codes(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [c for c in value.replace(" ", ",").split(",") if c]
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a report path that cannot be written before spending the run on it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        _fail(f"cannot write the report to {path}: it is a directory")
+    if not os.path.isdir(parent):
+        _fail(f"cannot write the report to {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        _fail(f"cannot write the report to {path}: permission denied")
+
+
+def _write_report(path: str, report: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(report)
+    except OSError as exc:
+        _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
 def _fail(message: str) -> None:
@@ -74,7 +94,7 @@ def _statistics(outcome) -> str:
 @click.option("--trace-timeout", type=float, help="Seconds allowed to trace one file [default: 30].")
 @click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
-@click.option("--max-file-size", help="Skip larger files with an NNL004 note, e.g. 5MB; 0: no limit [default: 2MB].")
+@click.option("--max-file-size", help="Skip larger files with an NNL005 note, e.g. 5MB; 0: no limit [default: 2MB].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
@@ -83,6 +103,10 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     from nnlint.check import CheckOptions, run_check
     from nnlint.config import parse_size
 
+    if select is not None and not _codes(select):
+        _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
+    if output_file:
+        _check_writable(output_file)
     progress = None if quiet or fmt != "text" else _progress
     try:
         options = CheckOptions(
@@ -101,8 +125,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     if quiet and fmt == "text":
         report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
     if output_file:
-        with open(output_file, "w", encoding="utf-8") as handle:
-            handle.write(report)
+        _write_report(output_file, report)
     else:
         click.echo(report, nl=False)
     if statistics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,14 @@ class Settings:
         return codes
 
 
+def _unknown_key(keys, allowed: set[str], table: str, where: str) -> None:
+    unknown = sorted(set(keys) - allowed)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(sorted(allowed))}"
+        raise ConfigError(f"unknown key '{unknown[0]}' in {table} of {where}{hint}")
+
+
 def expand_codes(specs: list[str], known: list[str], where: str) -> set[str]:
     """Codes and prefixes (`NNL3`) to the set of known codes they name; unknown ones are an error."""
     codes: set[str] = set()
@@ -102,9 +111,7 @@ def _string_list(value, key: str, where: str) -> list[str]:
 
 
 def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Settings:
-    unknown = sorted(set(table) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint] of {where}")
+    _unknown_key(table, _TOP_KEYS, "[tool.nnlint]", where)
     settings = Settings(root=root, source=where)
     if "select" in table:
         settings.select = _string_list(table["select"], "select", where)
@@ -126,17 +133,17 @@ def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Set
     if "max-file-size" in table:
         settings.max_file_size = parse_size(table["max-file-size"], f"'max-file-size' in {where}")
     trace = table.get("trace", {})
-    unknown = sorted(set(trace) - _TRACE_KEYS) if isinstance(trace, dict) else ["trace"]
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint.trace] of {where}")
+    if not isinstance(trace, dict):
+        raise ConfigError(f"'trace' in {where} must be a table")
+    _unknown_key(trace, _TRACE_KEYS, "[tool.nnlint.trace]", where)
     settings.trace = trace
     models = table.get("models", {})
     if not isinstance(models, dict):
         raise ConfigError(f"'models' in {where} must be a table of model tables")
     for model, entry in models.items():
-        bad = sorted(set(entry) - _MODEL_KEYS) if isinstance(entry, dict) else ["(not a table)"]
-        if bad:
-            raise ConfigError(f"unknown key '{bad[0]}' in [tool.nnlint.models.\"{model}\"] of {where}")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"[tool.nnlint.models.\"{model}\"] in {where} must be a table")
+        _unknown_key(entry, _MODEL_KEYS, f"[tool.nnlint.models.\"{model}\"]", where)
     settings.models = models
     return settings
 
@@ -161,8 +168,13 @@ def parse_size(value, where: str) -> int:
 def load_file(path: Path, known: list[str]) -> Settings:
     """An explicit --config file: a pyproject.toml with [tool.nnlint], or a file of bare nnlint keys."""
     data = _load_toml(path)
-    table = data.get("tool", {}).get("nnlint") if "tool" in data else data
-    return parse_settings(table or {}, path.parent.resolve(), str(path), known)
+    if path.name == "pyproject.toml" or {"tool", "project", "build-system"} & set(data):
+        table = data.get("tool", {}).get("nnlint")
+        if not isinstance(table, dict):
+            raise ConfigError(f"--config {path} has no [tool.nnlint] table: add one, or point --config at another file")
+    else:
+        table = data
+    return parse_settings(table, path.parent.resolve(), str(path), known)
 
 
 def _mentions_nnlint(path: str) -> bool:

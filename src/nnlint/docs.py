@@ -42,9 +42,9 @@ def rule_page(rule: type[Rule]) -> str:
     return "\n".join(parts)
 
 
-def index_page(rules: dict[str, type[Rule]]) -> str:
+def index_page(rules: dict[str, type[Rule]], link_prefix: str = "") -> str:
     rows = "".join(
-        f"| [{code}]({code}.md) | {r.name} | {r.severity.label} | {r.layer} | {r.summary()} |\n"
+        f"| [{code}]({link_prefix}{code}.md) | {r.name} | {r.severity.label} | {r.layer} | {r.summary()} |\n"
         for code, r in rules.items()
     )
     return (
@@ -67,7 +67,7 @@ def readme_with_table(readme: str) -> str:
     """README.md with the rule table between its markers replaced by the current one."""
     head, _, rest = readme.partition(README_START)
     _, _, tail = rest.partition(README_END)
-    table = index_page(registry()).split("\n\n", 2)[2]
+    table = index_page(registry(), link_prefix="rules/").split("\n\n", 2)[2]
     return f"{head}{README_START}\n{table}{README_END}{tail}"
 
 

@@ -14,7 +14,7 @@ from nnlint.positions import locate
 from nnlint.precheck import compile_error
 from nnlint.rule import Rule, StaticRule, registry
 from nnlint.source import DecodeError, TooLarge, UnreadableFile, decode, read_bytes, too_large_message
-from nnlint.suppression import is_suppressed
+from nnlint.suppression import is_suppressed, noqa_problems
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -26,7 +26,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
-    max_bytes: int | None = None  # larger files are skipped with NNL004
+    max_bytes: int | None = None  # larger files are skipped with NNL005
 
 
 @dataclass
@@ -139,10 +139,11 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for rule, node, exc in walk.crashes:
         message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
-    return _finish(found, text, enabled)
+    return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> FileResult:
+def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
+    """Attach line text and apply `# noqa`; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
     result = FileResult()
     lines = text.split("\n")
     for diagnostic in found:
@@ -154,14 +155,30 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str]) -> File
             result.suppressed.append(diagnostic)
         else:
             result.diagnostics.append(diagnostic)
+    if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
+        result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
+    rules = registry()
+    used: dict[int, set[str]] = defaultdict(set)
+    for diagnostic in result.suppressed:
+        used[diagnostic.line].add(diagnostic.code)
+    judged = lambda code: code in enabled and rules[code].layer == "static"  # noqa: E731
+    found = []
+    for problem in noqa_problems(lines, used, rules, judged):
+        diagnostic = _diagnostic(rules["NNL004"], path, problem.line, problem.column, problem.line,
+                                 problem.end_column, problem.message)
+        found.append(replace(diagnostic, line_text=lines[problem.line - 1].rstrip("\r")))
+    return [d for d in found if not is_suppressed(d.code, d.line_text)]
 
 
 def lint_file(task: FileTask) -> FileResult:
     try:
         text = decode(read_bytes(task.path, task.max_bytes))
     except TooLarge as exc:
-        result = _finish([_tool_diagnostic("NNL004", task.display, too_large_message(exc.size, task.max_bytes))], "",
+        result = _finish([_tool_diagnostic("NNL005", task.display, too_large_message(exc.size, task.max_bytes))], "",
                          task.enabled)
         result.skipped = True
         return result

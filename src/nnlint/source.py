@@ -13,7 +13,7 @@ class UnreadableFile(Exception):
 
 
 class TooLarge(Exception):
-    """The file is larger than `max-file-size` (NNL004): `size` bytes."""
+    """The file is larger than `max-file-size` (NNL005): `size` bytes."""
 
     def __init__(self, size: int):
         super().__init__(size)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9][A-Z0-9]*(?:\s*,\s*[A-Z]+[0-9][A-Z0-9]*)*))?", re.IGNORECASE)
 
 
 def suppressed_codes(line_text: str) -> frozenset[str] | None:
@@ -23,3 +26,43 @@ def suppressed_codes(line_text: str) -> frozenset[str] | None:
 def is_suppressed(code: str, line_text: str) -> bool:
     codes = suppressed_codes(line_text)
     return codes is not None and (not codes or code in codes)
+
+
+@dataclass(frozen=True)
+class NoqaProblem:
+    line: int
+    column: int  # 1-based, where the comment starts
+    end_column: int  # exclusive
+    message: str
+
+
+def noqa_problems(lines: list[str], used: dict[int, set[str]], known: Iterable[str],
+                  judged: Callable[[str], bool]) -> list[NoqaProblem]:
+    """`# noqa: NNL...` codes that name no rule, or that silenced nothing on their line.
+
+    Only nnlint's own codes are looked at: other linters share the comment. `judged(code)` says
+    whether this run could have reported the code on the line (enabled, and its layer ran), so a
+    noqa for a traced finding is never called unused by a static-only run.
+    """
+    known = set(known)
+    problems = []
+    for number, text in enumerate(lines, 1):
+        if "noqa" not in text.lower():
+            continue
+        match = _NOQA.search(text)
+        if match is None or not match.group("codes"):
+            continue
+        codes = [c.strip().upper() for c in match.group("codes").split(",")]
+        start, end = match.start() + 1, match.end() + 1
+        for code in codes:
+            if not code.startswith("NNL"):
+                continue
+            if code not in known:
+                close = difflib.get_close_matches(code, known, n=1, cutoff=0.8)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                problems.append(NoqaProblem(number, start, end, f"`# noqa` names {code}, which is no nnlint rule"
+                                            f"{hint}: fix or remove the code"))
+            elif code != "NNL004" and judged(code) and code not in used.get(number, ()):
+                problems.append(NoqaProblem(number, start, end, f"`# noqa: {code}` silences nothing on this line: "
+                                            f"remove {code} from the comment"))
+    return problems

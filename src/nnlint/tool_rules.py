@@ -50,6 +50,31 @@ class InternalErrorRule(Rule):
     layer = "tool"
 
 
+class UnusedNoqaRule(Rule):
+    """A `# noqa` comment names an nnlint code that is no rule, or that silences nothing on its line.
+
+    A misspelt code (`# noqa: NNL3O2`) silences nothing while looking as if it did, and a code left
+    behind after the bug was fixed would hide the next real finding on that line. Fix the code or
+    remove it from the comment. Codes of other linters (`E501`) and a bare `# noqa` are left alone;
+    a traced code (NNL7xx) is only judged when it names no rule, since a static run cannot know
+    whether tracing would report it.
+    """
+
+    code = "NNL004"
+    name = "unused-noqa"
+    severity = Severity.WARNING
+    layer = "tool"
+    VALID = (
+        "import torch\nprobs = torch.softmax(torch.randn(3, 4))  # noqa: NNL302\n",
+        "x = 1  # noqa: E501\n",
+        "x = 1  # noqa\n",
+    )
+    INVALID = (
+        "x = 1  # noqa: NNL999  # <-\n",
+        "import torch\nprobs = torch.softmax(torch.randn(3, 4))  # noqa: NNL3O2  # <-\n",
+    )
+
+
 class FileTooLargeRule(Rule):
     """The file is larger than `max-file-size` and was skipped.
 
@@ -59,7 +84,7 @@ class FileTooLargeRule(Rule):
     `--max-file-size 10MB` or `max-file-size = "10MB"` (0 turns the limit off).
     """
 
-    code = "NNL004"
+    code = "NNL005"
     name = "file-too-large"
     severity = Severity.INFO
     layer = "tool"
