@@ -23,6 +23,7 @@ import types
 import typing
 
 from nnlint.source import decode, read_bytes
+from nnlint.trace import guards
 from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
 from nnlint.trace.slicing import slice_module
 
@@ -779,6 +780,7 @@ def check_file(request: dict, send) -> None:
         for model in request["models"]:
             send({"model": model["name"], "ok": False, "reason": why, "snippet": ""})
         return
+    guards.module_loaded()
     namespace = module.__dict__
     for model_request in request["models"]:
         name = model_request["name"]
@@ -807,6 +809,7 @@ def check_file(request: dict, send) -> None:
 def main(argv: list[str]) -> int:
     global torch, nn
     request_fd, response_fd, memory = int(argv[0]), int(argv[1]), int(argv[2])
+    isolation = guards.enter_isolation()  # while single-threaded: dies with nnlint, no network
     sys.dont_write_bytecode = True  # never leave sliced bytecode in the user's __pycache__
     sys.meta_path.insert(0, _FINDER)
     sys.argv = ["nnlint-trace-worker"]
@@ -834,7 +837,9 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(threads)
     _warm_analyzer(fake=False)
     torch.empty(2, device="meta") + 1  # loads the meta kernels, used for every model's input search
-    send({"ready": True, "torch": torch.__version__})
+    guards.install()  # from here on: no writes outside the sandbox, no network, processes or signals
+    send = _SEND = guards.attributing(send)
+    send({"ready": True, "torch": torch.__version__, "isolation": isolation})
     for line in requests:
         request = json.loads(line)
         if request.get("stop"):
