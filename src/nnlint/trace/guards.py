@@ -103,11 +103,16 @@ def install() -> None:
         return
     _state["installed"] = True
     _state["sandbox"] = _state["sandbox"] or os.path.realpath(os.getcwd())
+    _state["not_user"] = library_folders()
+    sys.addaudithook(_hook)
+
+
+def library_folders() -> tuple[str, ...]:
+    """Folders whose code is not the user's: the standard library, site-packages, nnlint itself."""
     own = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
     paths = sysconfig.get_paths()
     library = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)]
-    _state["not_user"] = tuple(os.path.realpath(p) + os.sep for p in own + library)
-    sys.addaudithook(_hook)
+    return tuple(os.path.realpath(p) + os.sep for p in own + library)
 
 
 def _hook(event: str, args: tuple) -> None:

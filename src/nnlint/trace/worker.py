@@ -25,7 +25,7 @@ import typing
 from nnlint.source import decode, read_bytes
 from nnlint.trace import guards
 from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
-from nnlint.trace.slicing import slice_module
+from nnlint.trace.slicing import EVERYTHING, slice_module
 
 torch = None  # imported in main(), after the memory cap is set
 nn = None
@@ -38,30 +38,47 @@ COMMON_SIDES = (32, 28, 64, 224)
 
 # --- loading ----------------------------------------------------------------------------------
 
-ALL_FUNCTIONS = frozenset({"*"})
+# Module name -> the names sliced code imports from it ("*": the whole module, as far as it is safe).
+_WANTED: dict[str, set[str]] = {}
+
+
+def _sliced_code(source: str, path: str, roots, package: str):
+    piece = slice_module(decode(source), path, roots, package)
+    for module, names in piece.imports.items():  # recorded before the code runs and imports them
+        _WANTED.setdefault(module, set()).update(names)
+    return piece.compile(path)
 
 
 class _SlicingLoader(importlib.machinery.SourceFileLoader):
-    """Loads the user's own modules (imported by a checked file) as slices, never as programs."""
+    """Loads the project's own modules (imported by a checked file) as slices, never as programs."""
 
     def get_code(self, fullname):
         path = self.get_filename(fullname)
-        source = self.get_source(fullname)
-        # Importers may call any of its functions (torchvision's decorators live in _utils.py):
-        # every function's globals are needed, unlike in the checked file itself.
-        return slice_module(source, path, roots=ALL_FUNCTIONS).compile(path)
+        package = fullname if self.is_package(fullname) else fullname.rpartition(".")[0]
+        with open(path, "rb") as handle:
+            source = handle.read()
+        return _sliced_code(source, path, _WANTED.get(fullname) or {EVERYTHING}, package)
 
 
 class _SlicingFinder(importlib.abc.MetaPathFinder):
+    """Any module that resolves inside the project (the checked files' folders and the folder nnlint
+    was started in), not the standard library, site-packages or nnlint itself, is loaded as a slice."""
+
     def __init__(self):
         self.user_dirs: set[str] = set()
+        self.not_user: tuple[str, ...] = ()
 
     def find_spec(self, fullname, path, target=None):
+        if not self.user_dirs:
+            return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not spec.origin or not spec.origin.endswith(".py"):
             return None
-        origin = os.path.abspath(spec.origin)
-        if "site-packages" in origin or os.path.dirname(origin) not in self.user_dirs:
+        origin = os.path.realpath(spec.origin)
+        if not self.not_user:
+            self.not_user = guards.library_folders()
+        if origin.startswith(self.not_user) or os.sep + "site-packages" + os.sep in origin \
+                or not any(origin.startswith(d.rstrip(os.sep) + os.sep) for d in self.user_dirs):
             return None
         spec.loader = _SlicingLoader(fullname, origin)
         return spec
@@ -100,8 +117,7 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
         existing = sys.modules.get(name)
         if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
             return existing
-    source = decode(read_bytes(path))  # the encoding cookie, a BOM and any line ending, as the static layer reads it
-    code = slice_module(source, path, roots).compile(path)
+    code = _sliced_code(read_bytes(path), path, roots, package)
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
@@ -756,15 +772,37 @@ def _snippet(name: str, request: dict, cls, best_guess) -> str:
 
 # --- the request loop -------------------------------------------------------------------------
 
+def slice_roots(request: dict) -> set[str]:
+    """The names the worker looks up in a checked module: models, factories, names their call sites use."""
+    roots = set()
+    for model in request["models"]:
+        roots.add(model["name"])
+        roots.update(model.get("factories", []))
+        roots.update(_ref_heads([i.get("args") for i in model.get("instantiations", [])]
+                                + [i.get("kwargs") for i in model.get("instantiations", [])]))
+    return roots
+
+
+def _ref_heads(value) -> set[str]:
+    if isinstance(value, list):
+        return set().union(*map(_ref_heads, value)) if value else set()
+    if isinstance(value, dict):
+        if "$ref" in value:
+            return {value["$ref"].split(".")[0]}
+        return set().union(*map(_ref_heads, value.values())) if value else set()
+    return set()
+
+
 def check_file(request: dict, send) -> None:
     path = request["path"]
     options = request.get("options", {})
-    for directory in request.get("user_dirs", []):
-        _FINDER.user_dirs.add(directory)
+    for directory in request.get("user_dirs", []) + [os.environ.get("NNLINT_CALLER_CWD", "")]:
+        if directory:
+            _FINDER.user_dirs.add(os.path.realpath(directory))
     for entry in request.get("sys_path", []):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    roots = {f for m in request["models"] for f in m.get("factories", [])}
+    roots = slice_roots(request)
     forget_sliced_modules()
     try:
         module = load_slice(path, roots)
