@@ -152,7 +152,7 @@ def test_imported_project_module_is_sliced_for_the_imported_names():
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="tracing needs torch")
-def test_checking_a_model_runs_nothing_else(tmp_path):
+def test_checking_a_model_runs_nothing_else_and_builds_it_once(tmp_path):
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     (project / "layers").mkdir()
@@ -171,6 +171,8 @@ def test_checking_a_model_runs_nothing_else(tmp_path):
     note = next(line for line in done.stderr.splitlines() if ": Net: " in line and "traced via" in line)
     assert "traced via stub" in note
     assert sorted(p.name for p in project.rglob("*")) == before  # no marker, no checkpoint
+    built = next(line for line in done.stderr.splitlines() if ": Net: " in line and "constructed=" in line)
+    assert "constructed=1 " in built + " ", built  # the constructor ran once
 
 
 @pytest.mark.parametrize("source, roots, kept, dropped", [

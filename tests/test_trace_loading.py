@@ -33,8 +33,8 @@ def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=Fal
     return {"path": "fake-stub" if fake else "stub", "why": "", "findings": findings,
             "notes": [f"shapes={shapes} device={tensors[0].device.type} int={int_inputs}"
                       f" training={model.training} file={os.path.basename(source_file)}"
-                      f" threads={__import__('torch').get_num_threads()}"
-                      f" constructed={getattr(model, 'constructed', '?')}"]}
+                      f" constructed={getattr(model, 'constructed', '?')}"
+                      f" threads={__import__('torch').get_num_threads()}"]}
 
 
 # --- pure-Python parts: no worker needed -------------------------------------------------------

@@ -634,6 +634,31 @@ def _real_build(build):
     return model
 
 
+_FAILED = object()
+
+
+def _build_once(build, options, how, attempts):
+    """(model, parameters) built for real within the fake-tensor threshold; None when too big (or
+    --fake), so the meta path takes over; _FAILED when the constructor raised (recorded)."""
+    if options.get("fake"):
+        return None
+    from nnlint.trace.budget import TooBig, build_within
+
+    try:
+        model = build_within(build, options.get("fake_threshold", 50_000_000))
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"built a {type(model).__name__}, not a module")
+        model.eval()  # not chained: some modules override train() without returning self
+    except TooBig:
+        return None
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from user code included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        attempts.append((f"{how}: {_describe(exc)}", None))
+        return _FAILED
+    return model, sum(p.numel() for p in model.parameters())
+
+
 def _find_input(model, request, options, device, attempts, how, failed=None):
     """The first input candidate whose forward pass runs: (source, spec, sizes, args, kwargs).
 
@@ -671,6 +696,18 @@ def check_model(cls, namespace, request, options, path) -> dict:
     raised = None  # (how, model, params, failed input) of the first real build no input ran on
     for how, build, arguments in construction_candidates(cls, namespace, request):
         request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments)}
+        built_once = _build_once(build, options, how, attempts)  # small models: the only construction
+        if built_once is _FAILED:
+            continue
+        if built_once is not None:
+            model, params = built_once
+            failed: list = []
+            found = _find_input(model, request, options, "cpu", attempts, how, failed)
+            if found is None:
+                if failed and raised is None:
+                    raised = (how, model, params, failed[0])
+                continue
+            return _analyzed(model, how, found, params, path, False, started)
         try:
             meta_model = _meta_build(build)
         except (KeyboardInterrupt, SystemExit) as exc:
