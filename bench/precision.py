@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from nnlint.engine import FileTask, lint_files
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 HERE = Path(__file__).resolve().parent
 

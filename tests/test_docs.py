@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import ROOT
 
 from nnlint.docs import expected_pages
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 
 def test_rule_pages_are_up_to_date():

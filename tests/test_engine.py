@@ -7,7 +7,7 @@ import pytest
 
 from nnlint.engine import PARALLEL_THRESHOLD, FileTask, lint_files
 from nnlint.imports import ImportTable
-from nnlint.rule import registry
+from nnlint.registry import registry
 from nnlint.tree import walk
 
 from conftest import ROOT

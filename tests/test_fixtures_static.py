@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES, expected_findings
 
 from nnlint.engine import FileTask, lint_file
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 STATIC_CODES = frozenset(code for code, rule in registry().items() if rule.layer in ("static", "tool"))
 

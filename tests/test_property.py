@@ -15,7 +15,7 @@ hypothesmith = pytest.importorskip("hypothesmith")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from nnlint.engine import lint_text  # noqa: E402
-from nnlint.rule import registry  # noqa: E402
+from nnlint.registry import registry  # noqa: E402
 
 EXAMPLES = int(os.environ.get("NNLINT_HYPOTHESIS_EXAMPLES", "25"))
 LARGE_BUDGET = "NNLINT_HYPOTHESIS_EXAMPLES" in os.environ  # bench/property_fuzz.py

@@ -9,7 +9,7 @@ import pytest
 
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.report import github, sarif
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 
 

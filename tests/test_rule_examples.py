@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from nnlint.engine import lint_text
-from nnlint.rule import EXPECT_MARKER, registry
+from nnlint.fixes import apply_fixes
+from nnlint.registry import registry
+from nnlint.rule import EXPECT_MARKER, Invalid
 
 RULES = registry()
 
@@ -46,3 +50,34 @@ def test_rule_has_metadata(code, rule):
     assert rule.doc().count("\n\n") >= 1, "docstring: a summary line, then why it matters and how to fix"
     if rule.layer in ("static", "trace") and code != "NNL790":
         assert rule.VALID and rule.INVALID, "rules need both kinds of examples"
+
+
+def _without_markers(example: str) -> str:
+    return re.sub(r"[ \t]*" + re.escape(EXPECT_MARKER) + r"[^\n]*", "", example)
+
+
+def _fixed_cases():
+    for code, rule in RULES.items():
+        for index, example in enumerate(rule.INVALID):
+            if isinstance(example, Invalid) and example.fixed is not None:
+                yield pytest.param(rule, example, id=f"{code}-fixed-{index}")
+
+
+@pytest.mark.parametrize("rule, example", list(_fixed_cases()))
+def test_safe_fixes_turn_invalid_example_into_its_fixed_code(rule, example):
+    assert rule.fixable, "only a fixable rule states fixed code"
+    found = lint_text(example, "example.py", frozenset({rule.code})).diagnostics
+    fixed = apply_fixes(example, [d.fix for d in found if d.fix])
+    assert _without_markers(fixed) == example.fixed
+    if example.fixed != _without_markers(example):  # a real rewrite must leave nothing to report
+        assert lint_text(example.fixed, "example.py", frozenset({rule.code})).diagnostics == []
+
+
+@pytest.mark.parametrize("code, rule", RULES.items())
+def test_fixes_come_only_from_fixable_rules_that_show_one(code, rule):
+    fixed = [e for e in rule.INVALID if isinstance(e, Invalid) and e.fixed is not None]
+    if rule.fixable:
+        assert any(e.fixed != _without_markers(e) for e in fixed), "a fixable rule shows one fix at work"
+    for example in rule.INVALID if rule.layer != "trace" else ():
+        found = lint_text(example, "example.py", frozenset({code})).diagnostics
+        assert rule.fixable or not any(d.fix for d in found)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nnlint.engine import lint_text
-from nnlint.static import loopfacts
+from nnlint.static.facts import loops as loopfacts
 
 LOOP_CODES = frozenset(f"NNL50{i}" for i in range(1, 10))
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import FIXTURES, expected_findings, run_nnlint  # noqa: E402
-from nnlint.rule import registry  # noqa: E402
+from nnlint.registry import registry  # noqa: E402
 from nnlint.trace.runner import TraceOptions, WorkerPool, trace_files  # noqa: E402
 
 DEMOS = ("tabular_mlp", "cnn_classifier", "text_lstm", "lightning_module")
@@ -110,25 +110,24 @@ def test_cli_reports_trace_findings_and_static_only_turns_them_off():
     assert [d for d in json.loads(static.stdout) if d.get("source") == "trace"] == []
 
 
-def test_synthesized_labels_stay_below_the_number_of_classes(monkeypatch):
+def test_synthesized_labels_stay_below_the_number_of_classes():
     import torch
 
-    from nnlint.trace import worker
+    from nnlint.trace import input_search
     from nnlint.trace.inputs import parse_input
 
-    monkeypatch.setattr(worker, "torch", torch)
-    monkeypatch.setattr(worker, "nn", torch.nn)
     model = torch.nn.Sequential(torch.nn.Embedding(1000, 8), torch.nn.Linear(8, 6))
     sizes = {"B": 97, "T": 5}
-    (tokens, labels), kwargs = worker.make_tensors(parse_input(["int64[B,T]", "int64[B]"]), sizes, model, "cpu")
+    (tokens, labels), kwargs = input_search.make_tensors(parse_input(["int64[B,T]", "int64[B]"]), sizes, model, "cpu")
     assert tokens.max() >= 6 and tokens.max() < 1000 and labels.max() < 6
-    _, kwargs = worker.make_tensors(parse_input({"target": "int64[B]"}), sizes, model, "cpu")
+    _, kwargs = input_search.make_tensors(parse_input({"target": "int64[B]"}), sizes, model, "cpu")
     assert kwargs["target"].max() < 6
 
 
 def test_traced_rules_examples(pool, tmp_path):
     """Every traced rule's INVALID example yields its code at the marked lines, its VALID one does not."""
-    from nnlint.rule import EXPECT_MARKER, registry
+    from nnlint.registry import registry
+    from nnlint.rule import EXPECT_MARKER
 
     files, expected = [], {}
     for code, rule in registry().items():

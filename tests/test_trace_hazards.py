@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import expected_findings  # noqa: E402
-from nnlint.rule import registry  # noqa: E402
+from nnlint.registry import registry  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TRACE_CODES = frozenset(code for code, rule in registry().items() if rule.layer == "trace")

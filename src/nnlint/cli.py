@@ -1,4 +1,4 @@
-"""The command line: option parsing and output only; the work happens in check.py and the reporters."""
+"""The command line: option parsing and output only; the work happens behind nnlint.api and in the reporters."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _statistics(outcome) -> str:
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
           trace_timeout, config, jobs, max_file_size, verbose, quiet) -> None:
     """Check PATHS (files or folders; default: the current folder)."""
-    from nnlint.check import CheckOptions, run_check
+    from nnlint.api import CheckOptions, check_paths
     from nnlint.config import parse_size
 
     if select is not None and not _codes(select):
@@ -110,11 +110,11 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     progress = None if quiet or fmt != "text" else _progress
     try:
         options = CheckOptions(
-            paths=list(paths) or ["."], select=_codes(select), ignore=_codes(ignore), config=config,
+            paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
             static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
             max_file_size=parse_size(max_file_size, "--max-file-size") if max_file_size is not None else None,
         )
-        outcome = run_check(options, progress)
+        outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))
     for note in outcome.notes if not quiet else ():
@@ -143,7 +143,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
 def rule_command(code: str) -> None:
     """Print the documentation page of rule CODE."""
     from nnlint.docs import rule_page
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rule = registry().get(code.upper())
     if rule is None:
@@ -161,7 +161,7 @@ def rule_command(code: str) -> None:
 @main.command("rules")
 def rules_command() -> None:
     """List every rule: code, name, severity, layer."""
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
     rules = registry()
     if sys.stdout.isatty():

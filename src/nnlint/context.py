@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
 
 from nnlint.imports import ImportTable
 
 if TYPE_CHECKING:
-    from nnlint.rule import Rule
+    from nnlint.rule import NodeFix, Rule
+    from nnlint.static.facts import Facts
+
+F = TypeVar("F", bound="Facts")
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Report:
     rule: type["Rule"]
     node: cst.CSTNode
     message: str
+    fix: "NodeFix | None" = None
 
 
 class FileContext:
@@ -27,16 +30,26 @@ class FileContext:
         self.module = module
         self.imports = ImportTable()
         self.reports: list[Report] = []
-        self._shared: dict = {}
+        self.walk_started = False
+        self._facts: dict[type, object] = {}
 
-    def report(self, rule: "Rule", node: cst.CSTNode, message: str) -> None:
-        self.reports.append(Report(type(rule), node, message))
+    def report(self, rule: "Rule", node: cst.CSTNode, message: str, fix: "NodeFix | None" = None) -> None:
+        self.reports.append(Report(type(rule), node, message, fix))
 
-    def shared(self, key: str, build: Callable[[], object]):
-        """Per-file facts several rules of a family use, built once by whichever rule asks first."""
-        if key not in self._shared:
-            self._shared[key] = build()
-        return self._shared[key]
+    def facts(self, kind: type[F]) -> F:
+        """The file's facts of this kind, computed once (see nnlint.static.facts)."""
+        found = self._facts.get(kind)
+        if found is None:
+            if self.walk_started and kind.walks():
+                raise LookupError(f"{kind.__name__} is fed by the walk: list it in the rule's `uses`")
+            for needed in kind.needs:
+                self.facts(needed)
+            found = self._facts[kind] = kind(self)
+        return found  # type: ignore[return-value]
+
+    def providers(self) -> list:
+        """The fact providers created so far, in creation order (dependencies first)."""
+        return list(self._facts.values())
 
     def qualname(self, expr: cst.BaseExpression) -> str | None:
         """The qualified name behind an imported dotted expression, e.g. `F.softmax`."""

@@ -23,7 +23,44 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected error, warning or info)") from None
 
 
-SOURCES = ("static", "trace", "run")
+class Applicability(str, enum.Enum):
+    """How far a fix may be trusted (Ruff's levels)."""
+
+    SAFE = "safe"  # keeps the program's meaning: applied by `--fix`
+    UNSAFE = "unsafe"  # may change behaviour: applied only when asked for explicitly
+    DISPLAY_ONLY = "display-only"  # a suggestion to show, never applied automatically
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text from (line, column) up to (end_line, end_column) with `content`.
+
+    1-based lines and columns counted in code points, `end_column` exclusive: the same convention as
+    `Diagnostic`, so an edit spanning a reported node has the diagnostic's own coordinates.
+    """
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+    def to_json(self) -> dict:
+        return {"line": self.line, "column": self.column, "end_line": self.end_line,
+                "end_column": self.end_column, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """What to change to resolve one diagnostic: non-overlapping edits of the diagnostic's file."""
+
+    message: str
+    edits: tuple[Edit, ...]
+    applicability: Applicability = Applicability.SAFE
+
+    def to_json(self) -> dict:
+        return {"message": self.message, "applicability": self.applicability.value,
+                "edits": [e.to_json() for e in self.edits]}
 
 
 @dataclass(frozen=True, order=False)
@@ -42,6 +79,7 @@ class Diagnostic:
     source: str = "static"
     # Carried for reports (caret, fingerprint); not part of the JSON schema.
     line_text: str = field(default="", compare=False)
+    fix: Fix | None = field(default=None, compare=False)
 
     def sort_key(self) -> tuple:
         return (self.path, self.line, self.column, self.code, self.end_line, self.end_column, self.message)
@@ -58,5 +96,5 @@ class Diagnostic:
             "end_column": self.end_column,
             "severity": self.severity.label,
             "source": self.source,
-            "fix": None,
+            "fix": self.fix.to_json() if self.fix else None,
         }

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nnlint.rule import EXPECT_MARKER, Rule, registry
+from nnlint.registry import registry
+from nnlint.rule import EXPECT_MARKER, Invalid, Rule
 
 DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/rules"
 LAYERS = {"tool": "nnlint itself", "static": "static (source only)", "trace": "traced (forward pass)", "run": "run-time"}
@@ -23,18 +24,28 @@ def _example_block(example: str) -> str:
     return f"```python\n{body}\n```\n"
 
 
+def _fixed_block(example: str) -> str:
+    """The code the example's safe fixes produce, when they change it."""
+    if not isinstance(example, Invalid) or example.fixed is None:
+        return ""
+    if example.fixed == "\n".join(line.split(EXPECT_MARKER)[0].rstrip() for line in example.split("\n")):
+        return ""
+    return f"Fixed:\n\n```python\n{example.fixed.rstrip()}\n```\n"
+
+
 def rule_page(rule: type[Rule]) -> str:
     summary, _, rest = rule.doc().partition("\n\n")
     parts = [
         f"# {rule.code}: {rule.name}\n",
-        f"**Severity:** {rule.severity.label} · **Layer:** {LAYERS[rule.layer]}\n",
+        f"**Severity:** {rule.severity.label} · **Layer:** {LAYERS[rule.layer]}"
+        + (" · **Fix:** available" if rule.fixable else "") + "\n",
         summary.replace("\n", " ") + "\n",
     ]
     if rest:
         parts.append(rest.strip() + "\n")
     if rule.INVALID:
         parts.append("## Flagged\n")
-        parts += [_example_block(e) for e in rule.INVALID]
+        parts += [block for e in rule.INVALID for block in (_example_block(e), _fixed_block(e)) if block]
     if rule.VALID:
         parts.append("## Not flagged\n")
         parts += [_example_block(e) for e in rule.VALID]

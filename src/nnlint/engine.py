@@ -1,20 +1,21 @@
-"""Check files: read once, parse once, run every enabled rule in one walk, suppress, collect."""
+"""The static layer's engine: read once, parse once, run every enabled rule in one walk, locate, settle."""
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic
+from nnlint.diagnostics import Diagnostic, Edit, Fix
 from nnlint.positions import locate
 from nnlint.precheck import compile_error
-from nnlint.rule import Rule, StaticRule, registry
+from nnlint.registry import registry
+from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import DecodeError, TooLarge, UnreadableFile, decode, read_bytes, too_large_message
-from nnlint.suppression import is_suppressed, noqa_problems
+from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
 # Below this many files, starting worker processes costs more than it saves.
@@ -27,13 +28,6 @@ class FileTask:
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
     max_bytes: int | None = None  # larger files are skipped with NNL005
-
-
-@dataclass
-class FileResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    suppressed: list[Diagnostic] = field(default_factory=list)
-    skipped: bool = False  # too large to check: not traced either
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -54,31 +48,59 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
 
 
 class _Walk:
-    """One pass over the tree, calling each rule's visit_/leave_ methods."""
+    """One pass over the tree, calling each fact provider's, then each rule's, visit_/leave_ methods."""
 
     def __init__(self, ctx: FileContext, rules: list[StaticRule]):
         self.ctx = ctx
         self.rules = rules
-        self.crashes: list[tuple[type[Rule], cst.CSTNode, BaseException]] = []
+        for rule in rules:  # walk-fed providers must exist before the walk
+            for kind in type(rule).uses:
+                ctx.facts(kind)
+        self.providers = [p for p in ctx.providers() if type(p).walks()]
+        self.crashes: list[tuple[str, cst.CSTNode, BaseException]] = []  # (what crashed, where, why)
+        self.dropped: set[int] = set()
+        ctx.walk_started = True
         self._build_dispatch()
 
     def _build_dispatch(self) -> None:
         self.visits: dict[str, list] = defaultdict(list)
         self.leaves: dict[str, list] = defaultdict(list)
-        for rule in self.rules:
-            for kind, node_type, attr in _handlers(type(rule)):
+        for participant in [*self.providers, *self.rules]:
+            for kind, node_type, attr in _handlers(type(participant)):
                 table = self.visits if kind == "visit" else self.leaves
-                table[node_type].append((rule, getattr(rule, attr)))
+                table[node_type].append((participant, getattr(participant, attr)))
 
     def _call(self, handlers: list, node: cst.CSTNode) -> None:
         # Rebuilding the dispatch makes new lists, so iterating `handlers` stays safe.
-        for rule, handler in handlers:
+        for participant, handler in handlers:
+            if self.dropped and id(participant) in self.dropped:
+                continue  # stopped earlier at this very node
             try:
                 handler(node)
             except Exception as exc:  # a rule bug must not hide the other rules' findings
-                self.crashes.append((type(rule), node, exc))
-                self.rules.remove(rule)
-                self._build_dispatch()
+                self._drop(participant, node, exc)
+
+    def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
+        if isinstance(participant, StaticRule):
+            if participant not in self.rules:
+                return
+            self.rules.remove(participant)
+            self.dropped.add(id(participant))
+            rule = type(participant)
+            self.crashes.append((f"rule {rule.code} ({rule.name})", node, exc))
+        else:  # a provider: the rules reading its facts stop too, rather than read partial facts
+            self.providers.remove(participant)
+            self.dropped.add(id(participant))
+            users = [r for r in self.rules if self._depends(type(r).uses, type(participant))]
+            self.rules = [r for r in self.rules if r not in users]
+            self.dropped.update(id(r) for r in users)
+            codes = ", ".join(type(r).code for r in users) or "none"
+            self.crashes.append((f"{type(participant).__name__} facts (rules stopped: {codes})", node, exc))
+        self._build_dispatch()
+
+    @classmethod
+    def _depends(cls, uses, provider: type) -> bool:
+        return any(kind is provider or cls._depends(kind.needs, provider) for kind in uses)
 
     def run(self) -> None:
         imports = self.ctx.imports
@@ -110,7 +132,7 @@ def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: 
 
 def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     """Check source text already decoded. `path` is only used to name the file in diagnostics."""
-    rejected = compile_error(text, path)
+    rejected = compile_error(text, path)  # what Python rejects, and nesting deep enough to crash libcst
     if rejected is not None:
         line, column, message = rejected
         return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
@@ -126,35 +148,46 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     try:
         walk.run()
     except RecursionError as exc:  # pragma: no cover - the walk is iterative; rules may recurse
-        walk.crashes.append((registry()["NNL003"], module, exc))
+        walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
-    positions = locate(module, [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes])
+    wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
+    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
+    try:
+        positions = locate(module, wanted)
+    except RecursionError:
+        positions = {}
 
     def located(rule: type[Rule], node: cst.CSTNode, message: str) -> Diagnostic:
         line, column, end_line, end_column = positions.get(node, (1, 0, 1, 0))
         return _diagnostic(rule, path, line, column + 1, end_line, end_column + 1, message)
 
     for report in ctx.reports:
-        found.append(located(report.rule, report.node, report.message))
-    for rule, node, exc in walk.crashes:
-        message = f"rule {rule.code} ({rule.name}) crashed on this file: {type(exc).__name__}: {exc}"
+        diagnostic = located(report.rule, report.node, report.message)
+        if report.fix is not None:
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+        found.append(diagnostic)
+    for what, node, exc in walk.crashes:
+        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown."""
+    edits = []
+    for old, new in fix.replacements:
+        if old not in positions:
+            return None
+        line, column, end_line, end_column = positions[old]
+        content = new if isinstance(new, str) else module.code_for_node(new)
+        edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
+    return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
+
+
 def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_path: str | None = None) -> FileResult:
-    """Attach line text and apply `# noqa`; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
-    result = FileResult()
+    """Settle the findings; with `noqa_path` (every rule walked the file), report noqa codes that do nothing."""
     lines = text.split("\n")
-    for diagnostic in found:
-        if diagnostic.code not in enabled and diagnostic.code != "NNL003":
-            continue
-        if diagnostic.line <= len(lines):
-            diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
-        if is_suppressed(diagnostic.code, diagnostic.line_text):
-            result.suppressed.append(diagnostic)
-        else:
-            result.diagnostics.append(diagnostic)
+    result = settle(found, enabled, lines)
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
@@ -178,10 +211,8 @@ def lint_file(task: FileTask) -> FileResult:
     try:
         text = decode(read_bytes(task.path, task.max_bytes))
     except TooLarge as exc:
-        result = _finish([_tool_diagnostic("NNL005", task.display, too_large_message(exc.size, task.max_bytes))], "",
-                         task.enabled)
-        result.skipped = True
-        return result
+        message = too_large_message(exc.size, task.max_bytes)
+        return _finish([_tool_diagnostic("NNL005", task.display, message)], "", task.enabled)
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:

@@ -3,22 +3,52 @@
 A static rule is one small class. It declares `visit_<Node>` / `leave_<Node>` methods for the libcst
 node types it cares about; the engine walks each file once and calls every enabled rule's methods.
 `VALID` and `INVALID` hold example snippets; in an INVALID example each line that must be reported
-ends with the marker comment `# <-`.
+ends with the marker comment `# <-`. A rule that can fix what it reports sets `fixable`, passes a
+`NodeFix` to `report`, and gives INVALID examples as `Invalid(code, fixed=...)` with the code its
+safe fixes produce (markers removed).
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Union
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 
 if TYPE_CHECKING:
     import libcst as cst
 
     from nnlint.context import FileContext
+    from nnlint.static.facts import Facts
 
 EXPECT_MARKER = "# <-"
+
+
+class Invalid(str):
+    """An INVALID example that also states the code its fixes produce: `Invalid(code, fixed=...)`.
+
+    It is the example text itself (a `str`), so everything that reads examples keeps working.
+    """
+
+    fixed: str | None
+
+    def __new__(cls, code: str, fixed: str | None = None) -> "Invalid":
+        example = super().__new__(cls, code)
+        example.fixed = fixed
+        return example
+
+
+@dataclass(frozen=True)
+class NodeFix:
+    """A fix in terms of the tree: each node is replaced by a new node or by source text.
+
+    The engine turns it into a `diagnostics.Fix` of located edits; a rule never counts columns.
+    """
+
+    message: str
+    replacements: tuple[tuple["cst.CSTNode", Union["cst.CSTNode", str]], ...]
+    applicability: Applicability = Applicability.SAFE
 
 _REGISTRY: dict[str, type["Rule"]] = {}
 
@@ -31,7 +61,8 @@ class Rule:
     severity: ClassVar[Severity]
     layer: ClassVar[str]  # "tool", "static", "trace" or "run"
     VALID: ClassVar[tuple[str, ...]] = ()
-    INVALID: ClassVar[tuple[str, ...]] = ()
+    INVALID: ClassVar[tuple[str, ...]] = ()  # plain strings or `Invalid(code, fixed=...)`
+    fixable: ClassVar[bool] = False  # whether some of its diagnostics carry a fix
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -50,21 +81,22 @@ class Rule:
 
 
 class StaticRule(Rule):
-    """Base of rules that read the source. One instance per file, so rules may keep state."""
+    """Base of rules that read the source. One instance per file, so rules may keep state.
+
+    `uses` lists the fact providers it reads with `self.ctx.facts(Kind)`; those fed by the walk must
+    be listed, so that the engine creates them before it.
+    """
 
     layer = "static"
+    uses: ClassVar[tuple[type["Facts"], ...]] = ()
 
     def __init__(self, ctx: "FileContext"):
         self.ctx = ctx
 
-    def report(self, node: "cst.CSTNode", message: str | None = None) -> None:
-        self.ctx.report(self, node, message or self.summary())
+    def report(self, node: "cst.CSTNode", message: str | None = None, fix: NodeFix | None = None) -> None:
+        self.ctx.report(self, node, message or self.summary(), fix)
 
 
-def registry() -> dict[str, type[Rule]]:
-    """Every rule, keyed by code, in code order."""
-    import nnlint.static  # noqa: F401  (registers the static rules)
-    import nnlint.tool_rules  # noqa: F401
-    import nnlint.trace.hazards  # noqa: F401  (metadata only; never imports torch)
-
+def registered() -> dict[str, type[Rule]]:
+    """The rules whose modules have been imported so far, in code order (`nnlint.registry` imports them all)."""
     return dict(sorted(_REGISTRY.items()))

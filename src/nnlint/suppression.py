@@ -1,13 +1,20 @@
-"""`# noqa` comments: `# noqa` silences every code on its line, `# noqa: NNL101, NNL302` those codes."""
+"""`# noqa` comments: `# noqa` silences every code on its line, `# noqa: NNL101, NNL302` those codes.
+
+`settle` is where every layer's findings for a file pass, once: codes not enabled are dropped, the
+reported line's text is attached, and noqa'd findings are set aside.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+from nnlint.diagnostics import Diagnostic
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9][A-Z0-9]*(?:\s*,\s*[A-Z]+[0-9][A-Z0-9]*)*))?", re.IGNORECASE)
+ALWAYS_REPORTED = frozenset({"NNL003"})  # nnlint's own crashes: never filtered away
 
 
 def suppressed_codes(line_text: str) -> frozenset[str] | None:
@@ -26,6 +33,34 @@ def suppressed_codes(line_text: str) -> frozenset[str] | None:
 def is_suppressed(code: str, line_text: str) -> bool:
     codes = suppressed_codes(line_text)
     return codes is not None and (not codes or code in codes)
+
+
+@dataclass
+class FileResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    suppressed: list[Diagnostic] = field(default_factory=list)
+
+
+def settle(found: list[Diagnostic], enabled: frozenset[str], lines: list[str] | Callable[[], list[str]]
+           ) -> FileResult:
+    """Enabled findings of one file, split into reported and noqa'd, each with its line's text.
+
+    `lines` is the file's text split at "\\n", or a function reading it (only called when needed).
+    """
+    result = FileResult()
+    for diagnostic in found:
+        if diagnostic.code not in enabled and diagnostic.code not in ALWAYS_REPORTED:
+            continue
+        if not diagnostic.line_text:
+            if callable(lines):
+                lines = lines()
+            if 0 < diagnostic.line <= len(lines):
+                diagnostic = replace(diagnostic, line_text=lines[diagnostic.line - 1].rstrip("\r"))
+        if is_suppressed(diagnostic.code, diagnostic.line_text):
+            result.suppressed.append(diagnostic)
+        else:
+            result.diagnostics.append(diagnostic)
+    return result
 
 
 @dataclass(frozen=True)

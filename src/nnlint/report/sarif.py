@@ -13,7 +13,7 @@ from nnlint import __version__
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.report import readable
 from nnlint.docs import rule_page, rule_url
-from nnlint.rule import registry
+from nnlint.registry import registry
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -44,6 +44,26 @@ def _uri(path: str) -> str:
     return quote(Path(path).as_posix().encode("utf-8", "surrogateescape"))
 
 
+def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
+    return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
+
+
+def _fixes(d: Diagnostic) -> list[dict]:
+    """SARIF's proposed fixes: one artifact change of the diagnostic's own file."""
+    if d.fix is None:
+        return []
+    replacements = [
+        {"deletedRegion": _region(e.line, e.column, e.end_line, e.end_column), "insertedContent": {"text": e.content}}
+        for e in d.fix.edits
+    ]
+    return [{
+        "description": {"text": d.fix.message},
+        "artifactChanges": [{"artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
+                             "replacements": replacements}],
+        "properties": {"applicability": d.fix.applicability.value},
+    }]
+
+
 def render(diagnostics: list[Diagnostic]) -> str:
     rules = registry()
     codes = list(rules)
@@ -53,7 +73,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
         key = (d.code, d.path, " ".join(d.line_text.split()))
         occurrence = seen[key]
         seen[key] += 1
-        results.append(
+        result = (
             {
                 "ruleId": d.code,
                 "ruleIndex": codes.index(d.code),
@@ -63,12 +83,8 @@ def render(diagnostics: list[Diagnostic]) -> str:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
-                            "region": {
-                                "startLine": d.line,
-                                "startColumn": d.column,
-                                "endLine": d.end_line,
-                                "endColumn": max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column,
-                            },
+                            "region": _region(d.line, d.column, d.end_line,
+                                              max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column),
                         }
                     }
                 ],
@@ -76,6 +92,10 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 "properties": {"source": d.source},
             }
         )
+        fixes = _fixes(d)
+        if fixes:
+            result["fixes"] = fixes
+        results.append(result)
     root = Path(os.getcwd()).as_uri() + "/"
     log = {
         "$schema": SCHEMA_URI,

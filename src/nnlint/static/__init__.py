@@ -1,3 +1,1 @@
-"""Static rules, one module per family. Importing this package registers them all."""
-
-from nnlint.static import data, losses, loop, reproducibility, shapes  # noqa: F401
+"""Static rules, one module per family, and the facts they share (`facts/`). `nnlint.registry` imports the families."""

@@ -8,7 +8,7 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.rng import last_name
+from nnlint.static.facts.names import final_name
 from nnlint.tree import children, walk, walk_no_defs
 
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
@@ -68,7 +68,7 @@ def _paired_in(scope: cst.CSTNode, a: str, b: str) -> bool:
     """Whether the scope hands `a` and `b` together to something that pairs them (zip, TensorDataset, fit)."""
     for node in walk_no_defs(scope):
         if isinstance(node, cst.Call):
-            called = last_name(node.func) or ""
+            called = final_name(node.func) or ""
             if called in _PAIRING_CALLS or called.endswith("Dataset"):
                 names = {dotted_name(arg.value) for arg in node.args}
                 if a in names and b in names:
@@ -144,7 +144,7 @@ class IndependentShuffle(StaticRule):
         value = node.value
         if not isinstance(value, cst.Call) or len(node.targets) != 1:
             return
-        if last_name(value.func) not in _ASSIGN_GATE:  # a cheap test before resolving the name
+        if final_name(value.func) not in _ASSIGN_GATE:  # a cheap test before resolving the name
             return
         target = dotted_name(node.targets[0].target)
         if target is None:
@@ -167,7 +167,7 @@ class IndependentShuffle(StaticRule):
         if isinstance(func, cst.Name) and func.value == "zip":
             self._check_zip(node)
             return
-        if last_name(func) not in _CALL_GATE:
+        if final_name(func) not in _CALL_GATE:
             return
         name = self.ctx.call_name(node)
         if name is None:
@@ -360,7 +360,7 @@ class PreprocessingBeforeSplit(StaticRule):
     def visit_Assign(self, node: cst.Assign) -> None:
         self.assigned.append(node)
         value = node.value
-        if isinstance(value, cst.Call) and (last_name(value.func) or "")[:1].isupper() \
+        if isinstance(value, cst.Call) and (final_name(value.func) or "")[:1].isupper() \
                 and self.ctx.call_name(value) in _PREPROCESSORS:
             self.preprocessors.update(n for t in node.targets for n in _target_names(t.target))
 
@@ -387,7 +387,7 @@ class PreprocessingBeforeSplit(StaticRule):
                     and _over_rows(get_arg(node, None, "dim")):
                 data = func.value
         if data is None:
-            if last_name(func) not in _SPLIT_OR_STAT_NAMES:
+            if final_name(func) not in _SPLIT_OR_STAT_NAMES:
                 return
             name = self.ctx.call_name(node)
             if name in _SPLITS:
@@ -459,7 +459,7 @@ def _does_item_work(class_def: cst.ClassDef) -> bool:
         if isinstance(statement, cst.FunctionDef) and statement.name.value == "__getitem__":
             for node in walk(statement):
                 if isinstance(node, cst.Call):
-                    called = last_name(node.func) or ""
+                    called = final_name(node.func) or ""
                     if called in _WORK_CALLS or "transform" in called.lower():
                         return True
     return False
@@ -518,12 +518,12 @@ class SingleProcessLoading(StaticRule):
         self.to_call = False
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        if any((last_name(base.value) or "").endswith("Dataset") for base in node.bases) and _does_item_work(node):
+        if any((final_name(base.value) or "").endswith("Dataset") for base in node.bases) and _does_item_work(node):
             self.working_classes.add(node.name.value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self.assigns.append(node)  # read only when the file has a DataLoader
-        if isinstance(node.value, cst.Call) and last_name(node.value.func) == "DataLoader":
+        if isinstance(node.value, cst.Call) and final_name(node.value.func) == "DataLoader":
             self.assigned_call, self.assigned_name = node.value, dotted_name(node.targets[0].target) or ""
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
@@ -540,7 +540,7 @@ class SingleProcessLoading(StaticRule):
             if method == "to":
                 self.to_call = True
                 return
-        if last_name(func) == "DataLoader" and self.ctx.call_name(node) in _DATALOADERS:
+        if final_name(func) == "DataLoader" and self.ctx.call_name(node) in _DATALOADERS:
             self.loaders.append((node, self.assigned_name if node is self.assigned_call else ""))
 
     def _built_by(self, call: cst.Call) -> str | None:

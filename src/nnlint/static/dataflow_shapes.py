@@ -16,6 +16,7 @@ import libcst as cst
 
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
+from nnlint.static.facts.classes import ClassScope, ModuleClasses
 from nnlint.tree import children
 
 INPUT = 1  # derives from the forward's parameters
@@ -23,13 +24,6 @@ LAYER = 2  # derives from a submodule's output
 MODEL = 4  # a whole model's output (outside forward)
 ACTIVATION = INPUT | LAYER
 
-_MODULE_BASES = frozenset(
-    {
-        "torch.nn.Module", "torch.nn.modules.module.Module", "lightning.LightningModule",
-        "lightning.pytorch.LightningModule", "pytorch_lightning.LightningModule",
-        "lightning.pytorch.core.LightningModule", "pytorch_lightning.core.LightningModule",
-    }
-)
 # nn.Module's own methods: `self.register_buffer(...)` and friends are not layer calls.
 _MODULE_METHODS = frozenset(
     {
@@ -130,13 +124,6 @@ def _is_model_name(expr: cst.BaseExpression) -> bool:
 
 
 @dataclass
-class ClassScope:
-    node: cst.ClassDef
-    is_module: bool
-    methods: frozenset[str]
-
-
-@dataclass
 class FunctionScope:
     node: cst.FunctionDef | None  # None for the module level
     owner: ClassScope | None  # the module class when this is its forward
@@ -156,34 +143,18 @@ class ModelScopeRule(StaticRule):
 
     TRACK_MODEL_OUTPUTS = False  # also follow `out = model(x)` outside forward (costs a little)
 
+    uses = (ModuleClasses,)
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        self._module_classes: dict[str, frozenset[str]] = {}  # module class name -> its methods
+        self._module_classes = ctx.facts(ModuleClasses)
         self._classes: list[ClassScope] = []
         self.scope = FunctionScope(None, None)
         self._functions: list[FunctionScope] = [self.scope]
 
     # scopes
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        methods = {s.name.value for s in node.body.body if isinstance(s, cst.FunctionDef)}
-        is_module = False
-        for base in node.bases:
-            if base.keyword is not None:
-                continue
-            qualname = self.ctx.qualname(base.value)
-            local = dotted_name(base.value)
-            if local in self._module_classes:
-                is_module = True
-                methods |= self._module_classes[local]
-            elif qualname in _MODULE_BASES or (
-                qualname and qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[1][:1].isupper()
-                and qualname != "torch.nn.Parameter"
-            ):
-                is_module = True
-        scope = ClassScope(node, is_module, frozenset(methods))
-        if is_module:
-            self._module_classes[node.name.value] = scope.methods
-        self._classes.append(scope)
+        self._classes.append(self._module_classes.by_node[node])
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.pop()

@@ -14,12 +14,17 @@ shared by the rules through the file context.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from nnlint.imports import dotted_name
+from nnlint.static.facts.names import final_name
 from nnlint.static.calls import get_arg
 from nnlint.tree import walk_no_defs
+
+if TYPE_CHECKING:
+    from nnlint.static.facts.lossflow import LossFlowFacts
 
 # Tensor kinds.
 SOFTMAX = "softmax"
@@ -223,10 +228,10 @@ def _short(module: cst.Module, node: cst.CSTNode, limit: int = 40) -> str:
 class FlowAnalysis:
     """Interprets one file; `findings` lists every loss call fed a tensor of a known kind."""
 
-    def __init__(self, ctx, collector: "Collector"):
+    def __init__(self, ctx, walked: "LossFlowFacts"):
         self.ctx = ctx
         self.module = ctx.module
-        self.collector = collector
+        self.walked = walked
         self.findings: dict[int, Finding] = {}
         self._classes: dict[str, cst.ClassDef | None] = {}
         self._subclassed: set[str] = set()
@@ -234,7 +239,7 @@ class FlowAnalysis:
         self._forward_cache: dict[int, Tensor | None] = {}
         self._in_progress: set[int] = set()
         self._collect_classes(self.module.body)
-        self._reassigned_attrs = collector.reassigned_attrs
+        self._reassigned_attrs = walked.reassigned_attrs
         self._interpret_scopes(_Scope(self.module))
 
     # ---- file structure ----
@@ -346,7 +351,7 @@ class FlowAnalysis:
         pending = [first]
         while pending:
             scope = pending.pop()
-            relevant = self.collector.is_relevant(scope.node)
+            relevant = self.walked.is_relevant(scope.node)
             if isinstance(scope.node, cst.Module):
                 body, params, env = scope.node, (), {}
             elif relevant:
@@ -593,66 +598,4 @@ def _message(family: str, value: Tensor, loss: str, given: str) -> str:
     return f"{what}, but {loss} expects log-probabilities: use log_softmax instead of softmax"
 
 
-def final_name(expr: cst.BaseExpression) -> str | None:
-    """`c` for `a.b.c` or `c`: a cheap key for prefiltering calls."""
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    return None
-
-
 ALL_TRIGGERS = frozenset().union(*TRIGGER_NAMES.values())
-
-
-class Collector:
-    """What the engine's single walk tells the analysis, so that it need not walk the file again.
-
-    One loss rule per file (the `owner`) forwards its visits here. It records which final names
-    each function calls and which names may hold a loss object, so only functions that may compute
-    a watched loss are interpreted, and which attributes are assigned from outside their class.
-    """
-
-    def __init__(self, module: cst.Module):
-        self.owner = None
-        self._scopes: list[int] = [id(module)]
-        self.called: dict[int, set[str]] = {id(module): set()}
-        self.loss_names: set[str] = set()
-        self.reassigned_attrs: set[str] = set()
-        self._analysis: FlowAnalysis | None = None
-
-    def enter_function(self, node: cst.FunctionDef) -> None:
-        self._scopes.append(id(node))
-        self.called[id(node)] = set()
-
-    def leave_function(self) -> None:
-        self._scopes.pop()
-
-    def call(self, node: cst.Call) -> None:
-        self.called[self._scopes[-1]].add(final_name(node.func))
-
-    def assignment(self, targets: list[cst.BaseExpression], value: cst.BaseExpression | None) -> None:
-        for target in targets:
-            if isinstance(target, cst.Attribute) and not (
-                    isinstance(target.value, cst.Name) and target.value.value == "self"):
-                self.reassigned_attrs.add(target.attr.value)
-        # `criterion = nn.CrossEntropyLoss().to(device)`: the name may hold a loss.
-        while isinstance(value, cst.Call):
-            if final_name(value.func) in ALL_TRIGGERS:
-                self.loss_names.update(filter(None, map(final_name, targets)))
-                return
-            value = value.func.value if isinstance(value.func, cst.Attribute) else None
-
-    def is_relevant(self, node: cst.CSTNode) -> bool:
-        names = self.called.get(id(node), ())
-        return any(n in ALL_TRIGGERS or n in self.loss_names for n in names)
-
-    def analysis(self, ctx) -> "FlowAnalysis":
-        if self._analysis is None:
-            self._analysis = FlowAnalysis(ctx, self)
-        return self._analysis
-
-
-def collector(ctx) -> Collector:
-    """The file's collector, shared by every loss rule (created before the walk)."""
-    return ctx.shared("losses.flow", lambda: Collector(ctx.module))

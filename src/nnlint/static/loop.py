@@ -8,7 +8,7 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.loopfacts import (
+from nnlint.static.facts.loops import (
     Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
 )
 from nnlint.tree import walk

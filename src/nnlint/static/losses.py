@@ -5,65 +5,41 @@ from __future__ import annotations
 import libcst as cst
 
 from nnlint.diagnostics import Severity
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static import flow
 from nnlint.static.calls import get_arg
+from nnlint.static.facts.lossflow import LossFlowFacts
+from nnlint.static.facts.names import final_name
 
 
 class _LossFlowRule(StaticRule):
     """Reports the findings of the shared flow analysis that belong to one loss family.
 
-    During the walk one of these rules (the first created for the file) feeds the shared
-    collector; each notes whether the file mentions its loss at all (a cheap name test). The
-    analysis runs at the end, once per file for all of them, and only if some loss is mentioned.
+    Each rule notes whether the file mentions its loss at all (a cheap name test); the analysis runs
+    at the end, once per file for all of them (`LossFlowFacts`), and only if some loss is mentioned.
     """
 
     family: str
     kinds: frozenset[str]
+    uses = (LossFlowFacts,)
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self._triggers = flow.TRIGGER_NAMES[self.family]
         self._mentioned = False
-        self._collector = flow.collector(ctx)
-        if self._collector.owner is None:
-            self._collector.owner = self
-        self._feeds = self._collector.owner is self
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self._feeds:
-            self._collector.call(node)
-        if not self._mentioned and flow.final_name(node.func) in self._triggers:
+        if not self._mentioned and final_name(node.func) in self._triggers:
             self._mentioned = True
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
-        if not self._mentioned and flow.final_name(node.name) in self._triggers:
+        if not self._mentioned and final_name(node.name) in self._triggers:
             self._mentioned = True
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self._collector.enter_function(node)
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self._collector.leave_function()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if self._feeds:
-            self._collector.assignment([t.target for t in node.targets], node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self._feeds:
-            self._collector.assignment([node.target], node.value)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if self._feeds:
-            self._collector.assignment([node.target], None)
 
     def leave_Module(self, node: cst.Module) -> None:
         if not self._mentioned:
             return
-        for finding in self._collector.analysis(self.ctx).findings.values():
+        for finding in self.ctx.facts(LossFlowFacts).analysis().findings.values():
             if finding.family == self.family and finding.kind in self.kinds:
                 self.report(finding.call, finding.message)
 
@@ -201,12 +177,14 @@ class LogOfSoftmax(StaticRule):
 
     Softmax and sigmoid round small probabilities to exactly 0 in float32 (and far sooner in
     half precision); `torch.log` of 0 is -inf, and the loss or gradient becomes inf/NaN. The fused
-    `F.log_softmax(x, dim)` and `F.logsigmoid(x)` compute the same values stably.
+    `F.log_softmax(x, dim)` and `F.logsigmoid(x)` compute the same values stably. The fix rewrites
+    `log(x.softmax(...))` and `log(F.softmax(...))` into the same call of `log_softmax`.
     """
 
     code = "NNL402"
     name = "log-of-softmax"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch.nn.functional as F\nlogp = F.log_softmax(x, dim=-1)\n",
         "import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=-1) + 1e-8)\n",
@@ -215,10 +193,18 @@ class LogOfSoftmax(StaticRule):
         "import mylib as F\nimport torch\nlogp = torch.log(F.softmax(x, 1))\n",
     )
     INVALID = (
-        "import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=1))  # <-\n",
-        "import torch.nn.functional as F\nlogp = F.softmax(x, dim=-1).log()  # <-\n",
-        "import torch\nls = torch.log(torch.sigmoid(x))  # <-\n",
-        "import torch\nlogp = torch.log(scores.softmax(dim=-1))  # <-\n",
+        Invalid("import torch\nimport torch.nn.functional as F\nlogp = torch.log(F.softmax(x, dim=1))  # <-\n",
+                fixed="import torch\nimport torch.nn.functional as F\nlogp = F.log_softmax(x, dim=1)\n"),
+        Invalid("import torch.nn.functional as F\nlogp = F.softmax(x, dim=-1).log()  # <-\n",
+                fixed="import torch.nn.functional as F\nlogp = F.log_softmax(x, dim=-1)\n"),
+        # No fused sigmoid in torch's namespace: the message names F.logsigmoid, nothing is rewritten.
+        Invalid("import torch\nls = torch.log(torch.sigmoid(x))  # <-\n",
+                fixed="import torch\nls = torch.log(torch.sigmoid(x))\n"),
+        Invalid("import torch\nlogp = torch.log(scores.softmax(dim=-1))  # <-\n",
+                fixed="import torch\nlogp = scores.log_softmax(dim=-1)\n"),
+        # A bare `softmax` imported by name: `log_softmax` is not imported, so no rewrite.
+        Invalid("import torch\nfrom torch.nn.functional import softmax\nlogp = torch.log(softmax(x, 1))  # <-\n",
+                fixed="import torch\nfrom torch.nn.functional import softmax\nlogp = torch.log(softmax(x, 1))\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -231,10 +217,22 @@ class LogOfSoftmax(StaticRule):
             source = get_arg(node, 0, "input")
         else:
             return
-        fix = self._fused_replacement(source)
-        if fix is not None:
+        fused = self._fused_replacement(source)
+        if fused is not None:
             self.report(node, f"log of {self._describe(source)} underflows to -inf for small probabilities: "
-                              f"use {fix} instead")
+                              f"use {fused} instead", self._fix(node, source))
+
+    def _fix(self, node: cst.Call, source: cst.Call) -> NodeFix | None:
+        """`log(<prefix>.softmax(args))` -> `<prefix>.log_softmax(args)`, when nothing else would be lost."""
+        func = source.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "softmax":
+            return None  # sigmoid has no fused method; a bare imported name lacks its log_ sibling
+        if isinstance(node.func, cst.Attribute) and node.func.value is not source and len(node.args) != 1:
+            return None  # `torch.log(p, out=buf)`: more than the log itself
+        fused = source.with_changes(func=func.with_changes(attr=cst.Name("log_softmax")))
+        if "#" in self.ctx.module.code_for_node(node):
+            return None  # a comment inside the call would be dropped
+        return NodeFix("replace with log_softmax", ((node, fused),))
 
     def _fused_replacement(self, source: cst.BaseExpression | None) -> str | None:
         if not isinstance(source, cst.Call):
@@ -248,5 +246,5 @@ class LogOfSoftmax(StaticRule):
 
     def _describe(self, source: cst.Call) -> str:
         if self.ctx.qualname(source.func) is None:
-            return f"`.{flow.final_name(source.func)}(...)`"
+            return f"`.{final_name(source.func)}(...)`"
         return f"`{self.ctx.module.code_for_node(source.func)}(...)`"

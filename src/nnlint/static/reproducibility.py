@@ -7,9 +7,10 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
+from nnlint.static.facts.names import final_name
 from nnlint.static.rng import (
     DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls, is_main_guard,
-    last_name, seeded_rngs,
+    seeded_rngs,
 )
 
 
@@ -88,7 +89,7 @@ class MissingSeed(StaticRule):
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
         # Optimizers and trainers are classes: a capitalized name is the cheap test before resolving.
-        if isinstance(value, cst.Call) and len(node.targets) == 1 and (last_name(value.func) or "")[:1].isupper():
+        if isinstance(value, cst.Call) and len(node.targets) == 1 and (final_name(value.func) or "")[:1].isupper():
             target = dotted_name(node.targets[0].target)
             if target is not None:
                 self.training.note_assign(target, self.ctx.call_name(value))
@@ -118,7 +119,7 @@ class MissingSeed(StaticRule):
         func = call.func
         code = self.ctx.module.code_for_node(func)
         if len(code) > 40 and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
-            return f"{last_name(func.value.func)}(...).{func.attr.value}()"
+            return f"{final_name(func.value.func)}(...).{func.attr.value}()"
         return f"{code}()"
 
 
@@ -183,7 +184,7 @@ class PartialSeed(StaticRule):
                 if seeds == TORCH_ONLY:
                     self.torch_seeded_explicitly = True
             return
-        name = self.ctx.call_name(node) if last_name(node.func) in DRAW_NAMES else None
+        name = self.ctx.call_name(node) if final_name(node.func) in DRAW_NAMES else None
         if name is not None:
             for rng, draws in ((PYTHON, PYTHON_DRAWS), (NUMPY, NUMPY_DRAWS), (TORCH, TORCH_DRAWS)):
                 if name in draws:

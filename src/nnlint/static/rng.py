@@ -9,6 +9,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nnlint.imports import dotted_name
+from nnlint.static.facts.names import final_name, is_optimizer_class, is_optimizer_name
 
 TORCH, PYTHON, NUMPY = "torch", "random", "numpy"
 ALL_RNGS = frozenset({TORCH, PYTHON, NUMPY})
@@ -53,7 +54,7 @@ def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
     name contains "seed" (`utils.random_seed(args.seed)`, a local `set_seed` helper) count as seeding
     every RNG: we cannot see an imported body, and assuming it seeds less would report seeded scripts.
     """
-    last = last_name(call.func)
+    last = final_name(call.func)
     if last is None:
         return NOTHING
     lowered = last.lower()
@@ -82,21 +83,8 @@ def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
     return ALL_RNGS
 
 
-def last_name(expr: cst.BaseExpression) -> str | None:
-    """`opt` for `opt`, `optimizer` for `self.optimizer`, else None."""
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    return None
-
-
 def looks_like_optimizer(expr: cst.BaseExpression) -> bool:
-    name = last_name(expr)
-    if name is None:
-        return False
-    name = name.lower()
-    return "optim" in name or name == "opt" or name.startswith("opt_") or name.endswith("_opt")
+    return is_optimizer_name(final_name(expr))
 
 
 class TrainingCalls:
@@ -135,12 +123,6 @@ class TrainingCalls:
                 return is_lightning_trainer(resolve(receiver.func))
             return dotted_name(receiver) in self.trainers
         return False
-
-
-def is_optimizer_class(qualname: str) -> bool:
-    # torch.optim.Adam, torch.optim.adamw.AdamW; not torch.optim.lr_scheduler.*
-    return qualname.startswith("torch.optim.") and ".lr_scheduler" not in qualname \
-        and qualname.rsplit(".", 1)[-1][:1].isupper()
 
 
 def is_lightning_trainer(qualname: str | None) -> bool:

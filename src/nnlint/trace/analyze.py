@@ -9,6 +9,8 @@ checker process never sees a tensor. Path 1 is torch.fx (fxpath), path 2 eager r
 from __future__ import annotations
 
 import contextlib
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,9 +18,10 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from nnlint.trace import eagerpath, fxpath
 from nnlint.trace.checks import (
-    Context, Locator, OpRecord, check_activations, check_loss_shapes, check_nonfinite, definition_loc,
-    finding, gradient_norm_findings, initial_loss, mixing_location, shape_findings, tensors_in,
+    TraceInfo, Locator, OpRecord, TracedRun, definition_loc, finding, gradient_norm_findings, initial_loss,
+    mixing_location, tensors_in,
 )
+from nnlint.trace.hazards import TraceRule, trace_rules
 
 _LOGIT_PRODUCERS = frozenset({"module:Linear", "module:LazyLinear", "linear", "addmm", "matmul"})
 VALUE_CODES_NOTE = "value-based checks (NNL704, NNL706-NNL709) skipped on fake tensors"
@@ -54,17 +57,20 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
         with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
         batch, axis = _batch(model, trace.records, args, kwargs)
-        ctx = Context(batch, definition_loc(source_file, model))
-        findings = shape_findings(trace.records, ctx)
-        if fake:
+        info = TraceInfo(batch, definition_loc(source_file, model))
+        findings = _op_findings(trace.records, info, _rules(lambda r: r.scope == "op" and not (fake and r.needs_values)))
+        if fake:  # every run check needs values
             notes.append(VALUE_CODES_NOTE)
         else:
-            findings += _value_findings(model, trace, args, kwargs, ctx, axis, notes)
+            outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
+            run = TracedRun(model, trace.records, trace.output, trace.producer(outputs[0]) if outputs else None,
+                            args, kwargs, info, axis, notes)
+            findings += _run_findings(run, _rules(lambda r: r.scope == "run"))
     except eagerpath.ForwardFailed as failed:
         # A loss given mismatched shapes often raises (cross_entropy with a (B, 1) target): that is
         # the NNL702 finding, not a model that cannot be traced.
-        ctx = Context(None, definition_loc(source_file, model))
-        findings = [f for f in (check_loss_shapes(r, ctx) for r in failed.records[-1:]) if f]
+        info = TraceInfo(None, definition_loc(source_file, model))
+        findings = _op_findings(failed.records[-1:], info, _rules(lambda r: r.on_failed_forward))
         if not findings:
             if fake and "DataDependent" in type(failed.cause).__name__:
                 raise RuntimeError("forward branches on tensor values, which fake tensors do not have "
@@ -134,20 +140,55 @@ def _batch(model: torch.nn.Module, records: list[OpRecord], args, kwargs) -> tup
     return int(shape[axis]), axis
 
 
-def _value_findings(model, trace, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
-    found = check_nonfinite(trace.records, ctx) + check_activations(trace.records, ctx)
-    outputs = [t for t in tree_flatten(trace.output)[0] if isinstance(t, torch.Tensor)]
-    producer = trace.producer(outputs[0]) if outputs else None
-    if producer is not None and producer.op in _LOGIT_PRODUCERS:  # a classifier head, not features
-        found += initial_loss(outputs[0], producer.loc or ctx.fallback, ctx)
-    for name, check in (("NNL704", _gradient_test), ("NNL709", _gradient_norms)):
-        try:
-            found += check(model, trace.records, args, kwargs, ctx, axis, notes)
-        except Exception as exc:  # one failed check must not lose the others
-            notes.append(f"{name} check failed: {type(exc).__name__}: {exc}"[:300])
-        finally:
-            model.zero_grad(set_to_none=True)
+_CHECKS: dict[str, tuple[type[TraceRule], Callable]] = {}
+
+
+def _rules(wanted: Callable[[type[TraceRule]], bool]) -> list[tuple[type[TraceRule], Callable]]:
+    """The wanted traced rules with their check functions (resolved once per worker), in code order."""
+    if not _CHECKS:
+        for code, rule in trace_rules().items():
+            _CHECKS[code] = (rule, resolve_check(rule))
+    return [(rule, check) for rule, check in _CHECKS.values() if wanted(rule)]
+
+
+def resolve_check(rule: type[TraceRule]) -> Callable:
+    """The function a rule's `check` names; a name that does not resolve is an error, never skipped."""
+    module, _, function = (rule.check or "").partition(":")
+    try:
+        return getattr(importlib.import_module(f"nnlint.trace.{module}"), function)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise LookupError(f"{getattr(rule, 'code', rule.__name__)}: check {rule.check!r} does not resolve: {exc}") from None
+
+
+def _op_findings(records: list[OpRecord], info: TraceInfo, rules) -> list[dict]:
+    found = []
+    for rec in records:
+        for _, check in rules:
+            result = check(rec, info)
+            if result:
+                found.append(result)
     return found
+
+
+def _run_findings(run: TracedRun, rules) -> list[dict]:
+    found: list[dict] = []
+    for rule, check in rules:
+        try:
+            found += check(run)
+        except Exception as exc:  # one failed check must not lose the others
+            run.notes.append(f"{rule.code} check failed: {type(exc).__name__}: {exc}"[:300])
+        finally:
+            run.model.zero_grad(set_to_none=True)
+    return found
+
+
+def initial_loss_of_head(run: TracedRun) -> list[dict]:
+    """NNL707, judged only where the first output comes from a classifier head, not from features."""
+    producer = run.producer
+    if producer is None or producer.op not in _LOGIT_PRODUCERS:
+        return []
+    output = next(t for t in tree_flatten(run.output)[0] if isinstance(t, torch.Tensor))
+    return initial_loss(output, producer.loc or run.info.fallback, run.info)
 
 
 @contextlib.contextmanager
@@ -178,14 +219,16 @@ def _clone(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.clone()
 
 
-def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+def gradient_leak(run: TracedRun) -> list[dict]:
     """NNL704 from one backward pass of sum(out[sample 0]).
 
     In eval mode every sample's output may depend only on that sample, so the gradient of sample 0's
     output with respect to the other samples' inputs (or, for token inputs, their embeddings) must be
     exactly zero.
     """
-    batch = ctx.batch
+    model, records, args, kwargs, info, axis, notes = (run.model, run.records, run.args, run.kwargs, run.info,
+                                                      run.axis, run.notes)
+    batch = info.batch
     watched: list[torch.Tensor] = []
 
     def watch(value):
@@ -234,7 +277,7 @@ def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes:
         own = float(grad.narrow(axis, 0, 1).abs().max())
         leak = float(grad.narrow(axis, 1, batch - 1).abs().max())
         if leak > 1e-6 * own:
-            loc = mixing_location(records, ctx)
+            loc = mixing_location(records, info)
             found.append(finding("NNL704", f"samples leak into each other: in eval mode the output of "
                                  f"sample 0 has a gradient of {leak:.2e} with respect to other samples' "
                                  f"inputs (own: {own:.2e}); a view/reshape used where a transpose was "
@@ -243,8 +286,9 @@ def _gradient_test(model, records, args, kwargs, ctx: Context, axis: int, notes:
     return found
 
 
-def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes: list[str]) -> list[dict]:
+def gradient_norms(run: TracedRun) -> list[dict]:
     """NNL709: first vs last layer weight gradients of the summed output, with batch statistics."""
+    model, records, args, kwargs, info, notes = run.model, run.records, run.args, run.kwargs, run.info, run.notes
     if any(t.finite is False for r in records for t in tensors_in(r.out)):
         return []  # non-finite activations (NNL706) make every gradient non-finite: not a second finding
     with torch.enable_grad(), _batch_statistics(model):
@@ -258,7 +302,7 @@ def _gradient_norms(model, records, args, kwargs, ctx: Context, axis: int, notes
         generator = torch.Generator().manual_seed(0)
         projections = [(t.float() * torch.randn(t.shape, generator=generator)).sum() for t in tensors]
         torch.stack(projections).sum().backward(retain_graph=True)
-    return gradient_norm_findings(model, ctx)
+    return gradient_norm_findings(model, info)
 
 
 def _out_axis(t: torch.Tensor, axis: int, batch: int | None) -> int | None:

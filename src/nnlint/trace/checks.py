@@ -247,9 +247,24 @@ def definition_loc(source_file: str, model: torch.nn.Module) -> Loc:
 
 
 @dataclass
-class Context:
+class TraceInfo:
     batch: int | None  # the batch size of the inputs (chosen coprime with the other sizes)
     fallback: Loc  # where findings without a located op go: forward's def line
+
+
+@dataclass
+class TracedRun:
+    """What a "run" check sees: the model, its recorded ops and output, the inputs it ran on."""
+
+    model: torch.nn.Module
+    records: list[OpRecord]
+    output: Any
+    producer: Any  # OpRecord that produced the first output tensor, or None
+    args: tuple
+    kwargs: dict
+    info: TraceInfo
+    axis: int  # the batch axis of the inputs
+    notes: list[str]
 
 
 def finding(code: str, message: str, loc: Loc) -> dict:
@@ -286,7 +301,7 @@ _ELEMENTWISE = frozenset({
 })
 
 
-def check_broadcast(rec: OpRecord, ctx: Context) -> dict | None:
+def check_broadcast(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL701: operands of different shapes broadcast into a result larger than each of them.
 
     Restricted to results that hold the batch size in more dimensions than any operand does: that is
@@ -301,13 +316,13 @@ def check_broadcast(rec: OpRecord, ctx: Context) -> dict | None:
         return None
     if out.numel <= max(t.numel for t in operands):
         return None
-    if ctx.batch is not None and ctx.batch > 1:
-        if out.shape.count(ctx.batch) <= max(t.shape.count(ctx.batch) for t in operands):
+    if info.batch is not None and info.batch > 1:
+        if out.shape.count(info.batch) <= max(t.shape.count(info.batch) for t in operands):
             return None
     shapes = f" {rec.op} ".join(_shape(t) for t in operands)
     return finding("NNL701", f"`{shapes}` broadcasts to {_shape(out)}, larger than every operand: "
                    "values are combined pairwise across the batch; make the shapes agree (e.g. "
-                   "`squeeze(-1)` the prediction)", rec.loc or ctx.fallback)
+                   "`squeeze(-1)` the prediction)", rec.loc or info.fallback)
 
 
 _SAME_SHAPE_LOSSES = frozenset({
@@ -318,7 +333,7 @@ _SAME_SHAPE_LOSSES = frozenset({
 _CLASS_LOSSES = frozenset({"cross_entropy", "nll_loss"})
 
 
-def check_loss_shapes(rec: OpRecord, ctx: Context) -> dict | None:
+def check_loss_shapes(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL702: a loss whose input and target shapes disagree."""
     if rec.op not in _SAME_SHAPE_LOSSES and rec.op not in _CLASS_LOSSES:
         return None
@@ -335,7 +350,7 @@ def check_loss_shapes(rec: OpRecord, ctx: Context) -> dict | None:
     else:
         hint = "a target of the same shape"
     return finding("NNL702", f"{rec.op} got input {_shape(pred)} and target {_shape(target)}; it expects "
-                   f"{hint}: reshape the target or the prediction", rec.loc or ctx.fallback)
+                   f"{hint}: reshape the target or the prediction", rec.loc or info.fallback)
 
 
 _SOFTMAXES = frozenset({"softmax", "log_softmax", "softmin"})
@@ -349,7 +364,7 @@ def _softmax_dim(rec: OpRecord, x: TensorInfo) -> int | None:
     return dims[0] if dims else None
 
 
-def check_softmax_singleton(rec: OpRecord, ctx: Context) -> dict | None:
+def check_softmax_singleton(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL703: softmax along a dimension of size 1 is constant."""
     if rec.op not in _SOFTMAXES:
         return None
@@ -361,7 +376,7 @@ def check_softmax_singleton(rec: OpRecord, ctx: Context) -> dict | None:
         return None
     return finding("NNL703", f"{rec.op} over dim {dim} of {_shape(x)}, which has size 1: the output is "
                    "constant and passes no gradient; apply it over the class/position dimension",
-                   rec.loc or ctx.fallback)
+                   rec.loc or info.fallback)
 
 
 _REDUCTIONS = frozenset({
@@ -387,9 +402,9 @@ def reduced_dims(rec: OpRecord) -> tuple[TensorInfo, list[int]] | None:
     return (x, dims) if dims else None
 
 
-def check_batch_reduction(rec: OpRecord, ctx: Context) -> dict | None:
+def check_batch_reduction(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL705: a reduction or softmax along the batch dimension (a per-sample result stays per-sample)."""
-    if not ctx.batch or ctx.batch < 2:
+    if not info.batch or info.batch < 2:
         return None
     found = reduced_dims(rec)
     out = first_tensor(rec.out)
@@ -397,21 +412,21 @@ def check_batch_reduction(rec: OpRecord, ctx: Context) -> dict | None:
         return None
     x, dims = found
     # With B also the size of another dimension (a 7x7 grid at B=7), which one is the batch is unknown.
-    if x.shape.count(ctx.batch) != 1 or not any(x.shape[d] == ctx.batch for d in dims):
+    if x.shape.count(info.batch) != 1 or not any(x.shape[d] == info.batch for d in dims):
         return None
     return finding("NNL705", f"{rec.op} over dim {dims[0] if len(dims) == 1 else dims} of {_shape(x)}, "
-                   f"the batch dimension (size {ctx.batch}): each sample's output depends on the "
-                   "others; reduce over the feature dimensions", rec.loc or ctx.fallback)
+                   f"the batch dimension (size {info.batch}): each sample's output depends on the "
+                   "others; reduce over the feature dimensions", rec.loc or info.fallback)
 
 
-def check_device(rec: OpRecord, ctx: Context) -> dict | None:
+def check_device(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL710: a tensor created in forward on a fixed device."""
     out = first_tensor(rec.out)
     if not rec.device_fixed or out is None or not out.shape:  # 0-d tensors may mix with any device
         return None
     return finding("NNL710", f"{rec.op} creates a {_shape(out)} tensor on a fixed device inside forward: it "
                    "breaks (or copies every step) once the model is on a GPU; pass `device=x.device` "
-                   "or register a buffer", rec.loc or ctx.fallback)
+                   "or register a buffer", rec.loc or info.fallback)
 
 
 _RESHAPES = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
@@ -445,7 +460,7 @@ def is_aligned_reshape(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
     return True
 
 
-def check_reshape(rec: OpRecord, ctx: Context) -> dict | None:
+def check_reshape(rec: OpRecord, info: TraceInfo) -> dict | None:
     """NNL711: a reshape that scrambles elements instead of regrouping neighbours."""
     if rec.op not in _RESHAPES:
         return None
@@ -456,21 +471,7 @@ def check_reshape(rec: OpRecord, ctx: Context) -> dict | None:
         return None
     return finding("NNL711", f"{rec.op} {_shape(src)} -> {_shape(dst)} does not regroup adjacent "
                    "dimensions in order: it scrambles elements across positions or samples; "
-                   "permute/transpose the dimensions first", rec.loc or ctx.fallback)
-
-
-SHAPE_CHECKS = (check_broadcast, check_loss_shapes, check_softmax_singleton, check_batch_reduction,
-                check_device, check_reshape)
-
-
-def shape_findings(records: list[OpRecord], ctx: Context) -> list[dict]:
-    found = []
-    for rec in records:
-        for check in SHAPE_CHECKS:
-            result = check(rec, ctx)
-            if result:
-                found.append(result)
-    return found
+                   "permute/transpose the dimensions first", rec.loc or info.fallback)
 
 
 # -- value checks on recorded statistics ---------------------------------------------------------
@@ -486,9 +487,10 @@ def _has_nonfinite_constant(value: Any) -> bool:
     return False
 
 
-def check_nonfinite(records: list[OpRecord], ctx: Context) -> list[dict]:
+def check_nonfinite(run: TracedRun) -> list[dict]:
     """NNL706: the first op that turned finite inputs into NaN/Inf (deliberate `-inf` masks aside)."""
-    for rec in records:
+    info = run.info
+    for rec in run.records:
         outs = tensors_in(rec.out)
         if not any(t.finite is False for t in outs):
             continue
@@ -497,33 +499,34 @@ def check_nonfinite(records: list[OpRecord], ctx: Context) -> list[dict]:
             continue
         return [finding("NNL706", f"{rec.op} produced NaN/Inf from finite inputs on a standard-normal input "
                         "at initialization; guard it (clamp, epsilon, or a numerically stable variant)",
-                        rec.loc or ctx.fallback)]
+                        rec.loc or info.fallback)]
     return []
 
 
-def check_activations(records: list[OpRecord], ctx: Context) -> list[dict]:
+def check_activations(run: TracedRun) -> list[dict]:
     """NNL708: over 90% of an activation's outputs dead (ReLU) or saturated (tanh/sigmoid)."""
     found = []
-    for rec in records:
+    info = run.info
+    for rec in run.records:
         inactive = rec.stats.get("inactive")
         if inactive is None or inactive <= 0.9:
             continue
         state = "zero (dead)" if rec.op == "relu" else "saturated"
         found.append(finding("NNL708", f"{inactive:.0%} of this {rec.op}'s outputs are {state} at "
                              "initialization on a standard-normal input: almost no gradient flows; check "
-                             "the input scale and the weight/bias init", rec.loc or ctx.fallback))
+                             "the input scale and the weight/bias init", rec.loc or info.fallback))
     return found
 
 
 # -- checks that run the model -------------------------------------------------------------------
 
 
-def initial_loss(output: Any, loc: Loc, ctx: Context) -> list[dict]:
+def initial_loss(output: Any, loc: Loc, info: TraceInfo) -> list[dict]:
     """NNL707: expected cross-entropy of the initial logits on uniform labels, vs ln(C)."""
     if not isinstance(output, torch.Tensor) or output.dim() != 2 or not output.is_floating_point():
         return []
     batch, classes = output.shape
-    if classes < 2 or (ctx.batch and batch != ctx.batch):
+    if classes < 2 or (info.batch and batch != info.batch):
         return []
     with torch.no_grad():
         # Expected loss over uniformly random labels: the mean negative log-probability.
@@ -568,17 +571,17 @@ def _moves_batch(rec: OpRecord, batch: int) -> bool:
             and src.shape.index(batch) != out.shape.index(batch))
 
 
-def mixing_location(records: list[OpRecord], ctx: Context) -> Loc:
+def mixing_location(records: list[OpRecord], info: TraceInfo) -> Loc:
     """Where the batch dimension is first merged (else first moved); forward's line if nowhere."""
-    if ctx.batch and ctx.batch > 1:
+    if info.batch and info.batch > 1:
         for predicate in (_breaks_batch, _moves_batch):
             for rec in records:
-                if rec.loc is not None and predicate(rec, ctx.batch):
+                if rec.loc is not None and predicate(rec, info.batch):
                     return rec.loc
-    return ctx.fallback
+    return info.fallback
 
 
-def gradient_norm_findings(model: torch.nn.Module, ctx: Context) -> list[dict]:
+def gradient_norm_findings(model: torch.nn.Module, info: TraceInfo) -> list[dict]:
     """NNL709: first vs last layer weight gradient norms after one backward pass.
 
     Layers are the modules with a matrix or kernel `weight`, in registration order: free parameters
@@ -602,4 +605,4 @@ def gradient_norm_findings(model: torch.nn.Module, ctx: Context) -> list[dict]:
         ratio = "are not finite"
     return [finding("NNL709", f"at initialization the gradient norms of the first layer ({first_name}: "
                     f"{first:.2e}) and the last layer ({last_name}: {last:.2e}) {ratio}: use a standard "
-                    "init, normalization layers or residual connections", ctx.fallback)]
+                    "init, normalization layers or residual connections", info.fallback)]

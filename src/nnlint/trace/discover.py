@@ -14,6 +14,8 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nnlint.imports import ImportTable, dotted_name
+from nnlint.static.facts.classes import decide_modules
+from nnlint.static.facts.names import last_part
 
 _INPUT_COMMENT = re.compile(r"#\s*nnlint:\s*input\s*=\s*(.+?)\s*$")
 _TENSOR_FACTORIES = {"randn": "float32", "rand": "float32", "zeros": "float32", "ones": "float32",
@@ -39,7 +41,6 @@ class ModelClass:
     bases: list[str]  # qualified where the import table knows them, else as written
     is_module: bool | None  # None: decided later, from classes in other files
     input: list[str] | None = None  # from `# nnlint: input=...` on the class line
-    required: list[str] = field(default_factory=list)  # required __init__ parameters, for messages
     first_layers: list[str] = field(default_factory=list)  # `self.<attr>` called first in forward
 
 
@@ -57,11 +58,7 @@ class FileModels:
         return [c for c in self.classes if c.is_module]
 
 
-def _is_torch_module(qualified: str) -> bool:
-    return qualified.startswith("torch.nn.") and qualified.rsplit(".", 1)[-1][:1].isupper()
-
-
-class _Collector(cst.CSTVisitor):
+class _DefinitionCollector(cst.CSTVisitor):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, lines: list[str]):
@@ -110,7 +107,7 @@ class _Collector(cst.CSTVisitor):
 class _Evaluator:
     """Literal values of expressions, through simple assignments of this file."""
 
-    def __init__(self, collector: _Collector, refs: set[str]):
+    def __init__(self, collector: _DefinitionCollector, refs: set[str]):
         self.c = collector
         self.refs = refs  # names the worker can resolve in the loaded module
 
@@ -198,8 +195,7 @@ class _Evaluator:
 
 
 def _callee_name(call: cst.Call) -> str | None:
-    name = dotted_name(call.func)
-    return name.rsplit(".", 1)[-1] if name else None
+    return last_part(dotted_name(call.func)) or None
 
 
 def _strip_passthrough(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -230,7 +226,7 @@ def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> st
     qualified = ev.c.imports.resolve(node.func) or ""
     if not qualified.startswith("torch."):
         return None
-    factory = qualified.rsplit(".", 1)[-1]
+    factory = last_part(qualified)
     if factory not in _TENSOR_FACTORIES or factory == "randn_like":
         return None
     dtype = _TENSOR_FACTORIES[factory]
@@ -243,7 +239,7 @@ def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> st
             values = [ev.value(a.value) for a in positional]
         for arg in node.args:
             if arg.keyword and arg.keyword.value == "dtype":
-                dtype_name = (dotted_name(arg.value) or "").rsplit(".", 1)[-1]
+                dtype_name = last_part(dotted_name(arg.value))
                 dtype = _DTYPE_NAMES.get(dtype_name)
                 if dtype is None:
                     return None
@@ -254,16 +250,6 @@ def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> st
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         return None
     return f"{dtype}[{','.join(str(d) for d in _dims_after_first(values))}]"
-
-
-def _required_params(node: cst.ClassDef) -> list[str] | None:
-    for stmt in node.body.body:
-        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
-            params = stmt.params
-            return [p.name.value for p in list(params.posonly_params) + list(params.params)
-                    if p.default is None][1:] + [p.name.value for p in params.kwonly_params
-                                                  if p.default is None]
-    return None
 
 
 def _first_layers(node: cst.ClassDef, limit: int = 4) -> list[str]:
@@ -294,7 +280,7 @@ def _factory_target(func: cst.FunctionDef, class_names: set[str]) -> str | None:
            + list(params.kwonly_params)):
         return None
     if func.returns is not None:
-        name = (dotted_name(func.returns.annotation) or "").rsplit(".", 1)[-1]
+        name = last_part(dotted_name(func.returns.annotation))
         if name in class_names:
             return name
     built: dict[str, str] = {}
@@ -357,7 +343,7 @@ def discover(source: str) -> FileModels:
     module = cst.parse_module(source)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     lines = source.splitlines()
-    collector = _Collector(lines)
+    collector = _DefinitionCollector(lines)
     wrapper.visit(collector)
     positions = wrapper.resolve(PositionProvider)
     result = FileModels()
@@ -383,31 +369,12 @@ def discover(source: str) -> FileModels:
                 spec = _split_specs(match.group(1))
         model = ModelClass(node.name.value, name_pos.start.line, name_pos.start.column + 1,
                            name_pos.end.line, name_pos.end.column + 1, bases, None, spec,
-                           _required_params(node) or [], _first_layers(node))
+                           first_layers=_first_layers(node))
         local[model.name] = model
         result.classes.append(model)
 
     # Local bases, to a fixpoint; a base from another file stays undecided (None).
-    changed = True
-    while changed:
-        changed = False
-        for model in result.classes:
-            if model.is_module is not None:
-                continue
-            verdicts = []
-            for base in model.bases:
-                if _is_torch_module(base):
-                    verdicts.append(True)
-                elif base in local:
-                    verdicts.append(local[base].is_module)
-                elif base in ("object", "ABC", "abc.ABC", "Exception") or base.startswith("typing."):
-                    verdicts.append(False)
-                else:
-                    verdicts.append(None)
-            if True in verdicts:
-                model.is_module, changed = True, True
-            elif all(v is False for v in verdicts):
-                model.is_module, changed = False, True
+    decide_modules(result.classes, lambda base: local[base].is_module if base in local else None)
     for model in result.classes:
         if model.is_module is None and all(base in local for base in model.bases):
             model.is_module = False  # a cycle of undecided local bases

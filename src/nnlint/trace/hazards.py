@@ -1,4 +1,13 @@
-"""NNL7: the hazards the tracing layer reports. Metadata only: this module never imports torch."""
+"""NNL7: the hazards the tracing layer reports. Metadata only: this module never imports torch.
+
+Each rule names its check as "module:function" under `nnlint.trace`; the analyzer (in the worker,
+where torch is) runs every rule's check. An "op" check reads one recorded op, `(OpRecord, Context)
+-> finding | None`; a "run" check sees the whole traced run, `(TracedRun) -> [finding]`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Rule
@@ -6,6 +15,22 @@ from nnlint.rule import Rule
 
 class TraceRule(Rule):
     layer = "trace"
+    check: ClassVar[str | None] = None  # "module:function" under nnlint.trace
+    scope: ClassVar[str] = "op"  # "op": called per recorded op; "run": once per traced run
+    needs_values: ClassVar[bool] = False  # skipped on fake tensors, which have no values
+    on_failed_forward: ClassVar[bool] = False  # also judges the last op of a forward that raised
+
+
+def trace_rules() -> dict[str, type[TraceRule]]:
+    """The traced rules that have a check, in code order."""
+    found: dict[str, type[TraceRule]] = {}
+    pending = list(TraceRule.__subclasses__())
+    while pending:
+        rule = pending.pop()
+        pending += rule.__subclasses__()
+        if rule.check is not None and "code" in rule.__dict__:  # registered rules only
+            found[rule.code] = rule
+    return dict(sorted(found.items()))
 
 
 class BroadcastExpansion(TraceRule):
@@ -19,6 +44,7 @@ class BroadcastExpansion(TraceRule):
     code = "NNL701"
     name = "broadcast-expansion"
     severity = Severity.ERROR
+    check = "checks:check_broadcast"
     INVALID = (
         """\
 from torch import nn
@@ -60,6 +86,8 @@ class LossShapeMismatch(TraceRule):
     code = "NNL702"
     name = "loss-shape-mismatch"
     severity = Severity.ERROR
+    check = "checks:check_loss_shapes"
+    on_failed_forward = True
     INVALID = (
         """\
 from torch import nn
@@ -102,6 +130,7 @@ class SoftmaxOverSingleton(TraceRule):
     code = "NNL703"
     name = "softmax-over-singleton"
     severity = Severity.ERROR
+    check = "checks:check_softmax_singleton"
     INVALID = (
         """\
 import torch
@@ -147,6 +176,9 @@ class BatchMixing(TraceRule):
     code = "NNL704"
     name = "batch-mixing"
     severity = Severity.ERROR
+    check = "analyze:gradient_leak"
+    scope = "run"
+    needs_values = True
     INVALID = (
         """\
 import torch
@@ -195,6 +227,7 @@ class BatchDimReduction(TraceRule):
     code = "NNL705"
     name = "batch-dim-reduction"
     severity = Severity.WARNING
+    check = "checks:check_batch_reduction"
     INVALID = (
         """\
 from torch import nn
@@ -237,6 +270,9 @@ class NonFiniteOutput(TraceRule):
     code = "NNL706"
     name = "non-finite-output"
     severity = Severity.ERROR
+    check = "checks:check_nonfinite"
+    scope = "run"
+    needs_values = True
     INVALID = (
         """\
 import torch
@@ -284,6 +320,9 @@ class InitialLossOff(TraceRule):
     code = "NNL707"
     name = "initial-loss-off"
     severity = Severity.WARNING
+    check = "analyze:initial_loss_of_head"
+    scope = "run"
+    needs_values = True
     INVALID = (
         """\
 from torch import nn
@@ -328,6 +367,9 @@ class DeadOrSaturatedActivations(TraceRule):
     code = "NNL708"
     name = "dead-or-saturated-activations"
     severity = Severity.WARNING
+    check = "checks:check_activations"
+    scope = "run"
+    needs_values = True
     INVALID = (
         """\
 import torch.nn.functional as F
@@ -390,6 +432,9 @@ class VanishingOrExplodingGradients(TraceRule):
     code = "NNL709"
     name = "vanishing-or-exploding-gradients"
     severity = Severity.WARNING
+    check = "analyze:gradient_norms"
+    scope = "run"
+    needs_values = True
     INVALID = (
         """\
 from torch import nn
@@ -438,6 +483,7 @@ class DeviceHazard(TraceRule):
     code = "NNL710"
     name = "device-hazard"
     severity = Severity.WARNING
+    check = "checks:check_device"
     INVALID = (
         """\
 import torch
@@ -487,6 +533,7 @@ class MisalignedReshape(TraceRule):
     code = "NNL711"
     name = "misaligned-reshape"
     severity = Severity.WARNING
+    check = "checks:check_reshape"
     INVALID = (
         """\
 from torch import nn

@@ -19,7 +19,10 @@ from pathlib import Path
 import libcst as cst
 
 from nnlint.diagnostics import Diagnostic
+from nnlint.precheck import compile_error
 from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.static.facts.classes import decide_modules
+from nnlint.static.facts.names import last_part
 from nnlint.trace.discover import FileModels, ModelClass, discover
 from nnlint.trace.sandbox import ChildDied, SandboxedProcess
 
@@ -44,7 +47,6 @@ class TraceOptions:
 class _File:
     path: str
     display: str
-    lines: list[str]
     found: FileModels
 
 
@@ -123,22 +125,23 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     for path, display in files:
         try:
             text = decode(read_bytes(path))
+            if compile_error(text) is not None:  # NNL001 from the static layer; keeps libcst off deep nesting
+                continue
             found = discover(text)
         except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, text.split("\n"), found))
+        out.append(_File(path, display, found))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
-    verdict = {c.name: c.is_module for f in out for c in f.found.classes if c.is_module is not None}
-    changed = True
-    while changed:
-        changed = False
-        for file in out:
-            for cls in file.found.classes:
-                if cls.is_module is None:
-                    bases = [verdict.get(b.rsplit(".", 1)[-1]) for b in cls.bases]
-                    if True in bases:
-                        cls.is_module = verdict[cls.name] = True
-                        changed = True
+    classes = [c for f in out for c in f.found.classes]
+    by_name: dict[str, list[ModelClass]] = {}
+    for cls in classes:
+        by_name.setdefault(cls.name, []).append(cls)
+
+    def defined_elsewhere(base: str) -> bool | None:
+        verdicts = [c.is_module for c in by_name.get(last_part(base), ()) if c.is_module is not None]
+        return True if True in verdicts else (False if verdicts else None)  # read live: the fixpoint moves
+
+    decide_modules([c for c in classes if c.is_module is None], defined_elsewhere)
     return out
 
 
@@ -176,12 +179,26 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
 
 def _diagnostic(code: str, message: str, file: _File, line: int, column: int, end_line: int,
                 end_column: int) -> Diagnostic:
-    from nnlint.rule import registry
+    from nnlint.registry import registry
 
-    rule = registry()[code]
-    text = file.lines[line - 1] if 0 < line <= len(file.lines) else ""
+    rule = registry()[code]  # the caller settles it: enabled codes, line text, noqa
     return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
-                      rule.severity, "trace", text)
+                      rule.severity, "trace")
+
+
+def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
+    """A worker's finding as a diagnostic; one with an unknown code or missing fields is nnlint's bug (NNL003)."""
+    from nnlint.registry import registry
+
+    try:
+        rule = registry()[finding["code"]]
+        if rule.layer != "trace":
+            raise KeyError(finding["code"])
+        return _diagnostic(rule.code, finding["message"], file, finding["line"], finding["column"],
+                           finding.get("end_line", finding["line"]), finding.get("end_column", finding["column"] + 1))
+    except (KeyError, TypeError) as exc:
+        return _diagnostic("NNL003", f"tracing {cls.name} reported a malformed finding ({type(exc).__name__}: "
+                           f"{exc}): {str(finding)[:120]}", file, cls.line, cls.column, cls.end_line, cls.end_column)
 
 
 def _not_traced(file: _File, cls: ModelClass, reason: str, snippet: str) -> Diagnostic:
@@ -195,7 +212,7 @@ def _timeout_snippet(options: TraceOptions) -> str:
     return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
 
 
-class _Collector:
+class _ResultCollector:
     def __init__(self, options: TraceOptions):
         self.options = options
         self.diagnostics: list[Diagnostic] = []
@@ -209,13 +226,7 @@ class _Collector:
         with self.lock:
             if message.get("ok"):
                 for finding in message.get("findings", []):
-                    try:
-                        self.diagnostics.append(_diagnostic(
-                            finding["code"], finding["message"], file, finding["line"], finding["column"],
-                            finding.get("end_line", finding["line"]),
-                            finding.get("end_column", finding["column"] + 1)))
-                    except KeyError:
-                        continue
+                    self.diagnostics.append(_finding_diagnostic(finding, file, cls))
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
@@ -244,7 +255,7 @@ class _Collector:
                 self.model_result(file, {"model": cls.name, "ok": False, "reason": reason, "snippet": snippet})
 
 
-def _run_file(worker: Worker, file: _File, request: dict, collector: _Collector) -> None:
+def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultCollector) -> None:
     pending = {m["name"] for m in request["models"]}
     worker.send(request)  # a worker that cannot start raises to the caller
     try:
@@ -295,7 +306,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     found = _discover_all(files)
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
-    collector = _Collector(options)
+    collector = _ResultCollector(options)
     if not requests:
         return [], collector.notes
     own_pool = pool is None

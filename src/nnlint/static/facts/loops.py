@@ -1,4 +1,4 @@
-"""Facts about training and evaluation loops, gathered once per file and shared by the NNL5 rules.
+"""Facts about training and evaluation loops, gathered once per file and read by the NNL5 rules.
 
 One extra walk of the module at `leave_Module` records the calls that matter to training loops
 (backward, optimizer and scheduler steps, zero_grad, eval/train mode switches, model calls, calls to
@@ -15,24 +15,12 @@ import libcst as cst
 
 from nnlint.imports import dotted_name
 from nnlint.static.calls import get_arg, positional_args
+from nnlint.static.facts import Facts
+from nnlint.static.facts.names import (
+    SCHEDULER_WORDS, is_optimizer_class, is_optimizer_name, last_part, name_tokens,
+)
 from nnlint.tree import children
 
-_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-
-
-def name_tokens(name: str | None) -> frozenset[str]:
-    """Lower-case words of an identifier: `optimizerD` -> {optimizer, d}, `val_loader` -> {val, loader}."""
-    if not name:
-        return frozenset()
-    return frozenset(w.lower() for w in _WORDS.findall(name))
-
-
-def last_part(dotted: str | None) -> str:
-    return dotted.rsplit(".", 1)[-1] if dotted else ""
-
-
-_OPTIMIZER_WORDS = frozenset({"opt", "optim", "optimizer", "optimiser", "optimizers", "optimisers", "optims"})
-_SCHEDULER_WORDS = frozenset({"sched", "scheduler", "schedulers"})
 # Receivers whose `.backward(loss)` is a framework's, which manages gradients itself.
 _FRAMEWORK_WORDS = frozenset({"accelerator", "fabric", "engine", "trainer", "strategy", "self", "deepspeed",
                               "precision", "amp"})
@@ -49,11 +37,6 @@ _BLOCK_TYPES = frozenset({cst.If, cst.Else, cst.ExceptHandler, cst.Lambda, cst.F
 _SKIPPED = frozenset({cst.Name, cst.SimpleString, cst.Integer, cst.Float, cst.Imaginary, cst.Ellipsis, cst.Pass,
                       cst.Break, cst.Continue, cst.Import, cst.ImportFrom, cst.Annotation, cst.FormattedString,
                       cst.ConcatenatedString, cst.EmptyLine, cst.Comment, cst.Newline})
-
-
-def is_optimizer_name(dotted: str | None) -> bool:
-    words = name_tokens(last_part(dotted))
-    return bool(words & _OPTIMIZER_WORDS) and not words & _SCHEDULER_WORDS
 
 
 def is_model_name(dotted: str | None) -> bool:
@@ -99,8 +82,11 @@ class Scope:
         self.events: list[Event] = []
 
 
-class LoopFacts:
+class LoopFacts(Facts):
+    """The file's loop events, collected by one extra walk the first time a rule asks."""
+
     def __init__(self, ctx):
+        super().__init__(ctx)
         self.module_scope = Scope(ctx.module, "<module>", None, False)
         self.scopes: list[Scope] = [self.module_scope]
         self.loop_iters: dict[cst.CSTNode, cst.CSTNode] = {}
@@ -308,7 +294,7 @@ class LoopFacts:
             return False
         built = self.assigned_calls.get(dotted)
         if built:
-            return built.startswith("torch.optim.") and ".lr_scheduler." not in built
+            return is_optimizer_class(built)
         return is_optimizer_name(dotted)
 
     def is_scheduler(self, dotted: str | None) -> bool:
@@ -318,7 +304,7 @@ class LoopFacts:
         if built:
             return bool(_LR_SCHEDULE_FACTORIES.search(built))
         words = name_tokens(last_part(dotted))
-        return bool(words & _SCHEDULER_WORDS) and "noise" not in words
+        return bool(words & SCHEDULER_WORDS) and "noise" not in words
 
     def stepped_optimizer(self, event: Event) -> str | None:
         """The optimizer an optimizer-step event steps: `opt.step()` or `scaler.step(opt)`."""
@@ -357,4 +343,4 @@ _TORCH_PACKAGES = ("torch", "lightning", "pytorch_lightning", "accelerate", "tra
 def loop_facts(ctx) -> LoopFacts | None:
     """The file's loop facts, built on first request (at leave_Module); None for files not using torch."""
     uses_torch = any(ctx.imports.imports_module(p) for p in _TORCH_PACKAGES)
-    return ctx.shared("loop.facts", lambda: LoopFacts(ctx) if uses_torch else None)
+    return ctx.facts(LoopFacts) if uses_torch else None

@@ -1,0 +1,213 @@
+"""Finding a model's input in the worker: spec candidates from config, comments, literals and first layers,
+and the tensors made from a spec.
+
+Imported only in the worker, after its memory cap is set.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torch.nn as nn
+
+from nnlint.trace.inputs import InputSpec, SpecError, TensorSpec, choose_sizes, parse_input, parse_spec
+
+SPATIAL = ("H", "W", "D", "L")
+# Fixed image sizes that many CNN heads (a Linear after a flatten) or ViTs insist on.
+COMMON_SIDES = (32, 28, 64, 224)
+
+
+def param_dims(model) -> set[int]:
+    """Every parameter and buffer dimension above 1: free sizes must differ from all of them."""
+    dims = set()
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        dims.update(int(d) for d in tensor.shape if d > 1)
+    return dims
+
+
+def _leaf_layers(model, first_layers: list[str]):
+    """Submodules in the order forward probably uses them: those it calls first, then registration."""
+    seen, ordered = set(), []
+    for name in first_layers:
+        sub = getattr(model, name, None)
+        if isinstance(sub, nn.Module):
+            for module in sub.modules():
+                if id(module) not in seen:
+                    seen.add(id(module))
+                    ordered.append(module)
+    for module in model.modules():
+        if id(module) not in seen:
+            seen.add(id(module))
+            ordered.append(module)
+    return ordered
+
+
+def _size_hints(model) -> list[int]:
+    """Image sides a model declares (`img_size`, `image_size`, ...), e.g. a ViT's patch embedding."""
+    hints = []
+    for module in model.modules():
+        for attr in ("img_size", "image_size", "input_size", "input_resolution", "resolution"):
+            value = getattr(module, attr, None)
+            if isinstance(value, int) and value > 4:
+                hints.append(value)
+            elif isinstance(value, (tuple, list)) and value and all(isinstance(v, int) for v in value):
+                hints.append(value[-1])
+        if hints:
+            break
+    return hints
+
+
+def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
+    """Input specs for a model whose forward starts at `layer`, with any fixed sizes to try."""
+    # Free prime sides first; then larger primes (Inception needs 75 px); then the exact sizes
+    # fixed heads insist on.
+    spatial_sides = [None] + [(h, h) for h in hints] + [(79, 83)] + [(s, s) for s in COMMON_SIDES]
+    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):  # a 2-D input to EmbeddingBag is B bags
+        return [(["int64[B,T]"], {})]
+    if isinstance(layer, nn.Linear):
+        return [([f"float32[B,{layer.in_features}]"], {}), ([f"float32[B,T,{layer.in_features}]"], {})]
+    if isinstance(layer, nn.Bilinear):
+        return [([f"float32[B,{layer.in1_features}]", f"float32[B,{layer.in2_features}]"], {})]
+    if isinstance(layer, (nn.Conv1d, nn.ConvTranspose1d)):
+        return [([f"float32[B,{layer.in_channels},L]"], {})] + [
+            ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
+    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+        out = []
+        for sides in spatial_sides:
+            dims = "H,W" if sides is None else f"{sides[0]},{sides[1]}"
+            out.append(([f"float32[B,{layer.in_channels},{dims}]"], {}))
+        return out
+    if isinstance(layer, (nn.Conv3d, nn.ConvTranspose3d)):
+        return [([f"float32[B,{layer.in_channels},D,H,W]"], {"D": 11, "H": 13, "W": 17}),
+                ([f"float32[B,{layer.in_channels},16,32,32]"], {})]
+    if isinstance(layer, nn.RNNBase):
+        if layer.batch_first:
+            return [([f"float32[B,T,{layer.input_size}]"], {})]
+        return [([f"float32[T,B,{layer.input_size}]"], {})]
+    if isinstance(layer, nn.MultiheadAttention):
+        spec = f"float32[B,T,{layer.embed_dim}]" if layer.batch_first else f"float32[T,B,{layer.embed_dim}]"
+        return [([spec, spec, spec], {}), ([spec], {})]
+    if isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder,
+                          nn.TransformerDecoder, nn.Transformer)):
+        attn = next((m for m in layer.modules() if isinstance(m, nn.MultiheadAttention)), None)
+        if attn is None:
+            return []
+        first = getattr(layer, "batch_first", None)
+        if first is None:
+            first = attn.batch_first
+        spec = f"float32[B,T,{attn.embed_dim}]" if first else f"float32[T,B,{attn.embed_dim}]"
+        if isinstance(layer, (nn.Transformer, nn.TransformerDecoderLayer, nn.TransformerDecoder)):
+            return [([spec, spec], {})]
+        return [([spec], {})]
+    if isinstance(layer, nn.LayerNorm):
+        shape = ",".join(str(d) for d in layer.normalized_shape)
+        return [([f"float32[B,T,{shape}]"], {}), ([f"float32[B,{shape}]"], {}),
+                ([f"float32[B,H,W,{shape}]"], {"H": 7, "W": 7})]  # channels-last stages (Swin)
+    if isinstance(layer, nn.BatchNorm1d):
+        return [([f"float32[B,{layer.num_features}]"], {})]
+    if isinstance(layer, nn.BatchNorm2d):
+        return [([f"float32[B,{layer.num_features},H,W]"], {})]
+    return []
+
+
+def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
+    """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
+    out = []
+    config = request.get("config") or {}
+    if "input" in config:
+        return [("config", parse_input(config["input"]), {})]
+    if request.get("inline_input"):
+        return [("inline comment", _parse_list(request["inline_input"]), {})]
+    for specs in request.get("literal_inputs", []):
+        try:
+            out.append(("literal example input in the file", _parse_list(specs), {}))
+        except SpecError:
+            continue
+    hints = list(dict.fromkeys(request.get("image_hints", []) + _size_hints(model)))
+    seen = set()
+    tried_layers = 0
+    for layer in _leaf_layers(model, request.get("first_layers", [])):
+        candidates = _layer_candidates(layer, hints)
+        if not candidates:
+            continue
+        for specs, sizes in candidates:
+            specs = _pad_to_forward(model, specs)
+            variants = [sizes] + [{**sizes, "T": t} for t in request.get("sequence_hints", [])
+                                  if any("T" in spec for spec in specs)]
+            for variant in variants:
+                key = (tuple(specs), tuple(sorted(variant.items())))
+                if key not in seen:
+                    seen.add(key)
+                    out.append((f"first layer {type(layer).__name__}", _parse_list(specs), variant))
+        tried_layers += 1
+        if tried_layers >= 3:
+            break
+    # Last resorts, for parameter-free modules and forwards that start with arithmetic.
+    for specs, sizes in ((["float32[B,16]"], {}), (["float32[B,T,16]"], {}),
+                         (["float32[B,16,H,W]"], {"H": 7, "W": 7})):
+        out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
+    return out
+
+
+def _pad_to_forward(model, specs: list[str]) -> list[str]:
+    """Repeat the first input when forward requires more positional inputs (`forward(x1, x2)`)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return specs
+    required = [p for p in parameters if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return specs + [specs[0]] * (len(required) - len(specs)) if len(required) > len(specs) else specs
+
+
+def _parse_list(specs: list[str]) -> InputSpec:
+    args, kwargs = [], []
+    for text in specs:
+        name, sep, rest = text.partition("=")
+        if sep and name.strip().isidentifier() and "[" not in name:
+            kwargs.append((name.strip(), parse_spec(rest)))
+        else:
+            args.append(parse_spec(text))
+    return InputSpec(tuple(args), tuple(kwargs))
+
+
+_TORCH_DTYPES = {name: getattr(torch, name) for name in
+                 ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "uint8", "bool")}
+_LABEL_NAMES = ("label", "target", "class", "y_true")
+
+
+def sizes_for(spec: InputSpec, fixed: dict, dims: set[int], batch: int | None) -> dict:
+    """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`."""
+    symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
+    sizes = dict(fixed)
+    sizes.update(choose_sizes(symbols, dims, batch=batch, spatial=SPATIAL))
+    return sizes
+
+
+def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0):
+    """Tensors for the specs: standard normal floats; integers below every embedding's size."""
+    embeddings = [m.num_embeddings for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    high = min(embeddings) if embeddings else 2
+    # Integer inputs after the first (`forward(tokens, labels)`, `forward(x, y)`) or named like
+    # targets are probably class labels: keep them below the classes of the last Linear
+    # (cross_entropy checks bounds), and below every embedding size in case they are token ids.
+    heads = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
+    label_high = max(1, min(high, heads[-1])) if heads else min(high, 2)
+    generator = torch.Generator().manual_seed(seed)
+    made = []
+
+    def one(tensor_spec: TensorSpec, name: str = ""):
+        shape = tensor_spec.shape(sizes)
+        dtype = _TORCH_DTYPES[tensor_spec.dtype]
+        if device == "meta":
+            return torch.empty(shape, dtype=dtype, device="meta")
+        if tensor_spec.dtype == "bool":
+            return torch.randint(0, 2, shape, generator=generator).bool()
+        made.append(tensor_spec)
+        if tensor_spec.is_int:
+            labels = len(made) > 1 or any(w in name.lower() for w in _LABEL_NAMES)
+            return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)
+        return torch.randn(shape, generator=generator).to(dtype)
+
+    return [one(s) for s in spec.args], {k: one(s, k) for k, s in spec.kwargs}
