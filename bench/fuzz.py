@@ -1,6 +1,7 @@
 """Fuzz `nnlint check --static-only` with real-sized hostile programs; count crashes, tracebacks, exit codes.
 
     python bench/fuzz.py [--programs 5000] [--batch 50] [--seed 0] [--corpus DIR ...] [--keep DIR]
+                         [--max-seed-bytes N] [--time-budget SECONDS]
 
 Programs are made from real files (this repository's sources and fixtures, plus any --corpus folders
 such as /work/corpus): lines deleted, duplicated, swapped or truncated, brackets and tokens inserted,
@@ -38,7 +39,7 @@ TOKENS = ["(", ")", "[", "]", "{", "}", ":", ",", "lambda", "def", "class", "ret
           "\x0c", "\x1b", "0x", "1e", "f'{", "}'", "rb'", "nonlocal x", "global y", "break", "del"]
 
 
-def seeds(corpus: list[Path]) -> list[bytes]:
+def seeds(corpus: list[Path], max_bytes: int) -> list[bytes]:
     folders = [ROOT / "src", ROOT / "fixtures", ROOT / "tests", ROOT / "bench", *corpus]
     files = [p for folder in folders if folder.exists() for p in sorted(folder.rglob("*.py"))]
     out = []
@@ -47,7 +48,7 @@ def seeds(corpus: list[Path]) -> list[bytes]:
             data = path.read_bytes()
         except OSError:
             continue
-        if 0 < len(data) < 400_000:
+        if 0 < len(data) <= max_bytes:
             out.append(data)
     return out
 
@@ -191,9 +192,11 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, action="append", default=[])
     parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "nnlint-fuzz-failures")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--max-seed-bytes", type=int, default=400_000)
+    parser.add_argument("--time-budget", type=float, default=0, help="stop making programs after this many seconds")
     options = parser.parse_args()
     rng = random.Random(options.seed)
-    pool = seeds(options.corpus)
+    pool = seeds(options.corpus, options.max_seed_bytes)
     env_note = f"{len(pool)} seed files"
     stats: Counter = Counter()
     exit_codes: Counter = Counter()
@@ -203,7 +206,8 @@ def main() -> int:
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="nnlint-fuzz-"))
     try:
-        while made < options.programs:
+        while made < options.programs and not (
+                options.time_budget and time.perf_counter() - started > options.time_budget):
             batch = work / f"b{made:06d}"
             batch.mkdir()
             size = min(options.batch if rng.random() < 0.9 else 1, options.programs - made)
