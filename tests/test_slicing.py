@@ -189,3 +189,19 @@ def test_slice_examples(source, roots, kept, dropped):
         assert item in text
     for item in dropped:
         assert item not in text
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="tracing needs torch")
+def test_bom_and_line_endings_do_not_stop_tracing(tmp_path):
+    # "invalid non-printable character U+FEFF" once: the worker read the file without the static layer's decoding.
+    source = "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+             "        self.fc = nn.Linear(4, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + source.replace("\n", "\r\n").encode())
+    (tmp_path / "cr.py").write_bytes(b"\xef\xbb\xbf" + source.replace("\n", "\r").encode())
+    tests = Path(__file__).resolve().parent
+    env = {"NNLINT_TRACE_ANALYZER": "test_trace_loading:stub_analyze",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tests), os.environ.get("PYTHONPATH")]))}
+    done = run_nnlint("check", "--verbose", "--format", "json", "--select", "NNL7", "bom.py", "cr.py",
+                      cwd=tmp_path, env=env)
+    assert json.loads(done.stdout) == [], done.stdout
+    assert "bom.py:4: Net: traced via stub" in done.stderr and "cr.py:4: Net: traced via stub" in done.stderr
