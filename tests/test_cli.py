@@ -79,7 +79,9 @@ def test_json_schema_sorting_and_determinism(cli, project):
         "code": "NNL302", "name": "softmax-implicit-dim",
         "message": "`softmax` called without `dim`: pass it explicitly (usually dim=-1)",
         "path": "z.py", "line": 3, "column": 9, "end_line": 3, "end_column": 26,
-        "severity": "warning", "source": "static", "fix": None,
+        "severity": "warning", "source": "static",
+        "fix": {"message": "pass dim=-1", "applicability": "unsafe", "edits": [
+            {"line": 3, "column": 19, "end_line": 3, "end_column": 25, "content": "logits, dim=-1"}]},
     }
 
 
@@ -116,6 +118,35 @@ def test_python_dash_m_and_version(project):
     assert done.returncode == 1 and "NNL302" in done.stdout
     version = run_nnlint("--version")
     assert version.returncode == 0 and re.search(r"\d+\.\d+\.\d+", version.stdout)
+
+
+def test_stdin_is_checked_and_named_by_stdin_filename(project):
+    from click.testing import CliRunner
+
+    from nnlint.cli import main
+
+    project("pyproject.toml", '[tool.nnlint]\nper-file-ignores = { "quiet/*" = ["NNL302"] }\n')
+    runner = CliRunner()
+    result = runner.invoke(main, ["check", "-", "--format", "concise"], input=SOFTMAX_BUG)
+    assert result.exit_code == 1 and result.stdout.startswith("-:3:9: NNL302")
+    result = runner.invoke(main, ["check", "-", "--stdin-filename", "loud/train.py", "--format", "json"],
+                           input=SOFTMAX_BUG)
+    assert result.exit_code == 1 and json.loads(result.stdout)[0]["path"] == "loud/train.py"
+    # The config of the path it stands for applies.
+    result = runner.invoke(main, ["check", "-", "--stdin-filename", "quiet/train.py"], input=SOFTMAX_BUG)
+    assert result.exit_code == 0
+    assert runner.invoke(main, ["check", "-"], input=CLEAN).exit_code == 0
+    result = runner.invoke(main, ["check", "-"], input=b"x = 1\x00\n")
+    assert result.exit_code == 1 and "NNL002" in result.stdout
+    assert not (project.root / ".nnlint_cache").exists()
+
+
+def test_stdin_usage_errors_exit_2(cli, project):
+    project("a.py", CLEAN)
+    result = cli("check", "-", "a.py")
+    assert result.exit_code == 2 and "cannot be combined" in result.stderr
+    result = cli("check", "--stdin-filename", "x.py", "a.py")
+    assert result.exit_code == 2 and "--stdin-filename" in result.stderr
 
 
 def test_unwritable_report_path_is_a_one_line_usage_error(project):

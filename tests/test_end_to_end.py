@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 import pytest
@@ -62,10 +63,23 @@ def test_sarif(cli, in_checkout, expected):
 
 
 def test_text(cli, in_checkout, expected):
-    out = _check(cli, "text").stdout
-    for path, line, code in expected:
-        assert path in out and code in out
-    assert out.rstrip().splitlines()[-1].startswith("Found ")
+    out = _check(cli, "text")
+    found, path, echoed = [], None, []
+    for line in out.stdout.splitlines():
+        if line.startswith("fixtures/"):  # a file's heading
+            path = line.strip()
+        elif re.match(r"^  \d+:\d+ ", line):  # "  24:25   warning  NNL402 log-of-softmax  message"
+            position, _severity, code = line.split()[:3]
+            found.append((path, int(position.split(":")[0]), code))
+        elif re.match(r"^ +\d+ \| ", line):  # the echoed source line under each finding
+            echoed.append(int(line.split("|")[0]))
+    assert sorted(found) == expected
+    assert echoed == [line for _, line, _ in found]
+    total = len(expected)
+    assert out.stdout.rstrip().splitlines()[-1].startswith("Found ")
+    summary = out.stdout.rstrip().splitlines()[-1]
+    counted = sum(int(n) for n in re.findall(r"(\d+) (?:errors?|warnings?|infos?)\b", summary.split(" in ")[0]))
+    assert counted == total, summary
 
 
 def test_clean_twins_pass(cli, in_checkout):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -55,6 +56,19 @@ def test_precommit_hook_fails_on_buggy_file_and_passes_on_clean(tmp_path):
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "Passed" in passed.stdout
 
+    # Notebooks are `jupyter` files to pre-commit: the hook takes them too.
+    (repo / "train.ipynb").write_text(_notebook(BUGGY), encoding="utf-8")
+    _git(repo, "add", ".")
+    failed = try_repo("train.ipynb")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "train.ipynb:cell 2:5:" in failed.stdout and "NNL101" in failed.stdout
+
+
+def _notebook(code: str) -> str:
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# Data"]},
+             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+              "source": code.splitlines(keepends=True)}]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
 
 def test_the_two_hooks_compose_without_duplicate_findings(cli, monkeypatch):
     """Both hooks enabled: the static hook's findings and the trace hook's findings never overlap."""

@@ -25,6 +25,9 @@ def finetune(model, loader, optimizer):
     for x, y in loader:
         model(x).sum().backward()
 
+def main():
+    train_epoch(build(), loader(), make_optimizer())
+
 if __name__ == "__main__":
     main()
 '''
@@ -64,7 +67,8 @@ def test_seeded_rngs_classifies_seeding_calls():
 
 def test_partial_seed_reports_each_unseeded_rng_once_at_its_first_draw():
     source = ("import random\nimport numpy as np\nimport torch\ntorch.manual_seed(0)\n"
-              "a = random.random()\nb = np.random.rand()\nc = random.random()\nd = np.random.rand()\n")
+              "a = random.random()\nb = np.random.rand()\nc = random.random()\nd = np.random.rand()\n"
+              "opt.step()\n")
     found = findings("NNL202", source)
     assert [line for line, _ in found] == [5, 6]
     assert "random.seed(seed)" in found[0][1] and "np.random.seed(seed)" in found[1][1]
@@ -85,3 +89,14 @@ def test_preprocessing_before_split_reported_once_per_fit():
     source = ("import numpy as np\nmean = X.mean(axis=0)\nstd = X.std(axis=0)\nX = (X - mean) / std\n"
               "X_train, X_test = X[:800], X[800:]\nY_train, Y_test = X[:900], X[900:]\n")
     assert [line for line, _ in findings("NNL102", source)] == [2]
+
+
+def test_partial_seed_skips_tests_and_top_level_demo_values():
+    source = ("import numpy as np\nimport torch\ntorch.manual_seed(0)\n\n"
+              "def test_metric():\n    y = np.random.rand(50)\n")
+    assert findings("NNL202", source) == [(6, findings("NNL202", source)[0][1])]  # in a def: data code
+    assert [d for d in lint_text(source, "tests/test_metric.py", frozenset({"NNL202"})).diagnostics] == []
+    assert [d for d in lint_text(source, "pkg/metric_test.py", frozenset({"NNL202"})).diagnostics] == []
+    demo = "import numpy as np\nimport torch\ntorch.manual_seed(7)\na = np.random.rand(4, 3)\n"
+    assert findings("NNL202", demo) == []
+    assert len(findings("NNL202", demo + "np.random.shuffle(rows)\n")) == 1  # reordering data matters

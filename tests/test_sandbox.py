@@ -55,7 +55,7 @@ def hostile_run(tmp_path_factory):
     before = {"project": _snapshot(project), "home": _snapshot(home)}
     env = {"HOME": str(home), "TMPDIR": str(tmp), "NNLINT_TEST_PORT": str(listener.getsockname()[1]),
            "TORCH_HOME": str(home / ".cache" / "torch"), "XDG_CACHE_HOME": str(home / ".cache")}
-    done = run_nnlint("check", "--format", "json", "--verbose", "--jobs", "2", "--trace-timeout", "120",
+    done = run_nnlint("check", "--no-cache", "--format", "json", "--verbose", "--jobs", "2", "--trace-timeout", "120",
                       "model.py", cwd=project, env=env)
     try:
         connection = listener.accept()

@@ -164,7 +164,7 @@ def test_checking_a_model_runs_nothing_else_and_builds_it_once(tmp_path):
     tests = Path(__file__).resolve().parent
     env = {"NNLINT_TRACE_ANALYZER": "test_trace_loading:stub_analyze",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(tests), os.environ.get("PYTHONPATH")]))}
-    done = run_nnlint("check", "--verbose", "--format", "json", "--select", "NNL7", "models/net.py",
+    done = run_nnlint("check", "--no-cache", "--verbose", "--format", "json", "--select", "NNL7", "models/net.py",
                       cwd=project, env=env)
     assert done.returncode in (0, 1), done.stderr[-3000:]
     assert json.loads(done.stdout) == [], done.stdout  # no NNL790: nothing blocked, nothing failed

@@ -5,17 +5,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.config import DEFAULT_MAX_FILE_SIZE, ConfigError
-from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.discovery import walk_folder
-from nnlint.engine import FileTask
-from nnlint.layers import Layer, StaticLayer, TraceLayer
+from nnlint.engine import FileTask, fix_text
+from nnlint.layers import Layer, StaticLayer, TraceLayer, lint_cached
 from nnlint.report import Summary
 from nnlint.selection import RuleSelection
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, encode_like, python_newlines, read_bytes
 from nnlint.suppression import settle
+
+if TYPE_CHECKING:
+    from nnlint.trace.runner import WorkerPool
 
 
 @dataclass
@@ -30,6 +36,23 @@ class CheckOptions:
     verbose: bool = False
     jobs: int | None = None
     max_file_size: int | None = None  # bytes; 0: no limit; None: the config's, else the default
+    fix: frozenset[Applicability] = frozenset()  # fixes to apply: none, safe, or safe and unsafe
+    diff: bool = False  # compute the fixes but write nothing (`--diff`)
+    stdin: bytes | None = None  # `nnlint check -`: the source read from standard input
+    stdin_filename: str | None = None  # where that source would live: names it, picks its config
+    cache: bool = True
+    cache_dir: str | None = None
+    trace_pool: WorkerPool | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+
+
+@dataclass
+class FileChange:
+    """What fixing did (or, with --diff, would do) to one file."""
+
+    display: str
+    before: str
+    after: str
+    applied: list[Diagnostic]
 
 
 @dataclass
@@ -38,6 +61,8 @@ class CheckOutcome:
     summary: Summary
     fail_on: Severity | None
     notes: list[str] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+    failed_writes: bool = False
 
     @property
     def internal_error(self) -> bool:
@@ -54,6 +79,8 @@ def display_path(path: str) -> str:
 
 
 def collect_files(paths: list[str], selection: RuleSelection) -> list[str]:
+    if "-" in paths and len(paths) > 1:
+        raise ConfigError("'-' (read standard input) cannot be combined with other paths")
     files: set[str] = set()
     for given in paths:
         if not os.path.lexists(given):
@@ -68,16 +95,17 @@ def collect_files(paths: list[str], selection: RuleSelection) -> list[str]:
 def _read_lines(path: str) -> Callable[[], list[str]]:
     def read() -> list[str]:
         try:  # the encoding cookie, a BOM and any line ending, as the static layer reads the file
-            return decode(read_bytes(path)).split("\n")
+            return python_newlines(decode(read_bytes(path))).split("\n")
         except (UnreadableFile, DecodeError):
             return []
 
     return read
 
 
-def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None) -> list[Layer]:
-    layers: list[Layer] = [StaticLayer(options.jobs, progress)]
-    if not options.static_only:
+def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None,
+               cache: ResultCache | None = None) -> list[Layer]:
+    layers: list[Layer] = [StaticLayer(options.jobs, progress, cache)]
+    if not options.static_only and options.stdin is None:  # tracing imports the file from disk
         layers.append(TraceLayer(options))
     return layers
 
@@ -109,24 +137,80 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
     return diagnostics, suppressed, notes
 
 
-def _max_file_size(selection: RuleSelection, options: CheckOptions) -> int:
+def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
+    """Standard input, named and configured as `--stdin-filename` (Ruff's convention), else `-`."""
+    name = options.stdin_filename
+    where = Path(name) if name else Path(os.getcwd()) / "stdin.py"
+    return FileTask(name or "-", display_path(name) if name else "-", selection.for_path(where), options.stdin)
+
+
+def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCache | None,
+                 outcome: CheckOutcome) -> list[FileTask]:
+    """Fix every file with applicable fixes (before any layer runs, so all of them see the fixed code);
+    the tasks to check afterwards (stdin's carries its fixed text)."""
+    results = lint_cached(tasks, cache, options.jobs)
+    for index, (task, result) in enumerate(zip(tasks, results)):
+        if not any(d.fix and d.fix.applicability in options.fix for d in result.diagnostics):
+            continue
+        data = task.data if task.data is not None else read_bytes(task.path)
+        before = decode(data)
+        after, applied, remaining = fix_text(before, task.display, task.enabled, options.fix)
+        if after == before:
+            continue
+        outcome.changes.append(FileChange(task.display, before, after, applied))
+        new_data = encode_like(data, after)
+        if options.diff:
+            continue
+        if task.data is not None:  # stdin: the CLI prints the fixed source
+            tasks[index] = replace(task, data=new_data)
+            continue
+        try:
+            with open(task.path, "wb") as handle:
+                handle.write(new_data)
+        except OSError as exc:
+            outcome.notes.append(f"cannot write fixes to {task.display}: {exc.strerror or exc}")
+            outcome.failed_writes = True
+            continue
+        if cache is not None:
+            cache.put(task.path, entry_key(new_data, ",".join(sorted(task.enabled))),
+                      remaining.diagnostics, remaining.suppressed)
+    return tasks
+
+
+Progress = Callable[[int], Callable[[], None] | None]  # given the file count, a per-file tick (or None)
+
+
+def _max_file_size(settings, options: CheckOptions) -> int:
     if options.max_file_size is not None:
         return options.max_file_size
-    settings = selection.project_settings()
     if settings is not None and settings.max_file_size is not None:
         return settings.max_file_size
     return DEFAULT_MAX_FILE_SIZE
 
 
-def run_check(options: CheckOptions, progress: Callable[[int], Callable[[], None] | None] | None = None) -> CheckOutcome:
+def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = RuleSelection(options.select, options.ignore, options.config)
-    files = collect_files(options.paths or ["."], selection)
-    max_bytes = _max_file_size(selection, options)
-    tasks = [FileTask(f, display_path(f), selection.for_path(f), max_bytes) for f in files]
-    layers = layers_for(options, progress(len(tasks)) if progress else None)
-    diagnostics, suppressed, notes = run_layers(tasks, selection, layers)
-    diagnostics.sort(key=Diagnostic.sort_key)
-    summary = Summary(files_checked=len(files), elapsed=time.perf_counter() - started, suppressed=suppressed)
     settings = selection.project_settings()
-    return CheckOutcome(diagnostics, summary, settings.fail_on if settings else None, notes)
+    outcome = CheckOutcome([], Summary(0, 0.0), settings.fail_on if settings else None)
+    if options.stdin is not None:
+        tasks = [_stdin_task(options, selection)]
+        if options.verbose and not options.static_only:
+            outcome.notes.append("tracing skipped for standard input: check the saved file to trace its models")
+    else:
+        max_bytes = _max_file_size(settings, options)
+        tasks = [FileTask(f, display_path(f), selection.for_path(f), max_bytes=max_bytes)
+                 for f in collect_files(options.paths or ["."], selection)]
+    cache = None
+    if options.cache and options.stdin is None:
+        cache = ResultCache(cache_dir(options.cache_dir, settings), "static")
+    if options.fix:
+        tasks = _apply_fixes(tasks, options, cache, outcome)
+    layers = layers_for(options, progress(len(tasks)) if progress else None, cache)
+    diagnostics, suppressed, notes = run_layers(tasks, selection, layers)
+    problem = cache.save() if cache else None
+    outcome.notes += notes + ([problem] if problem else [])
+    diagnostics.sort(key=Diagnostic.sort_key)
+    outcome.diagnostics = diagnostics
+    outcome.summary = Summary(files_checked=len(tasks), elapsed=time.perf_counter() - started, suppressed=suppressed)
+    return outcome

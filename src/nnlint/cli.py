@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections import Counter
+from typing import NoReturn
 
 import click
 
 from nnlint import __version__
 from nnlint.config import ConfigError
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.report import FORMATS, render
 
 _SEVERITIES = click.Choice(["error", "warning", "info"], case_sensitive=False)
@@ -41,7 +43,7 @@ def _write_report(path: str, report: str) -> None:
         _fail(f"cannot write the report to {path}: {exc.strerror or exc}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"nnlint: error: {message}", err=True)
     sys.exit(2)
 
@@ -68,6 +70,19 @@ def _progress(total: int):
             bar.stop()
 
     return advance
+
+
+def _fix_list(changes, verb: str) -> str:
+    if not changes:
+        return "nnlint: nothing to fix\n"
+    count = sum(len(c.applied) for c in changes)
+    rows = [f"nnlint: {verb} {count} problem{'s' if count != 1 else ''}:"]
+    for change in changes:
+        for d in sorted(change.applied, key=Diagnostic.sort_key):
+            if d.fix is not None:
+                where = f"{change.display}:{d.line}:{d.column}"
+                rows.append(f"  {where}: {d.code} {d.fix.message} ({d.fix.applicability.value})")
+    return "\n".join(rows) + "\n"
 
 
 def _statistics(outcome) -> str:
@@ -97,9 +112,17 @@ def _statistics(outcome) -> str:
 @click.option("--max-file-size", help="Skip larger files with an NNL005 note, e.g. 5MB; 0: no limit [default: 2MB].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
+@click.option("--fix", is_flag=True, help="Apply safe fixes, then report what remains.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff: apply unsafe fixes too.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing (exit 1 if any).")
+@click.option("--show-fixes", is_flag=True, help="List the fixes applied (or, with --diff, that would be).")
+@click.option("--stdin-filename", help="With `-`: the path the source on stdin stands for (config, reports).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the results cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Results cache folder [default: .nnlint_cache].")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, max_file_size, verbose, quiet) -> None:
-    """Check PATHS (files or folders; default: the current folder)."""
+          trace_timeout, config, jobs, max_file_size, verbose, quiet, fix, unsafe_fixes, diff, show_fixes, stdin_filename, no_cache,
+          cache_dir) -> None:
+    """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
     from nnlint.api import CheckOptions, check_paths
     from nnlint.config import parse_size
 
@@ -107,14 +130,100 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
     if output_file:
         _check_writable(output_file)
+    if stdin_filename and list(paths) != ["-"]:
+        _fail("--stdin-filename only applies when reading standard input (pass `-` as the path)")
+    if unsafe_fixes and not (fix or diff):
+        _fail("--unsafe-fixes applies with --fix or --diff")
+    stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
+    levels = {Applicability.SAFE, Applicability.UNSAFE} if unsafe_fixes else {Applicability.SAFE}
     progress = None if quiet or fmt != "text" else _progress
     try:
         options = CheckOptions(
             paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
-            static_only=static_only, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+            static_only=static_only or diff, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+            fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
+            stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
             max_file_size=parse_size(max_file_size, "--max-file-size") if max_file_size is not None else None,
         )
         outcome = check_paths(list(paths), options, progress)
+    except ConfigError as exc:
+        _fail(str(exc))
+    for note in outcome.notes if not quiet else ():
+        click.echo(f"nnlint: {note}", err=True)
+    if show_fixes:
+        click.echo(_fix_list(outcome.changes, "would fix" if diff else "fixed"), nl=False, err=True)
+    if diff:
+        for change in outcome.changes:
+            click.echo("".join(difflib.unified_diff(change.before.splitlines(keepends=True),
+                                                    change.after.splitlines(keepends=True),
+                                                    f"a/{change.display}", f"b/{change.display}")), nl=False)
+        sys.exit(2 if outcome.internal_error else 1 if outcome.changes else 0)
+    if fix and stdin is not None:  # as Ruff does: the fixed source on stdout, the findings on stderr
+        click.echo(outcome.changes[0].after if outcome.changes else stdin.decode("utf-8", "replace"), nl=False)
+
+    to_terminal = output_file is None and sys.stdout.isatty()
+    report = render(fmt, outcome.diagnostics, outcome.summary, color=to_terminal)
+    if quiet and fmt == "text":
+        report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
+    if output_file:
+        _write_report(output_file, report)
+    else:
+        click.echo(report, nl=False, err=bool(fix and stdin is not None))
+    if statistics:
+        click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
+
+    if fix and not quiet and not show_fixes and outcome.changes:
+        count = sum(len(c.applied) for c in outcome.changes)
+        click.echo(f"nnlint: fixed {count} problem{'s' if count != 1 else ''} in {len(outcome.changes)} "
+                   f"file{'s' if len(outcome.changes) != 1 else ''}", err=True)
+    if outcome.internal_error or outcome.failed_writes:
+        sys.exit(2)
+    threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
+    failed = any(d.severity >= threshold for d in outcome.diagnostics)
+    sys.exit(1 if failed and not exit_zero else 0)
+
+
+@main.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("script", required=False)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-m", "module", help="Run a module as `python -m MODULE` would, instead of SCRIPT.")
+@click.option("--steps", type=click.IntRange(min=1), help="Stop after this many optimizer steps [default: 20].")
+@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds of training [default: 120].")
+@click.option("--overfit", is_flag=True, help="Also train a fresh run on the first batch only (NNL806).")
+@click.option("--overfit-steps", type=click.IntRange(min=10), help="Steps of the --overfit run [default: 100].")
+@click.option("--baseline", is_flag=True, help="Also train a fresh run on zeroed inputs (NNL807).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of loss, gradient norms, activations.")
+@click.option("--select", help="Only these codes or prefixes (e.g. NNL801,NNL81).")
+@click.option("--ignore", help="Skip these codes or prefixes.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--fail-on", type=_SEVERITIES, help="Lowest severity that fails the run [default: warning].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
+@click.option("--quiet", "-q", is_flag=True, help="Capture the script's own output; print findings only.")
+def run_command(script, script_args, module, steps, seconds, overfit, overfit_steps, baseline, plot, select, ignore,
+                fmt, output_file, fail_on, exit_zero, config, quiet) -> None:
+    """Run SCRIPT (your training script, as __main__) with probes for its first steps; report what they saw.
+
+    Arguments after SCRIPT (or after `--`) are passed to the script. It runs in a child process, stopped
+    cleanly after --steps optimizer steps or --time seconds.
+    """
+    from nnlint.run.runner import RunOptions, run_script
+
+    if module and script:
+        script_args = (script, *script_args)
+        script = None
+    if script_args[:1] == ("--",):
+        script_args = script_args[1:]
+    if bool(module) == bool(script):
+        _fail("give a SCRIPT or -m MODULE (one of them)")
+    machine = fmt not in ("text", "concise") and output_file is None
+    options = RunOptions(script=script, module=module, args=list(script_args), steps=steps, time=seconds,
+                         overfit=overfit, overfit_steps=overfit_steps, baseline=baseline, quiet=quiet,
+                         stdout_to_stderr=machine, select=_codes(select), ignore=_codes(ignore), config=config)
+    try:
+        outcome = run_script(options)
     except ConfigError as exc:
         _fail(str(exc))
     for note in outcome.notes if not quiet else ():
@@ -124,18 +233,35 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
     report = render(fmt, outcome.diagnostics, outcome.summary, color=to_terminal)
     if quiet and fmt == "text":
         report = report.rsplit("\n", 2)[0] + "\n" if outcome.diagnostics else ""
+    elif fmt == "text" and outcome.series.get("loss"):
+        from nnlint.run.table import render_table
+
+        report += render_table(outcome.series, color=to_terminal)
     if output_file:
-        _write_report(output_file, report)
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(report)
     else:
         click.echo(report, nl=False)
-    if statistics:
-        click.echo(_statistics(outcome), nl=False, err=fmt not in ("text", "concise") and not output_file)
+    if plot:
+        from nnlint.run.plot import write_plot
 
-    if outcome.internal_error:
-        sys.exit(2)
+        problem = write_plot(outcome.series, plot)
+        if problem:
+            click.echo(f"nnlint: {problem}", err=True)
+
     threshold = Severity.parse(fail_on) if fail_on else (outcome.fail_on or Severity.WARNING)
     failed = any(d.severity >= threshold for d in outcome.diagnostics)
     sys.exit(1 if failed and not exit_zero else 0)
+
+
+@main.command("server")
+def server_command() -> None:
+    """Run the language server (LSP over stdio) for editors: diagnostics as you type, fixes as code actions."""
+    try:
+        from nnlint.server import serve
+    except ImportError as exc:
+        _fail(f"`nnlint server` needs the lsp extra ({exc.name} is missing): pip install 'nnlint[lsp]'")
+    serve()
 
 
 @main.command("rule")

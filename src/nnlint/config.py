@@ -14,11 +14,12 @@ class ConfigError(Exception):
     """Bad configuration or usage: the CLI prints it on one line and exits 2."""
 
 
-_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "max-file-size", "trace", "models"}
+_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "max-file-size", "trace", "models", "run"}
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 DEFAULT_MAX_FILE_SIZE = 2 * 1024**2  # a hand-written module is rarely above 200 KB; generated ones stall a commit
 _TRACE_KEYS = {"timeout", "memory", "fake-threshold", "batch-size"}
 _MODEL_KEYS = {"args", "kwargs", "input"}
+_RUN_KEYS = {"steps", "time", "memory", "overfit-steps"}
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Settings:
     max_file_size: int | None = None  # bytes; 0 = no limit
     trace: dict = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    run: dict = field(default_factory=dict)
     _specs: dict = field(default_factory=dict, repr=False)
 
     def _spec(self, patterns: tuple[str, ...]):
@@ -145,6 +147,11 @@ def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Set
             raise ConfigError(f"[tool.nnlint.models.\"{model}\"] in {where} must be a table")
         _unknown_key(entry, _MODEL_KEYS, f"[tool.nnlint.models.\"{model}\"]", where)
     settings.models = models
+    run = table.get("run", {})
+    unknown = sorted(set(run) - _RUN_KEYS) if isinstance(run, dict) else ["run"]
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint.run] of {where}")
+    settings.run = run
     return settings
 
 

@@ -18,10 +18,10 @@ F = TypeVar("F", bound="Facts")
 
 @dataclass
 class Report:
-    rule: type["Rule"]
+    rule: type[Rule]
     node: cst.CSTNode
     message: str
-    fix: "NodeFix | None" = None
+    fix: NodeFix | None = None
 
 
 class FileContext:
@@ -33,7 +33,7 @@ class FileContext:
         self.walk_started = False
         self._facts: dict[type, object] = {}
 
-    def report(self, rule: "Rule", node: cst.CSTNode, message: str, fix: "NodeFix | None" = None) -> None:
+    def report(self, rule: Rule, node: cst.CSTNode, message: str, fix: NodeFix | None = None) -> None:
         self.reports.append(Report(type(rule), node, message, fix))
 
     def facts(self, kind: type[F]) -> F:

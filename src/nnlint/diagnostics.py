@@ -16,7 +16,7 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "Severity":
+    def parse(cls, text: str) -> Severity:
         try:
             return cls[text.upper()]
         except KeyError:
@@ -80,9 +80,19 @@ class Diagnostic:
     # Carried for reports (caret, fingerprint); not part of the JSON schema.
     line_text: str = field(default="", compare=False)
     fix: Fix | None = field(default=None, compare=False)
+    # Notebooks: the lines and columns above are inside this cell (1-based, markdown cells counted),
+    # and `file_span` is (line, column, end_line, end_column) in the .ipynb file itself.
+    cell: int | None = None
+    file_span: tuple[int, int, int, int] | None = field(default=None, compare=False)
 
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code, self.end_line, self.end_column, self.message)
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.end_line, self.end_column,
+                self.message)
+
+    @property
+    def where(self) -> str:
+        """`line:column`, or `cell N:line:column` in a notebook."""
+        return f"{self.line}:{self.column}" if self.cell is None else f"cell {self.cell}:{self.line}:{self.column}"
 
     def to_json(self) -> dict:
         return {
@@ -97,4 +107,4 @@ class Diagnostic:
             "severity": self.severity.label,
             "source": self.source,
             "fix": self.fix.to_json() if self.fix else None,
-        }
+        } | ({} if self.cell is None else {"cell": self.cell})

@@ -1,11 +1,16 @@
-"""Find the Python files to check: walk folders, skip what nobody wants linted, honour .gitignore."""
+"""Find the Python files and notebooks to check: walk folders, skip what nobody wants linted, honour .gitignore."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import pathspec
+
+CHECKED_SUFFIXES = (".py", ".ipynb")
 SKIPPED_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages", "venv", "env"})
 
 
@@ -26,7 +31,7 @@ def _gitignore_spec(directory: str):
         return None
 
 
-def _enclosing_gitignores(directory: str) -> list[tuple[str, object]]:
+def _enclosing_gitignores(directory: str) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
     """.gitignore files of the folders above `directory`, up to the repository root."""
     specs = []
     current = os.path.abspath(directory)
@@ -41,7 +46,7 @@ def _enclosing_gitignores(directory: str) -> list[tuple[str, object]]:
     return specs
 
 
-def _ignored(path: str, is_dir: bool, specs: list[tuple[str, object]]) -> bool:
+def _ignored(path: str, is_dir: bool, specs: list[tuple[str, pathspec.GitIgnoreSpec]]) -> bool:
     for base, spec in specs:
         rel = os.path.relpath(path, base).replace(os.sep, "/")
         if spec.match_file(rel + "/" if is_dir else rel):
@@ -59,7 +64,7 @@ def _unignoring(spec, root: str, base: str):
 
 
 def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
-    """Every *.py file under `root`, in sorted order, minus skipped and ignored folders."""
+    """Every *.py and *.ipynb file under `root`, in sorted order, minus skipped and ignored folders."""
     inherited = [(base, _unignoring(spec, root, base)) for base, spec in _enclosing_gitignores(root)]
     stack = [(root, inherited)]
     while stack:
@@ -81,6 +86,7 @@ def walk_folder(root: str, excluded: Callable[[Path], bool]) -> Iterator[str]:
                 if _ignored(path, True, specs) or excluded(Path(path)):
                     continue
                 subdirs.append((path, specs))
-            elif entry.name.endswith(".py") and not _ignored(path, False, specs) and not excluded(Path(path)):
+            elif entry.name.endswith(CHECKED_SUFFIXES) and not _ignored(path, False, specs) \
+                    and not excluded(Path(path)):
                 yield path
         stack.extend(reversed(subdirs))

@@ -12,7 +12,8 @@ from nnlint.registry import registry
 from nnlint.rule import EXPECT_MARKER, Invalid, Rule
 
 DOCS_URL = "https://github.com/nnlint/nnlint/blob/main/rules"
-LAYERS = {"tool": "nnlint itself", "static": "static (source only)", "trace": "traced (forward pass)", "run": "run-time"}
+LAYERS = {"tool": "nnlint itself", "static": "static (source only)", "trace": "traced (forward pass)",
+          "run": "run-time"}
 
 
 def rule_url(code: str) -> str:

@@ -8,13 +8,16 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
+from nnlint import notebook
 from nnlint.context import FileContext
-from nnlint.diagnostics import Diagnostic, Edit, Fix
+from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
+from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
 from nnlint.precheck import compile_error
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
-from nnlint.source import DecodeError, TooLarge, UnreadableFile, decode, read_bytes, too_large_message
+from nnlint.source import (DecodeError, TooLarge, UnreadableFile, decode, python_newlines, read_bytes, reject_binary,
+                           too_large_message)
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
@@ -27,6 +30,7 @@ class FileTask:
     path: str  # where to read it
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
+    data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
     max_bytes: int | None = None  # larger files are skipped with NNL005
 
 
@@ -35,7 +39,7 @@ def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: i
     return Diagnostic(rule.code, rule.name, message, path, line, column, end_line, end_column, rule.severity)
 
 
-def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
+def _handlers(rule_type: type) -> list[tuple[str, str, str]]:
     cached = rule_type.__dict__.get("_handler_cache")
     if cached is None:
         cached = [
@@ -43,7 +47,7 @@ def _handlers(rule_type: type[StaticRule]) -> list[tuple[str, str, str]]:
             for attr in dir(rule_type)
             if attr.startswith(("visit_", "leave_"))
         ]
-        rule_type._handler_cache = cached
+        setattr(rule_type, "_handler_cache", cached)  # noqa: B010 - one cache per class
     return cached
 
 
@@ -77,7 +81,7 @@ class _Walk:
                 continue  # stopped earlier at this very node
             try:
                 handler(node)
-            except Exception as exc:  # a rule bug must not hide the other rules' findings
+            except Exception as exc:  # noqa: BLE001 - a rule bug must not hide the other rules' findings
                 self._drop(participant, node, exc)
 
     def _drop(self, participant, node: cst.CSTNode, exc: Exception) -> None:
@@ -109,10 +113,10 @@ class _Walk:
             node, leaving = stack.pop()
             type_name = type(node).__name__
             if leaving:
-                self._call(self.leaves.get(type_name, ()), node)
+                self._call(self.leaves.get(type_name, []), node)
                 continue
             if type_name in ("Import", "ImportFrom"):
-                imports.add(node)
+                imports.add(node)  # type: ignore[arg-type]  # narrowed by its type's name
             handlers = self.visits.get(type_name)
             if handlers:
                 self._call(handlers, node)
@@ -132,6 +136,7 @@ def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: 
 
 def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     """Check source text already decoded. `path` is only used to name the file in diagnostics."""
+    text = python_newlines(text)  # lone CR or mixed endings: Python's line numbers, not libcst's
     rejected = compile_error(text, path)  # what Python rejects, and nesting deep enough to crash libcst
     if rejected is not None:
         line, column, message = rejected
@@ -151,7 +156,8 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
         walk.crashes.append(("the walk", module, exc))
     found: list[Diagnostic] = []
     wanted = [r.node for r in ctx.reports] + [node for _, node, _ in walk.crashes]
-    wanted += [old for r in ctx.reports if r.fix for old, _ in r.fix.replacements]
+    wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
+               if isinstance(node, cst.CSTNode)]
     try:
         positions = locate(module, wanted)
     except RecursionError:
@@ -164,22 +170,38 @@ def lint_text(text: str, path: str, enabled: frozenset[str]) -> FileResult:
     for report in ctx.reports:
         diagnostic = located(report.rule, report.node, report.message)
         if report.fix is not None:
-            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions))
+            diagnostic = replace(diagnostic, fix=_located_fix(report.fix, module, positions, text))
         found.append(diagnostic)
-    for what, node, exc in walk.crashes:
-        message = f"{what} crashed on this file: {type(exc).__name__}: {exc}"
+    for what, node, error in walk.crashes:
+        message = f"{what} crashed on this file: {type(error).__name__}: {error}"
         found.append(located(registry()["NNL003"], node, message))
     return _finish(found, text, enabled, noqa_path=None if walk.crashes else path)
 
 
-def _located_fix(fix: NodeFix, module: cst.Module, positions: dict) -> Fix | None:
-    """The rule's node replacements as text edits; None when a node's place is unknown."""
+def _source_of(lines: list[str], line: int, column: int, end_line: int, end_column: int) -> str:
+    """The original text of a located span (0-based columns): keeps nested lines' full indentation."""
+    if line == end_line:
+        return lines[line - 1][column:end_column]
+    return "".join([lines[line - 1][column:], *lines[line:end_line - 1], lines[end_line - 1][:end_column]])
+
+
+def _located_fix(fix: NodeFix, module: cst.Module, positions: dict, text: str) -> Fix | None:
+    """The rule's node replacements as text edits; None when a node's place is unknown.
+
+    A replacement that is itself a node of the file (a statement moved elsewhere) keeps its original
+    text; a new node is rendered by libcst."""
     edits = []
+    lines = text.splitlines(keepends=True)
     for old, new in fix.replacements:
         if old not in positions:
             return None
         line, column, end_line, end_column = positions[old]
-        content = new if isinstance(new, str) else module.code_for_node(new)
+        if isinstance(new, str):
+            content = new
+        elif new in positions:
+            content = _source_of(lines, *positions[new])
+        else:
+            content = module.code_for_node(new)
         edits.append(Edit(line, column + 1, end_line, end_column + 1, content))
     return Fix(fix.message, tuple(sorted(edits, key=lambda e: (e.line, e.column))), fix.applicability)
 
@@ -191,6 +213,35 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_pa
     if noqa_path is not None and "NNL004" in enabled and "noqa" in text:
         result.diagnostics += _unused_noqa(noqa_path, lines, result, enabled)
     return result
+
+
+MAX_FIX_PASSES = 10
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
+             ) -> tuple[str, list[Diagnostic], FileResult]:
+    """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
+
+    Returns the new text, the diagnostics whose fixes were applied, and the findings that remain.
+    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells."""
+    applied: list[Diagnostic] = []
+    for attempt in range(MAX_FIX_PASSES + 1):
+        book = notebook.load(text) if path.endswith(notebook.SUFFIX) else None
+        source = book.source if book else text
+        result = lint_text(source, path, enabled)
+        if attempt == MAX_FIX_PASSES:
+            break  # fixes that keep producing fixes: stop, report what remains
+        fixable = [d for d in result.diagnostics if d.fix is not None]
+        taken = compatible_fixes(source, [d.fix for d in fixable if d.fix is not None], allowed)
+        if not taken:
+            break
+        done = [d for d in fixable if any(d.fix is fix for fix in taken)]
+        applied += [book.to_cell(d) for d in done] if book else done
+        edits = [edit for fix in taken for edit in fix.edits]
+        text = notebook.apply_edits(text, edits) if book else apply_edits(text, edits)
+    if book:
+        result = FileResult([book.to_cell(d) for d in result.diagnostics], [book.to_cell(d) for d in result.suppressed])
+    return text, applied, result
 
 
 def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: frozenset[str]) -> list[Diagnostic]:
@@ -208,8 +259,13 @@ def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: froze
 
 
 def lint_file(task: FileTask) -> FileResult:
+    if task.path.endswith(notebook.SUFFIX):
+        return _lint_notebook(task)
     try:
-        text = decode(read_bytes(task.path, task.max_bytes))
+        data = reject_binary(task.data) if task.data is not None else read_bytes(task.path, task.max_bytes)
+        if task.max_bytes and len(data) > task.max_bytes:  # bytes read earlier (cache key, stdin)
+            raise TooLarge(len(data))
+        text = decode(data)
     except TooLarge as exc:
         message = too_large_message(exc.size, task.max_bytes)
         return _finish([_tool_diagnostic("NNL005", task.display, message)], "", task.enabled)
@@ -226,6 +282,23 @@ def lint_file(task: FileTask) -> FileResult:
 def _crashed(task: FileTask, how: str) -> FileResult:
     message = f"nnlint crashed on this file (the checker {how}); the other files were checked"
     return FileResult([_tool_diagnostic("NNL003", task.display, message[:200])])
+
+
+def _lint_notebook(task: FileTask) -> FileResult:
+    """The code cells checked as one module; positions mapped back to cells."""
+    try:
+        book = notebook.load(notebook.read(task.path))
+    except UnreadableFile as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
+    except notebook.NotebookError as exc:
+        return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
+                       task.enabled)
+    result = lint_text(book.source, task.display, task.enabled)
+    broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
+                     book.source, task.enabled)
+    found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]
+    return FileResult(sorted(found, key=Diagnostic.sort_key),
+                      [book.to_cell(d) for d in result.suppressed + broken.suppressed])
 
 
 def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None) -> list[FileResult]:

@@ -39,16 +39,22 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     return "".join(pieces)
 
 
-def apply_fixes(text: str, fixes: Iterable[Fix], allowed: frozenset[Applicability] = frozenset({Applicability.SAFE})
-                ) -> str:
-    """`text` with the allowed fixes applied; a fix that overlaps one already taken is skipped whole."""
-    taken: list[Edit] = []
+def compatible_fixes(text: str, fixes: Iterable[Fix],
+                     allowed: frozenset[Applicability] = frozenset({Applicability.SAFE})) -> list[Fix]:
+    """The allowed fixes that apply together, in order; a fix overlapping one already taken is skipped whole."""
+    taken: list[Fix] = []
     for fix in fixes:
         if fix.applicability not in allowed:
             continue
         try:
-            apply_edits(text, [*taken, *fix.edits])
+            apply_edits(text, [edit for f in [*taken, fix] for edit in f.edits])
         except OverlappingEdits:
             continue
-        taken += fix.edits
-    return apply_edits(text, taken)
+        taken.append(fix)
+    return taken
+
+
+def apply_fixes(text: str, fixes: Iterable[Fix], allowed: frozenset[Applicability] = frozenset({Applicability.SAFE})
+                ) -> str:
+    """`text` with the allowed fixes applied; a fix that overlaps one already taken is skipped whole."""
+    return apply_edits(text, [edit for fix in compatible_fixes(text, fixes, allowed) for edit in fix.edits])

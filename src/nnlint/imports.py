@@ -66,6 +66,10 @@ class ImportTable:
             return None
         return f"{target}.{rest}" if rest else target
 
+    def bound_name(self, module: str) -> str | None:
+        """The local name that module `module` itself is imported as (`np` for numpy), if any."""
+        return next((name for name, target in self._aliases.items() if target == module), None)
+
     def imports_module(self, prefix: str) -> bool:
         """Whether anything from `prefix` (e.g. "torch") was imported."""
         return any(t == prefix or t.startswith(prefix + ".") for t in self._aliases.values())

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import FileTask, lint_files
 from nnlint.registry import registry
 from nnlint.selection import RuleSelection
+from nnlint.source import UnreadableFile, read_bytes
 from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
@@ -53,21 +55,52 @@ def _codes_of(*layers: str) -> frozenset[str]:
     return frozenset(code for code, rule in registry().items() if rule.layer in layers)
 
 
+def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | None = None,
+                progress: Callable[[], None] | None = None) -> list[FileResult]:
+    """Static results in the tasks' order: cache hits as stored, the rest linted (in parallel) and stored."""
+    if cache is None:
+        return lint_files(tasks, jobs, progress)
+    results: list[FileResult | None] = [None] * len(tasks)
+    misses: list[tuple[int, FileTask, str | None]] = []
+    for index, task in enumerate(tasks):
+        try:
+            data = task.data if task.data is not None else read_bytes(task.path)
+        except UnreadableFile:
+            misses.append((index, task, None))  # linting reports why
+            continue
+        too_large = bool(task.max_bytes) and len(data) > task.max_bytes  # NNL005 either way of the limit
+        key = entry_key(data, ",".join(sorted(task.enabled)), "too large" if too_large else "")
+        hit = cache.get(task.path, key, task.display)
+        if hit is None:
+            misses.append((index, replace(task, data=data), key))
+        else:
+            results[index] = FileResult(*hit)
+            if progress:
+                progress()
+    for (index, task, entry), result in zip(misses, lint_files([t for _, t, _ in misses], jobs, progress)):
+        results[index] = result
+        if entry is not None:
+            cache.put(task.path, entry, result.diagnostics, result.suppressed)
+    return [r for r in results if r is not None]  # every slot is filled by now
+
+
 class StaticLayer:
     """libcst rules, one walk per file; tool diagnostics (unreadable, unparsable, crashed rule) too."""
 
     name = "static"
 
-    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None):
+    def __init__(self, jobs: int | None = None, progress: Callable[[], None] | None = None,
+                 cache: ResultCache | None = None):
         self.jobs = jobs
         self.progress = progress
+        self.cache = cache
 
     @property
     def codes(self) -> frozenset[str]:
         return _codes_of("static", "tool")
 
     def run(self, files: list[FileTask], selection: RuleSelection) -> LayerOutput:
-        return LayerOutput(settled=lint_files(files, self.jobs, self.progress))
+        return LayerOutput(settled=lint_cached(files, self.cache, self.jobs, self.progress))
 
 
 class TraceLayer:
@@ -75,7 +108,7 @@ class TraceLayer:
 
     name = "trace"
 
-    def __init__(self, options: "CheckOptions"):
+    def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
 
     @property
@@ -86,9 +119,14 @@ class TraceLayer:
         from nnlint.trace.options import trace_options
         from nnlint.trace.runner import trace_files
 
+        settings = selection.project_settings()
+        options = trace_options(settings, self.options)
+        if self.options.cache:
+            options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
         # Every file goes to discovery, enabled or not: a model's base class may live in another file;
-        # but not one above max-file-size (the static layer notes it) or one Python cannot compile.
+        # but not one above max-file-size (the static layer notes it).
         diagnostics, notes = trace_files([(f.path, f.display) for f in files
-                                          if not f.max_bytes or _size(f.path) <= f.max_bytes],
-                                         trace_options(selection.project_settings(), self.options))
-        return LayerOutput(raw=diagnostics, notes=notes)
+                                          if not f.max_bytes or _size(f.path) <= f.max_bytes], options,
+                                         pool=self.options.trace_pool)
+        problem = options.cache.save() if options.cache else None
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []))

@@ -12,11 +12,12 @@ from nnlint.rule import Rule, registered
 def registry() -> dict[str, type[Rule]]:
     """Every rule, keyed by code, in code order."""
     import nnlint.static.data  # noqa: F401  (each family registers its rules)
-    import nnlint.static.losses  # noqa: F401
     import nnlint.static.loop  # noqa: F401
+    import nnlint.static.losses  # noqa: F401
     import nnlint.static.reproducibility  # noqa: F401
     import nnlint.static.shapes  # noqa: F401
     import nnlint.tool_rules  # noqa: F401
     import nnlint.trace.hazards  # noqa: F401  (metadata only; never imports torch)
+    import nnlint.run.rules  # noqa: F401  (metadata only; never imports torch)
 
     return registered()

@@ -5,14 +5,14 @@ node types it cares about; the engine walks each file once and calls every enabl
 `VALID` and `INVALID` hold example snippets; in an INVALID example each line that must be reported
 ends with the marker comment `# <-`. A rule that can fix what it reports sets `fixable`, passes a
 `NodeFix` to `report`, and gives INVALID examples as `Invalid(code, fixed=...)` with the code its
-safe fixes produce (markers removed).
+fixes produce, safe and unsafe ones alike (`--fix --unsafe-fixes`; markers removed).
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import TYPE_CHECKING, ClassVar
 
 from nnlint.diagnostics import Applicability, Severity
 
@@ -33,7 +33,7 @@ class Invalid(str):
 
     fixed: str | None
 
-    def __new__(cls, code: str, fixed: str | None = None) -> "Invalid":
+    def __new__(cls, code: str, fixed: str | None = None) -> Invalid:
         example = super().__new__(cls, code)
         example.fixed = fixed
         return example
@@ -47,10 +47,10 @@ class NodeFix:
     """
 
     message: str
-    replacements: tuple[tuple["cst.CSTNode", Union["cst.CSTNode", str]], ...]
+    replacements: tuple[tuple[cst.CSTNode, cst.CSTNode | str], ...]
     applicability: Applicability = Applicability.SAFE
 
-_REGISTRY: dict[str, type["Rule"]] = {}
+_REGISTRY: dict[str, type[Rule]] = {}
 
 
 class Rule:
@@ -88,12 +88,12 @@ class StaticRule(Rule):
     """
 
     layer = "static"
-    uses: ClassVar[tuple[type["Facts"], ...]] = ()
+    uses: ClassVar[tuple[type[Facts], ...]] = ()
 
-    def __init__(self, ctx: "FileContext"):
+    def __init__(self, ctx: FileContext):
         self.ctx = ctx
 
-    def report(self, node: "cst.CSTNode", message: str | None = None, fix: NodeFix | None = None) -> None:
+    def report(self, node: cst.CSTNode, message: str | None = None, fix: NodeFix | None = None) -> None:
         self.ctx.report(self, node, message or self.summary(), fix)
 
 

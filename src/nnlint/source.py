@@ -1,4 +1,4 @@
-"""Reading a file's bytes into text, honouring PEP 263 encoding declarations, a BOM and any line ending."""
+"""Reading a file's bytes into text, honouring PEP 263 encoding declarations."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def read_bytes(path: str, limit: int | None = None) -> bytes:
         raise UnreadableFile("cannot read file: it is a directory") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read file: {exc.strerror or exc}") from None
+    return reject_binary(data)
+
+
+def reject_binary(data: bytes) -> bytes:
     if b"\x00" in data:
         raise UnreadableFile("cannot read file: it is binary (contains NUL bytes), not Python source")
     return data
@@ -69,8 +73,18 @@ def decode(data: bytes) -> str:
         ) from None
     except LookupError:
         raise DecodeError(f"unknown encoding {encoding!r}", 1, 1) from None
-    text = text.removeprefix("\ufeff")
-    if "\r" in text:  # CRLF, lone CR or a mix: lines are counted the way Python's tokenizer counts them
+    return text.removeprefix("\ufeff")
+
+
+def encode_like(original: bytes, text: str) -> bytes:
+    """`text` in the encoding `original` was read in, byte-order mark included: for writing fixes back."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    return text.encode(encoding)
+
+
+def python_newlines(text: str) -> str:
+    """CRLF, lone CR or a mix as "\n": lines then count the way Python's tokenizer counts them."""
+    if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
 

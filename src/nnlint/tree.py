@@ -47,7 +47,7 @@ def _is_node(value_type: type) -> bool:
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The node's child nodes in field order (close to source order)."""
-    found = []
+    found: list[cst.CSTNode] = []
     for name in _child_fields(type(node)):
         value = getattr(node, name)
         value_type = type(value)

@@ -5,5 +5,5 @@ from nnlint.diagnostics import Diagnostic
 
 def render(diagnostics: list[Diagnostic]) -> str:
     return "".join(
-        f"{d.path}:{d.line}:{d.column}: {d.code} [{d.severity.label}] {d.message}\n" for d in diagnostics
+        f"{d.path}:{d.where}: {d.code} [{d.severity.label}] {d.message}\n" for d in diagnostics
     )

@@ -16,11 +16,14 @@ def escape_property(text: str) -> str:
 def render(diagnostics: list[Diagnostic]) -> str:
     lines = []
     for d in diagnostics:
+        # A notebook's annotation goes on the line of the .ipynb file that holds the source line.
+        line, column, end_line, end_column = d.file_span or (d.line, d.column, d.end_line, d.end_column)
+        title = f"{d.code} {d.name}" + (f" (cell {d.cell}, line {d.line})" if d.cell is not None else "")
         properties = ",".join(
             f"{key}={escape_property(str(value))}"
             for key, value in (
-                ("file", d.path), ("line", d.line), ("col", d.column),
-                ("endLine", d.end_line), ("endColumn", d.end_column), ("title", f"{d.code} {d.name}"),
+                ("file", d.path), ("line", line), ("col", column),
+                ("endLine", end_line), ("endColumn", end_column), ("title", title),
             )
         )
         lines.append(f"::{_LEVELS[d.severity]} {properties}::{escape_data(d.message)}\n")

@@ -48,9 +48,15 @@ def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
     return {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
 
 
+def _end_column(line: int, column: int, end_line: int, end_column: int) -> int:
+    """At least one column wide on a one-line region: SARIF viewers hide empty ones."""
+    return max(end_column, column + 1) if end_line == line else end_column
+
+
 def _fixes(d: Diagnostic) -> list[dict]:
-    """SARIF's proposed fixes: one artifact change of the diagnostic's own file."""
-    if d.fix is None:
+    """SARIF's proposed fixes: one artifact change of the diagnostic's own file (not in a notebook, whose
+    edits are written into its JSON by `--fix`)."""
+    if d.fix is None or d.cell is not None:
         return []
     replacements = [
         {"deletedRegion": _region(e.line, e.column, e.end_line, e.end_column), "insertedContent": {"text": e.content}}
@@ -70,6 +76,8 @@ def render(diagnostics: list[Diagnostic]) -> str:
     seen: Counter = Counter()
     results = []
     for d in diagnostics:
+        # A notebook's region is where the source line is written in the .ipynb file.
+        line, column, end_line, end_column = d.file_span or (d.line, d.column, d.end_line, d.end_column)
         key = (d.code, d.path, " ".join(d.line_text.split()))
         occurrence = seen[key]
         seen[key] += 1
@@ -83,13 +91,12 @@ def render(diagnostics: list[Diagnostic]) -> str:
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": _uri(d.path), "uriBaseId": "%SRCROOT%"},
-                            "region": _region(d.line, d.column, d.end_line,
-                                              max(d.end_column, d.column + 1) if d.end_line == d.line else d.end_column),
+                            "region": _region(line, column, end_line, _end_column(line, column, end_line, end_column)),
                         }
                     }
                 ],
                 "partialFingerprints": {"nnlintFingerprint/v1": fingerprint(d, occurrence)},
-                "properties": {"source": d.source},
+                "properties": {"source": d.source} | ({} if d.cell is None else {"cell": d.cell, "cellLine": d.line}),
             }
         )
         fixes = _fixes(d)

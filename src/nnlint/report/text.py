@@ -27,7 +27,7 @@ def _caret(d: Diagnostic) -> tuple[str, str]:
 
 def _finding(d: Diagnostic) -> list[list[Segment]]:
     head = [
-        (f"  {d.line}:{d.column}".ljust(10), "dim"),
+        (f"  {d.where} ".ljust(10), "dim"),
         (d.severity.label.ljust(9), _STYLES[d.severity]),
         (f"{d.code} ", "bold"),
         (f"{d.name}  ", "dim"),

@@ -8,7 +8,7 @@ from nnlint.diagnostics import Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import StaticRule
 from nnlint.static.calls import get_arg, positional_args
-from nnlint.static.facts.names import final_name
+from nnlint.static.facts.names import final_name, last_part
 from nnlint.tree import children, walk, walk_no_defs
 
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
@@ -437,7 +437,7 @@ class PreprocessingBeforeSplit(StaticRule):
             elif isinstance(node, cst.Call) and self.ctx.call_name(node) in _SPLITS:
                 names = {n for arg in node.args for n in _names_in(arg.value)}
                 origin = next((tainted[n] for n in names if n in tainted), None)
-                split = f"`{self.ctx.call_name(node).rsplit('.', 1)[1]}` splits them"
+                split = f"`{last_part(self.ctx.call_name(node))}` splits them"
             if origin is not None and origin not in reported:
                 reported.add(origin)
                 fitted = self.ctx.module.code_for_node(origin)

@@ -11,6 +11,7 @@ a value that becomes an activation only on a later iteration is missed (precisio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
@@ -195,8 +196,10 @@ class ModelScopeRule(StaticRule):
             if isinstance(star, cst.Param):
                 scope.flags[star.name.value] = INPUT
 
-    def describe(self, expr: cst.CSTNode) -> str:
+    def describe(self, expr: cst.CSTNode | None) -> str:
         """Short source text of `expr`, for messages (only computed when reporting)."""
+        if expr is None:
+            return "?"
         text = " ".join(self.ctx.module.code_for_node(expr).split())
         return text if len(text) <= 40 else text[:37] + "..."
 
@@ -229,7 +232,7 @@ class ModelScopeRule(StaticRule):
         """What the value of `expr` derives from, as INPUT / LAYER / MODEL bits, with dim 0 still the batch."""
         return 0 if expr is None else self._eval(expr)
 
-    def _eval(self, node: cst.CSTNode) -> int:
+    def _eval(self, node: Any) -> int:  # dispatched on type(node), which mypy cannot narrow
         kind = type(node)
         if kind is cst.Name:
             return self.scope.flags.get(node.value, 0)
@@ -293,8 +296,8 @@ class ModelScopeRule(StaticRule):
         if method == "permute":
             return base if int_value(_arg(call, 0, "dims")) == 0 else 0
         if method in ("flatten", "unsqueeze", "unflatten", "unbind"):
-            dim = int_value(_arg(call, 0, "dim"))
-            return base if dim is not None and dim != 0 else 0
+            position = int_value(_arg(call, 0, "dim"))
+            return base if position is not None and position != 0 else 0
         if method in ("t", "repeat", "repeat_interleave", "split_with_sizes"):
             return 0
         return base

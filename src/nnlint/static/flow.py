@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from nnlint.imports import dotted_name
-from nnlint.static.facts.names import final_name
 from nnlint.static.calls import get_arg
 from nnlint.tree import walk_no_defs
 
@@ -93,6 +92,13 @@ class Tensor:
 
 
 @dataclass(frozen=True)
+class TupleValue:
+    """A tuple of values (None where unknown): a model returning `(validity, label)`."""
+
+    items: tuple
+
+
+@dataclass(frozen=True)
 class Module:
     """A callable layer or model whose output has a known kind."""
 
@@ -160,7 +166,7 @@ def _child_statements(statement: cst.CSTNode) -> list:
 
 def _nested_defs(suite) -> list[tuple[cst.FunctionDef, cst.ClassDef | None]]:
     """Functions and methods defined in a body, without entering them."""
-    found = []
+    found: list[tuple[cst.FunctionDef, cst.ClassDef | None]] = []
     stack = _suite_statements(suite)
     while stack:
         statement = stack.pop()
@@ -228,7 +234,7 @@ def _short(module: cst.Module, node: cst.CSTNode, limit: int = 40) -> str:
 class FlowAnalysis:
     """Interprets one file; `findings` lists every loss call fed a tensor of a known kind."""
 
-    def __init__(self, ctx, walked: "LossFlowFacts"):
+    def __init__(self, ctx, walked: LossFlowFacts):
         self.ctx = ctx
         self.module = ctx.module
         self.walked = walked
@@ -340,8 +346,13 @@ class FlowAnalysis:
         finally:
             self._in_progress.discard(key)
         result = None
+        name = node.name.value
         if returns and all(isinstance(r, Tensor) and r == returns[0] for r in returns):
-            result = Tensor(returns[0].kind, f"the model `{node.name.value}`, whose forward returns {KIND_TEXT[returns[0].kind]}")
+            result = Tensor(returns[0].kind, f"the model `{name}`, whose forward returns {KIND_TEXT[returns[0].kind]}")
+        elif returns and all(isinstance(r, TupleValue) and r == returns[0] for r in returns):
+            result = TupleValue(tuple(
+                Tensor(item.kind, f"output {index} of `{name}.forward`") if isinstance(item, Tensor) else None
+                for index, item in enumerate(returns[0].items)))
         self._forward_cache[key] = result
         return result
 
@@ -352,8 +363,10 @@ class FlowAnalysis:
         while pending:
             scope = pending.pop()
             relevant = self.walked.is_relevant(scope.node)
+            body: cst.CSTNode
+            params: list[cst.Param]
             if isinstance(scope.node, cst.Module):
-                body, params, env = scope.node, (), {}
+                body, params, env = scope.node, [], {}
             elif relevant:
                 body, params, env = scope.node.body, _param_names(scope.node.params), dict(scope.enclosing)
             else:
@@ -362,7 +375,8 @@ class FlowAnalysis:
                 continue
             for param in params:
                 env.pop(param.name.value, None)
-            if scope.cls is not None and params and _is_plain_method(scope.node):
+            if scope.cls is not None and params and isinstance(scope.node, cst.FunctionDef) \
+                    and _is_plain_method(scope.node):
                 env[params[0].name.value] = Instance(scope.cls, via_self=True)
             interpreter = _Interpreter(self, reporting=relevant)
             final = interpreter.block(_suite_statements(body), env)
@@ -383,6 +397,10 @@ class FlowAnalysis:
             return None
         if isinstance(expr, cst.Call):
             return self._eval_call(expr, env)
+        if isinstance(expr, cst.Tuple) and not any(isinstance(e, cst.StarredElement) for e in expr.elements):
+            return TupleValue(tuple(self._eval(e.value, env) for e in expr.elements))
+        if isinstance(expr, cst.Subscript):
+            return _item(self._eval(expr.value, env), expr)
         return None
 
     def _eval_call(self, call: cst.Call, env: dict):
@@ -549,6 +567,11 @@ class _Interpreter:
                 env.pop(target.value, None)
             else:
                 env[target.value] = value
+        elif (isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, TupleValue)
+              and len(target.elements) == len(value.items)
+              and not any(isinstance(e, cst.StarredElement) for e in target.elements)):
+            for element, item in zip(target.elements, value.items):  # `validity, label = discriminator(x)`
+                _Interpreter.bind(element.value, item, env)
         else:
             for name in _names_in(target) if not isinstance(target, cst.Attribute) else ():
                 env.pop(name, None)
@@ -580,7 +603,7 @@ class _Interpreter:
             if isinstance(value, Tensor) and id(call) not in analysis.findings:
                 family, display = loss
                 analysis.findings[id(call)] = Finding(family, value.kind, call, _message(
-                    family, value, display, _short(analysis.module, given)))
+                    family, value, display, _short(analysis.module, call if given is None else given)))
 
 
 def _message(family: str, value: Tensor, loss: str, given: str) -> str:
@@ -596,6 +619,20 @@ def _message(family: str, value: Tensor, loss: str, given: str) -> str:
     if value.kind == LOGITS:
         return f"{what}, but {loss} expects log-probabilities: apply log_softmax first, or use cross_entropy"
     return f"{what}, but {loss} expects log-probabilities: use log_softmax instead of softmax"
+
+
+def _item(value, subscript: cst.Subscript):
+    """`outputs[1]` of a known tuple: the element, for a literal index."""
+    if not isinstance(value, TupleValue) or len(subscript.slice) != 1:
+        return None
+    index = subscript.slice[0].slice
+    if not isinstance(index, cst.Index) or not isinstance(index.value, (cst.Integer, cst.UnaryOperation)):
+        return None
+    try:
+        position = int(cst.Module([]).code_for_node(index.value))
+    except ValueError:
+        return None
+    return value.items[position] if -len(value.items) <= position < len(value.items) else None
 
 
 ALL_TRIGGERS = frozenset().union(*TRIGGER_NAMES.values())

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import libcst as cst
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts.loops import (
-    Event, LoopFacts, Scope, is_model_name, last_part, loop_facts, name_tokens,
+    Event,
+    LoopFacts,
+    Scope,
+    is_model_name,
+    last_part,
+    loop_facts,
+    name_tokens,
 )
+from nnlint.static.rewrite import contains, statement_siblings, swap_statements
+from nnlint.static.rng import is_tensor_list
 from nnlint.tree import walk
 
 _BACKWARDS = frozenset({"backward", "fw_backward"})
@@ -69,7 +79,8 @@ class MissingZeroGrad(_LoopRule):
     VALID = (
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nfor x, y in loader:\n"
         "    opt.zero_grad()\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    opt.step()\n",
-        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n    loss_fn(model(x), y).backward()\n"
+        "import torch\nfor x, y in loader:\n    model.zero_grad(set_to_none=True)\n"
+        "    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
         "import torch\nfor x, y in loader:\n    for p in model.parameters():\n        p.grad = None\n"
         "    loss_fn(model(x), y).backward()\n    optimizer.step()\n",
@@ -141,11 +152,13 @@ class ZeroGradBeforeStep(_LoopRule):
     Clearing gradients after `loss.backward()` but before `optimizer.step()` makes the step use zero
     gradients: the model never learns. Calling `step()` before `backward()` applies the previous
     batch's gradients (or none). The order per iteration is `zero_grad()`, `backward()`, `step()`.
+    The fix swaps the misplaced call with the `backward()` right next to it.
     """
 
     code = "NNL507"
     name = "zero-grad-before-step"
     severity = Severity.ERROR
+    fixable = True
     VALID = (
         "import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    loss_fn(model(x), y).backward()\n"
         "    optimizer.step()\n",
@@ -159,12 +172,25 @@ class ZeroGradBeforeStep(_LoopRule):
         "    opt_g.step()\n",
     )
     INVALID = (
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
-        "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
-        "import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
-        "    loss_fn(model(x), y).backward()\n",
-        "import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model(x).sum().backward()\n"
-        "    model.zero_grad()  # <-\n    opt.step()\n",
+        Invalid("import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+                "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n"
+                "    loss.backward()\n    optimizer.step()\n"),
+        Invalid("import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n    optimizer.step()  # <-\n"
+                "    loss_fn(model(x), y).backward()\n",
+                fixed="import torch\nfor x, y in loader:\n    optimizer.zero_grad()\n"
+                      "    loss_fn(model(x), y).backward()\n"
+                "    optimizer.step()\n"),
+        Invalid("import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n"
+                "    model(x).sum().backward()\n"
+                "    model.zero_grad()  # <-\n    opt.step()\n",
+                fixed="import torch\nopt = torch.optim.SGD(params, lr=0.1)\ndef train_step(x):\n    model.zero_grad()\n"
+                "    model(x).sum().backward()\n    opt.step()\n"),
+        # Not next to each other: moving one call past the others is left to the author.
+        Invalid("import torch\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    log(model)\n"
+                "    optimizer.zero_grad()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x, y in loader:\n    loss_fn(model(x), y).backward()\n    log(model)\n"
+                "    optimizer.zero_grad()\n    optimizer.step()\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -185,18 +211,20 @@ class ZeroGradBeforeStep(_LoopRule):
                 self._zero_between(facts, event, events, i, optimizers)
             elif direct and not backward_seen and event.kind == "step" and not self._has_closure(facts, event):
                 optimizer = facts.stepped_optimizer(event)
-                if optimizer and any(e.kind in _BACKWARDS and e.block is block for e in events[i:]):
+                backward = next((e for e in events[i:] if e.kind in _BACKWARDS and e.block is block), None)
+                if optimizer and backward is not None:
                     self.report(event.node, f"{_call_text(event)} runs before `backward()` in this iteration, so "
-                                            "it applies stale (or no) gradients: call it after `backward()`")
+                                            "it applies stale (or no) gradients: call it after `backward()`",
+                                self._swap(event, backward, +1, "move the step after backward()"))
 
     def _zero_between(self, facts, zero: Event, events, i, optimizers) -> None:
         # The backward before this zero_grad must not have been consumed by a step already.
-        for earlier in reversed(events[:i]):
-            if earlier.kind in _BACKWARDS:
-                if earlier.block is not zero.block:
+        for backward in reversed(events[:i]):
+            if backward.kind in _BACKWARDS:
+                if backward.block is not zero.block:
                     return
                 break
-            if facts.stepped_optimizer(earlier):
+            if facts.stepped_optimizer(backward):
                 return
         for later in events[i + 1:]:
             if later.kind in _BACKWARDS:
@@ -207,8 +235,25 @@ class ZeroGradBeforeStep(_LoopRule):
                 if same:
                     self.report(zero.node, f"{_call_text(zero)} clears the gradients after `backward()` and "
                                            f"before {_call_text(later)}, so the step uses zero gradients: "
-                                           "clear them before `backward()`")
+                                           "clear them before `backward()`",
+                                self._swap(zero, backward, -1, "clear the gradients before backward()"))
                 return
+
+    def _swap(self, event: Event, other: Event, offset: int, message: str) -> NodeFix | None:
+        """Exchange `event`'s statement with its neighbour when that neighbour is `other`'s statement.
+
+        Safe: only the two calls trade places, giving the documented per-iteration order
+        (zero_grad, backward, step); nothing else runs earlier or later than before."""
+        found = statement_siblings(event.block, event.node)
+        if found is None:
+            return None
+        statements, index = found
+        if not 0 <= index + offset < len(statements) or not contains(statements[index + offset], other.node):
+            return None
+        if not isinstance(statements[index + offset], cst.SimpleStatementLine):
+            return None
+        return swap_statements(self.ctx.module, statements[index], statements[index + offset], message,
+                               Applicability.SAFE)
 
     @staticmethod
     def _has_closure(facts, event: Event) -> bool:
@@ -220,32 +265,45 @@ class SchedulerBeforeOptimizer(_LoopRule):
 
     Since PyTorch 1.1 the scheduler must step after the optimizer; stepping it first skips the first
     value of the learning-rate schedule (and PyTorch warns). Move `scheduler.step()` after
-    `optimizer.step()` (per batch or per epoch, as the schedule intends).
+    `optimizer.step()` (per batch or per epoch, as the schedule intends). The fix moves it past the
+    next statement when that statement steps the optimizer: safe when that statement is the
+    `optimizer.step()` call itself, unsafe when it is a loop or a call that may also read the learning rate.
     """
 
     code = "NNL508"
     name = "scheduler-before-optimizer"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
         "    optimizer.step()\n    scheduler.step()\n",
         "import torch\nfor epoch in range(10):\n    for x in loader:\n        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    scheduler.step()\n",
-        "import torch\nfor t in noise_scheduler.timesteps:\n    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
+        "import torch\nfor t in noise_scheduler.timesteps:\n"
+        "    x = noise_scheduler.step(model(x, t), t, x).prev_sample\n",
         "import torch\nfor epoch in range(10):\n    if epoch > 0:\n        scheduler.step()\n"
         "    for x in loader:\n        optimizer.step()\n",
         "import timm\nimport torch\nfor epoch in range(10):\n    lr_scheduler.step(epoch)\n    for x in loader:\n"
         "        optimizer.step()\n",
     )
     INVALID = (
-        "import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
-        "    scheduler.step()  # <-\n    optimizer.step()\n",
-        "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
-        "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
-        "        opt.step()\n",
-        "import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
-        "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
-        "    lr_scheduler.step()  # <-\n    train_epoch()\n",
+        Invalid("import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
+                "    scheduler.step()  # <-\n    optimizer.step()\n",
+                fixed="import torch\nfor x in loader:\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
+                "    optimizer.step()\n    scheduler.step()\n"),
+        Invalid("import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
+                "    sched.step()  # <-\n    for x in loader:\n        opt.zero_grad()\n"
+                "        model(x).sum().backward()\n"
+                "        opt.step()\n",
+                fixed="import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 10)\nfor epoch in range(10):\n"
+                "    for x in loader:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
+                "        opt.step()\n    sched.step()\n"),
+        Invalid("import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
+                "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
+                "    lr_scheduler.step()  # <-\n    train_epoch()\n",
+                fixed="import torch\ndef train_epoch():\n    for x in loader:\n        optimizer.zero_grad()\n"
+                "        model(x).sum().backward()\n        optimizer.step()\nfor epoch in range(10):\n"
+                "    train_epoch()\n    lr_scheduler.step()\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -262,8 +320,23 @@ class SchedulerBeforeOptimizer(_LoopRule):
                             what = _call_text(follow)
                             self.report(event.node, f"{_call_text(event)} runs before {what} in this iteration, "
                                                     "which skips the first learning-rate value: step the scheduler "
-                                                    "after the optimizer")
+                                                    "after the optimizer", self._fix(event, follow))
                         break
+
+    def _fix(self, scheduler: Event, optimizer: Event) -> NodeFix | None:
+        """Move the scheduler step past the next statement, when that statement steps the optimizer."""
+        found = statement_siblings(scheduler.block, scheduler.node)
+        if found is None or found[1] + 1 >= len(found[0]):
+            return None
+        statements, index = found
+        following = statements[index + 1]
+        if not contains(following, optimizer.node):
+            return None
+        # Safe when only the optimizer step trades places; a loop or helper call might read the LR too.
+        direct = (isinstance(following, cst.SimpleStatementLine) and isinstance(following.body[0], cst.Expr)
+                  and following.body[0].value is optimizer.node)
+        return swap_statements(self.ctx.module, statements[index], following, "step the scheduler after the optimizer",
+                               Applicability.SAFE if direct else Applicability.UNSAFE)
 
     @staticmethod
     def _steps_optimizer(facts: LoopFacts, event: Event) -> bool:
@@ -279,15 +352,18 @@ class LossAccumulatedWithGraph(_LoopRule):
 
     `total += loss` or `losses.append(loss)` keeps a reference to each step's graph, so memory grows
     every step until the process runs out. Accumulate `loss.item()` (or `loss.detach()`) instead.
+    The fix adds `.detach()`: the same value without the graph, still a tensor for later code.
     """
 
     code = "NNL505"
     name = "loss-accumulated-with-graph"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\ntotal = 0.0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    total += loss.item()\n",
-        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n    loss.backward()\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss += 0.1 * aux\n"
+        "    loss.backward()\n",
         "import torch\nlosses = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    losses.append(loss.detach())\n",
         "import torch\ntotal = 0\nfor x, y in chunks:\n    loss = loss_fn(model(x), y)\n    total += loss\n"
@@ -296,14 +372,30 @@ class LossAccumulatedWithGraph(_LoopRule):
         "    loss.backward(retain_graph=True)\nsum(losses).backward()\n",
         "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
         "    loss = loss.detach()\n    total += loss\n",
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n"
+        "    epoch_loss += loss.item() / len(loader)\n",
+        # dividing by the loss is not accumulating it
+        "import torch\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    loss.backward()\n    ratio += 1 / loss\n",
     )
     INVALID = (
-        "import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n    optimizer.zero_grad()\n"
-        "    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
-        "import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
-        "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
-        "import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
-        "    running += loss * batch['x'].size(0)  # <-\n",
+        Invalid("import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n    total_loss += loss  # <-\n",
+                fixed="import torch\ntotal_loss = 0\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    optimizer.zero_grad()\n    loss.backward()\n    optimizer.step()\n"
+                "    total_loss += loss.detach()\n"),
+        Invalid("import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    scaler.scale(loss).backward()\n    history.append(loss)  # <-\n",
+                fixed="import torch\nhistory = []\nfor x, y in loader:\n    loss = loss_fn(model(x), y)\n"
+                "    scaler.scale(loss).backward()\n    history.append(loss.detach())\n"),
+        Invalid("import torch\nfor batch in loader:\n    loss = model(**batch).loss\n    accelerator.backward(loss)\n"
+                "    running += loss * batch['x'].size(0)  # <-\n",
+                fixed="import torch\nfor batch in loader:\n    loss = model(**batch).loss\n"
+                      "    accelerator.backward(loss)\n"
+                "    running += loss.detach() * batch['x'].size(0)\n"),
+        Invalid("import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss / len(train_loader)  # <-\n",
+                fixed="import torch\nepoch_loss = 0\nfor x, y in train_loader:\n    loss = loss_fn(model(x), y)\n"
+                "    loss.backward()\n    epoch_loss += loss.detach() / len(train_loader)\n"),
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -318,13 +410,18 @@ class LossAccumulatedWithGraph(_LoopRule):
             for event in scope.events:
                 if event.kind not in ("accum", "append") or event.no_grad:
                     continue
-                loss = _accumulated_name(event)
+                node = _accumulated(event)
+                loss = node.value if node is not None else None
                 if loss is None or loss in detached or event.name in in_backward or event.name is None:
                     continue
                 if loss in self._backwarded(grouped[event.loops[-1]]):
                     shown = f"{event.name} += {loss}" if event.kind == "accum" else f"{event.name}.append({loss})"
+                    # Safe: `.detach()` is the same tensor value without the graph, and nothing
+                    # backpropagates through this accumulator (checked above). `.item()` would turn
+                    # it into a float and break a later `total.item()`.
+                    fix = NodeFix(f"accumulate {loss}.detach()", ((node, f"{loss}.detach()"),)) if node else None
                     self.report(event.node, f"`{shown}` keeps every step's autograd graph alive and memory grows: "
-                                            f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead")
+                                            f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead", fix)
 
     @staticmethod
     def _backwarded(events: list[Event]) -> set[str]:
@@ -362,15 +459,18 @@ def _detaches(value) -> bool:
     return isinstance(func, cst.Attribute) and func.attr.value in ("detach", "item", "data", "cpu", "tolist", "numpy")
 
 
-def _accumulated_name(event: Event) -> str | None:
+def _accumulated(event: Event) -> cst.Name | None:
+    """The loss name that is added (`total += loss`, `+= loss * n`) or stored (`losses.append(loss)`)."""
     if event.kind == "accum":
         value = event.extra
         if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
             value = value.left if isinstance(value.left, cst.Name) else value.right
+        elif isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            value = value.left  # `epoch_loss += loss / len(loader)`: still the loss, scaled
     else:
         args = positional_args(event.node)
         value = args[0].value if len(args) == 1 and len(event.node.args) == 1 else None
-    return value.value if isinstance(value, cst.Name) else None
+    return value if isinstance(value, cst.Name) else None
 
 
 _EVAL_WORDS = frozenset({"val", "valid", "validation", "validate", "test", "eval", "evaluation", "evaluate"})
@@ -386,7 +486,7 @@ def _is_pytest(scope: Scope) -> bool:
 
 
 def _iter_words(iterable) -> set[str]:
-    words = set()
+    words: set[str] = set()
     for node in walk(iterable):
         if isinstance(node, cst.Name):
             words |= name_tokens(node.value)
@@ -470,14 +570,26 @@ class EvalModeMissing(_EvalLoops):
         "import torch\nfor x in train_loader:\n    model(x).sum().backward()\n",
         "import torch\ndef test_forward():\n    for x in inputs:\n        model(x)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x in loader:\n        feats = extract(x)\n",
+        # no dropout or batch norm in the model: eval mode changes nothing
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc1 = nn.Linear(784, 500)\n        self.relu = nn.ReLU()\n        self.fc2 = nn.Linear(500, 10)\n"
+        "    def forward(self, x):\n        return self.fc2(self.relu(self.fc1(x)))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)\n",
     )
     INVALID = (
-        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n        for x, y in loader:\n"
+        "import torch\ndef evaluate(model, loader):\n    correct = 0\n    with torch.no_grad():\n"
+        "        for x, y in loader:\n"
         "            pred = model(x).argmax(1)  # <-\n            correct += (pred == y).sum().item()\n"
         "    return correct\nfor epoch in range(3):\n    model.train()\n    train(model)\n"
         "    evaluate(model, val_loader)\n",
         "import torch\nmodel.train()\nwith torch.no_grad():\n    for x, y in val_loader:\n"
         "        val_loss = criterion(net(x), y)  # <-\n",
+        "import torch\nimport torch.nn as nn\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n        self.drop = nn.Dropout(0.5)\n"
+        "    def forward(self, x):\n        return self.fc(self.drop(x))\n"
+        "model = Net().to(device)\nfor x, y in train_loader:\n    model(x).sum().backward()\n"
+        "with torch.no_grad():\n    for x, y in test_loader:\n        out = model(x)  # <-\n",
     )
 
     def check(self, facts: LoopFacts) -> None:
@@ -490,11 +602,59 @@ class EvalModeMissing(_EvalLoops):
         def here(scope: Scope) -> bool:
             return any(e.kind == "eval" for e in scope.events) or scope.class_name in evals_in_class
 
-        for scope, loop, call in self.eval_loops(facts):
+        for scope, _loop, call in self.eval_loops(facts):
             if call.name in facts.eval_receivers or self.covered(facts, scope, here):
                 continue
+            if _modeless_model(self.ctx, call.name):
+                continue  # no dropout or batch norm anywhere in it: train and eval mode compute the same
             self.report(call.node, f"`{call.name}` runs in an evaluation loop but is never put in eval mode: call "
                                    f"`{call.name}.eval()` before the loop (dropout and BatchNorm behave differently)")
+
+
+# Layers whose output differs between train() and eval(); "training" catches forwards that branch on it.
+_MODE_WORDS = ("Dropout", "dropout", "BatchNorm", "batch_norm", "training", "AlphaDropout")
+
+
+def _modeless_model(ctx, name: str) -> bool:
+    """Whether every `name = ...` in the file builds a model known to behave the same in train and eval
+    mode: a torch.nn layer without dropout, or a class of this file made only of such layers."""
+    built = [s.value for s in walk(ctx.module) if isinstance(s, cst.Assign) and len(s.targets) == 1
+             and isinstance(s.targets[0].target, cst.Name) and s.targets[0].target.value == name]
+    classes = {c.name.value: c for c in walk(ctx.module) if isinstance(c, cst.ClassDef)}
+    return bool(built) and all(_modeless(ctx, value, classes, set()) for value in built)
+
+
+def _modeless(ctx, value: cst.BaseExpression, classes: dict, seen: set) -> bool:
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in (
+            "to", "cuda", "cpu", "double", "float"):
+        value = value.func.value  # Net(...).to(device)
+    if not isinstance(value, cst.Call):
+        return False
+    code = ctx.module.code_for_node(value)
+    if any(word in code for word in _MODE_WORDS):
+        return False
+    qualname = ctx.call_name(value)
+    if qualname is not None:
+        return qualname.startswith("torch.nn.") and qualname.count(".") == 2
+    cls = classes.get(value.func.value) if isinstance(value.func, cst.Name) else None
+    if cls is None or cls.name.value in seen:
+        return False
+    seen.add(cls.name.value)
+    if any(word in ctx.module.code_for_node(cls) for word in _MODE_WORDS):
+        return False
+    bases = [ctx.qualname(b.value) for b in cls.bases]
+    if bases != ["torch.nn.Module"]:
+        return False
+    # Every layer it builds is itself modeless (torch.nn layers or classes of this file).
+    return all(_modeless(ctx, call, classes, seen) for call in walk(cls)
+               if isinstance(call, cst.Call) and _builds_layer(ctx, call, classes))
+
+
+def _builds_layer(ctx, call: cst.Call, classes: dict) -> bool:
+    if isinstance(call.func, cst.Name) and call.func.value in classes:
+        return True
+    qualname = ctx.call_name(call) or ""
+    return qualname.startswith("torch.nn.") and qualname.rsplit(".", 1)[-1][:1].isupper()
 
 
 class EvalWithoutNoGrad(_EvalLoops):
@@ -551,7 +711,8 @@ class TrainModeNotRestored(_LoopRule):
     name = "train-mode-not-restored"
     severity = Severity.WARNING
     VALID = (
-        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n        optimizer.zero_grad()\n"
+        "import torch\nfor epoch in range(10):\n    model.train()\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n"
         "        model(x).sum().backward()\n        optimizer.step()\n    model.eval()\n    validate(model)\n",
         "import torch\ndef evaluate(model):\n    model.eval()\n    run(model)\n    model.train()\n"
         "for epoch in range(10):\n    for x in loader:\n        model(x).sum().backward()\n    evaluate(model)\n",
@@ -570,7 +731,7 @@ class TrainModeNotRestored(_LoopRule):
         reported = set()
         train_kinds, eval_kinds = frozenset({"train"}), frozenset({"eval"})
         for scope in facts.scopes:
-            for loop, events in facts.loop_events(scope).items():
+            for _loop, events in facts.loop_events(scope).items():
                 trains = False
                 first_eval = None
                 restored = False
@@ -608,27 +769,35 @@ class ForwardCalledDirectly(StaticRule):
     """`model.forward(x)` instead of `model(x)`: forward and backward hooks are skipped.
 
     `nn.Module.__call__` runs registered hooks (used by pruning, quantization, profilers, FSDP and
-    many libraries) around `forward`. Call the module itself: `model(x)`.
+    many libraries) around `forward`. Call the module itself: `model(x)`. The fix rewrites the call:
+    safe when the receiver is surely a module (it is switched with `.train()`/`.eval()` in this file),
+    unsafe when only its name says so.
     """
 
     code = "NNL506"
     name = "forward-called-directly"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\nout = model(x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return super().forward(x) * 2\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return super().forward(x) * 2\n",
         "from torch import nn\nclass Net(Base):\n    def forward(self, x):\n        return Base.forward(self, x)\n",
-        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n        return nn.Linear.forward(self, x)\n",
+        "from torch import nn\nclass Net(nn.Linear):\n    def forward(self, x):\n"
+        "        return nn.Linear.forward(self, x)\n",
         "import torch\nclass Net(torch.nn.Module):\n    def run(self, x):\n        return self.forward(x)\n",
         "import numpy as np\nout = pipeline.forward(x)\n",
         "import torch\ndef remote_forward(remote_module, args):\n    return remote_module.forward(*args)\n",
         "import torch\nresult = self._xielu_cuda_obj.forward(x)\n",
     )
     INVALID = (
-        "import torch\nlogits = model.forward(x)  # <-\n",
-        "import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net.forward(images)  # <-\n",
-        "import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
-        "        return self.backbone.forward(x)  # <-\n",
+        Invalid("import torch\nlogits = model.forward(x)  # <-\n", fixed="import torch\nlogits = model(x)\n"),
+        Invalid("import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net.forward(images)  # <-\n",
+                fixed="import torch\nnet.eval()\nwith torch.no_grad():\n    feats = net(images)\n"),
+        Invalid("import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
+                "        return self.backbone.forward(x)  # <-\n",
+                fixed="import torch\nclass Wrapper(torch.nn.Module):\n    def forward(self, x):\n"
+                "        return self.backbone(x)\n"),
     )
 
     def __init__(self, ctx):
@@ -647,7 +816,7 @@ class ForwardCalledDirectly(StaticRule):
         if facts is None:
             return
         for call in self._calls:
-            receiver = call.func.value
+            receiver = cast(cst.Attribute, call.func).value
             name = dotted_name(receiver)
             if name is None or name in ("self", "cls") or last_part(name)[:1].isupper():
                 continue  # super().forward(), self.forward(), Base.forward(self, ...)
@@ -660,7 +829,12 @@ class ForwardCalledDirectly(StaticRule):
             first = positional_args(call)
             if first and isinstance(first[0].value, cst.Name) and first[0].value.value == "self":
                 continue  # unbound call on a base class held in a variable
-            self.report(call, f"`{name}.forward(...)` skips the module's hooks: call `{name}(...)` instead")
+            # Running the hooks is the point; the call is unchanged otherwise (`__call__` passes
+            # every argument to `forward`). Unsafe when only the name suggests a module.
+            sure = name in facts.mode_receivers
+            fix = NodeFix(f"call `{name}(...)`", ((call.func, receiver),),
+                          Applicability.SAFE if sure else Applicability.UNSAFE)
+            self.report(call, f"`{name}.forward(...)` skips the module's hooks: call `{name}(...)` instead", fix)
 
 
 _ADAMS = frozenset(
@@ -674,7 +848,9 @@ class AdamHighLearningRate(StaticRule):
 
     Adam's per-parameter scaling makes its step size roughly the learning rate itself; 1e-2 or more
     usually makes training unstable or diverge. The usual range is 1e-4 to 3e-3 (1e-3 is the
-    default). Lower it, or use a warmup schedule if a high peak rate is really intended.
+    default). Lower it, or use a warmup schedule if a high peak rate is really intended. An Adam over
+    listed input tensors (`Adam([image], lr=0.1)`: feature visualization, style transfer) updates pixels,
+    not weights, and is not reported.
     """
 
     code = "NNL509"
@@ -686,6 +862,8 @@ class AdamHighLearningRate(StaticRule):
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=args.lr)\n",
         "from keras.optimizers import Adam\nopt = Adam(lr=0.01)\n",
+        # optimizing an image: large steps on pixels are the point
+        "from torch.optim import Adam\noptimizer = Adam([processed_image], lr=0.1, weight_decay=1e-6)\n",
     )
     INVALID = (
         "import torch\nopt = torch.optim.Adam(model.parameters(), lr=0.01)  # <-\n",
@@ -699,6 +877,9 @@ class AdamHighLearningRate(StaticRule):
         name = self.ctx.call_name(node)
         if name not in _ADAMS:
             return
+        params = get_arg(node, 0, "params")
+        if params is not None and is_tensor_list(params):
+            return  # updating input pixels or a latent (feature visualization, style transfer), not weights
         lr = get_arg(node, 1, "lr")
         if isinstance(lr, (cst.Float, cst.Integer)):
             value = float(lr.evaluated_value)

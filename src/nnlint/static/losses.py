@@ -52,7 +52,8 @@ class SoftmaxIntoCrossEntropy(_LossFlowRule):
     `nn.Softmax`) squashes the logits into [0, 1], so the loss barely moves and gradients vanish:
     the model trains slowly or not at all, without any error. Log-probabilities are normalised a
     second time, which is redundant and hides what the model outputs. Pass the raw logits and apply
-    softmax only where probabilities are needed (metrics, inference).
+    softmax only where probabilities are needed (metrics, inference). Models returning a tuple
+    (a GAN discriminator's `(validity, softmax_label)`) are followed element by element.
     """
 
     code = "NNL401"
@@ -78,6 +79,12 @@ class SoftmaxIntoCrossEntropy(_LossFlowRule):
         "    def __init__(self):\n        super().__init__()\n        self.head = nn.Softmax(dim=1)\n"
         "    def forward(self, x):\n        return self.head(x)\nmodel = Net()\nmodel.head = nn.Identity()\n"
         "loss = F.cross_entropy(model(x), y)\n",
+        # A tuple output: the element fed to cross-entropy is the logits; the softmax one is for display.
+        "import torch.nn as nn\nclass Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 3)\n        self.soft = nn.Softmax(dim=1)\n"
+        "    def forward(self, x):\n        logits = self.fc(x)\n        return logits, self.soft(logits)\n"
+        "criterion = nn.CrossEntropyLoss()\nlogits, probs = Head()(x)\nloss = criterion(logits, y)\n"
+        "out = Head()(x)\nloss = criterion(out[0], y)\n",
     )
     INVALID = (
         "import torch.nn.functional as F\nprobs = F.softmax(logits, dim=1)\nloss = F.cross_entropy(probs, y)  # <-\n",
@@ -93,6 +100,14 @@ class SoftmaxIntoCrossEntropy(_LossFlowRule):
         "    def forward(self, x):\n        return self.fc(x).log_softmax(dim=-1)\n"
         "    def training_step(self, batch):\n        x, y = batch\n"
         "        return self.loss_fn(self(x), y)  # <-\n",
+        # PyTorch-GAN's ACGAN: the discriminator returns (validity, softmax label)
+        "import torch.nn as nn\nclass Discriminator(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.adv = nn.Sequential(nn.Linear(128, 1), nn.Sigmoid())\n"
+        "        self.aux = nn.Sequential(nn.Linear(128, 10), nn.Softmax(dim=1))\n"
+        "    def forward(self, x):\n        return self.adv(x), self.aux(x)\n"
+        "auxiliary_loss = nn.CrossEntropyLoss()\ndiscriminator = Discriminator()\n"
+        "validity, label = discriminator(imgs)\nloss = auxiliary_loss(label, labels)  # <-\n"
+        "loss = auxiliary_loss(discriminator(imgs)[1], labels)  # <-\n",
     )
 
 
@@ -211,6 +226,7 @@ class LogOfSoftmax(StaticRule):
         func = node.func
         if not isinstance(func, cst.Attribute) or func.attr.value != "log":
             return
+        source: cst.BaseExpression | None
         if isinstance(func.value, cst.Call) and not node.args:
             source = func.value  # `softmax(...).log()`
         elif self.ctx.qualname(func) in ("torch.log", "torch.Tensor.log"):
@@ -218,7 +234,7 @@ class LogOfSoftmax(StaticRule):
         else:
             return
         fused = self._fused_replacement(source)
-        if fused is not None:
+        if fused is not None and isinstance(source, cst.Call):
             self.report(node, f"log of {self._describe(source)} underflows to -inf for small probabilities: "
                               f"use {fused} instead", self._fix(node, source))
 

@@ -4,14 +4,58 @@ from __future__ import annotations
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
-from nnlint.rule import StaticRule
+from nnlint.rule import Invalid, NodeFix, StaticRule
+from nnlint.static.calls import positional_args
 from nnlint.static.facts.names import final_name
+from nnlint.static.rewrite import statement_siblings
 from nnlint.static.rng import (
-    DRAW_NAMES, NUMPY, NUMPY_DRAWS, PYTHON, PYTHON_DRAWS, TORCH, TORCH_DRAWS, TORCH_ONLY, TrainingCalls, is_main_guard,
+    DRAW_NAMES,
+    NUMPY,
+    NUMPY_DRAWS,
+    PYTHON,
+    PYTHON_DRAWS,
+    TORCH,
+    TORCH_DRAWS,
+    TORCH_ONLY,
+    TRAINING_LIBRARIES,
+    SeededGenerators,
+    TrainingCalls,
+    is_main_guard,
     seeded_rngs,
 )
+
+# Decorators that do not make a function an entry point someone else calls.
+_PLAIN_DECORATORS = frozenset({"staticmethod", "classmethod", "property", "no_grad", "inference_mode",
+                               "enable_grad", "wraps", "cache", "lru_cache", "setter", "abstractmethod",
+                               "jit", "script", "compile", "overload", "override"})
+
+
+_SEED_CALLS = {TORCH: "{}.manual_seed({})", PYTHON: "{}.seed({})", NUMPY: "{}.random.seed({})"}
+
+
+def _insert_seed(ctx, anchor: cst.CSTNode, rng: str, seed: str, message: str) -> NodeFix | None:
+    """A line seeding `rng` after the top-level line whose one statement is `anchor` (or calls it).
+
+    Unsafe: seeding changes every random draw that follows, also in code that imports this file, and
+    the seed value is a choice the author should see."""
+    bound = ctx.imports.bound_name(rng)
+    found = statement_siblings(ctx.module, anchor)
+    if bound is None or found is None:
+        return None
+    statement = found[0][found[1]]
+    if not isinstance(statement, cst.SimpleStatementLine) or not any(s is statement for s in ctx.module.body) \
+            or statement.trailing_whitespace.comment is not None:
+        return None  # nested (indentation unknown here), or a comment that would trail the new line
+    small = statement.body[0]
+    content = f"{ctx.module.code_for_node(small)}\n{_SEED_CALLS[rng].format(bound, seed)}"
+    return NodeFix(message, ((small, content),), Applicability.UNSAFE)
+
+
+def _seed_argument(ctx, call: cst.Call) -> str | None:
+    args = positional_args(call)
+    return ctx.module.code_for_node(args[0].value) if len(args) == 1 and len(call.args) == 1 else None
 
 
 class MissingSeed(StaticRule):
@@ -23,11 +67,19 @@ class MissingSeed(StaticRule):
     `set_seed(seed)`) once, before the model is built. Reported once per file, at the first training call.
     Only scripts are checked (a `__main__` block, training at top level, or a top-level call such
     as `main()`): modules that only define models and training helpers leave seeding to their caller.
+    Training means an optimizer stepping over a module's parameters (or a trainer's `fit`, or
+    parameters updated from their gradients by hand), reached from the script's entry point: a bare
+    `backward()` for a saliency map or a smoke test, one unlooped demo step, or an optimizer over input
+    pixels (style transfer, feature visualization) trains nothing. A `torch.Generator().manual_seed(s)`
+    passed as `generator=` counts as seeding, and files that never import torch (micrograd) are not
+    torch training. The fix (unsafe: every random draw changes) inserts `torch.manual_seed(0)` after
+    the imports.
     """
 
     code = "NNL201"
     name = "missing-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
         "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nmodel(torch.randn(4, 2)).sum().backward()\nopt.step()\n",
@@ -47,36 +99,107 @@ class MissingSeed(StaticRule):
         "    def training_step(self, batch, i):\n        opt = self.optimizers()\n        opt.step()\n",
         # scheduler.step() is not training
         "import torch\nsched = torch.optim.lr_scheduler.StepLR(opt, 1)\nsched.step()\n",
+        # a saliency map: gradients of a pretrained model's output, no optimizer
+        "import torch\nfrom torchvision import models\nmodel = models.vgg16(weights='DEFAULT').eval()\n"
+        "img.requires_grad_()\nmodel(img)[0, 243].backward()\nsaliency = img.grad.abs().amax(1)\n",
+        # style transfer: the optimizer updates the image, not the network
+        "import torch\nimage = content.clone().requires_grad_(True)\noptimizer = torch.optim.LBFGS([image])\n"
+        "for step in range(300):\n    optimizer.zero_grad()\n    style_loss(image).backward()\n    optimizer.step()\n",
+        "import torch\nparams = [x_adv]\nopt = torch.optim.Adam(params, lr=0.01)\nloss.backward()\nopt.step()\n",
+        # a backward-only smoke test in a library's __main__
+        "import torch\nif __name__ == '__main__':\n    v = ViT()\n    v(torch.randn(1, 3, 224, 224)).sum().backward()\n",
+        # one optimizer step on random images, as a library's demo: nothing is trained
+        "import torch\nif __name__ == '__main__':\n    opt = torch.optim.Adam(learner.parameters(), lr=3e-4)\n"
+        "    loss = learner(torch.randn(8, 3, 256, 256))\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
+        # seeded through a generator passed to the draws (makemore)
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nloader = DataLoader(ds, shuffle=True, generator=g)\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nloss.backward()\nopt.step()\n",
+        # no torch: micrograd's own Value.backward() and its own optimizer
+        "from micrograd.nn import MLP\nmodel = MLP(3, [4, 1])\nopt = SGD(model.parameters())\nloss.backward()\n"
+        "opt.step()\n",
+        # hand updates of a file's own autograd values (micrograd in a notebook that also imports torch)
+        "import torch\nclass Value:\n    def backward(self):\n        pass\n\nloss.backward()\n"
+        "for p in params:\n    p.data += -0.05 * p.grad\n",
+        # a library's Trainer.train, never called by the __main__ block, which only samples
+        "import torch\n\nclass Trainer:\n    def __init__(self, model):\n"
+        "        self.opt = torch.optim.Adam(model.parameters())\n\n    def train(self):\n        loss.backward()\n"
+        "        self.opt.step()\n\nif __name__ == '__main__':\n    print(Diffusion(Unet()).sample(4).shape)\n",
     )
     INVALID = (
-        "import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "loss = model(torch.randn(4, 2)).sum()\nloss.backward()  # <-\nopt.step()\nloss.backward()\n",
-        "import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
-        "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n    train(m, dl, o)\n",
+        Invalid("import torch\nmodel = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "for x in data:\n    loss = model(x).sum()\n    loss.backward()  # <-\n    opt.step()\n"
+                "    loss.backward()\n",
+                fixed="import torch\ntorch.manual_seed(0)\nmodel = torch.nn.Linear(2, 1)\n"
+                "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                "for x in data:\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n"
+                "    loss.backward()\n"),
+        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\n\ndef train(model, loader, optimizer):\n"
+                "    for x, y in loader:\n        optimizer.step()  # <-\n\nif __name__ == '__main__':\n"
+                "    train(m, dl, o)\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(0)\nnp.random.seed(0)\n\n"
+                "def train(model, loader, optimizer):\n    for x, y in loader:\n        optimizer.step()\n\n"
+                "if __name__ == '__main__':\n    train(m, dl, o)\n"),
         "import lightning as L\ntrainer = L.Trainer(max_epochs=3)\ntrainer.fit(model)  # <-\n",
         "from pytorch_lightning import Trainer\nTrainer().fit(model, dm)  # <-\n",
+        # the library's Trainer.train, reached from the script's entry point
+        "import torch\n\nclass Trainer:\n    def __init__(self, model):\n"
+        "        self.opt = torch.optim.Adam(model.parameters())\n\n    def train(self):\n"
+        "        loss.backward()  # <-\n        self.opt.step()\n\ndef main():\n    Trainer(Net()).train()\n\n"
+        "if __name__ == '__main__':\n    main()\n",
+        # a generator seeded but never passed: the global RNG still decides
+        "import torch\ng = torch.Generator().manual_seed(0)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x in data:\n    model(x).sum().backward()  # <-\n    opt.step()\n",
+        # SGD by hand over torch tensors
+        "import torch\nW = torch.randn(27, 27, requires_grad=True)\nfor k in range(100):\n"
+        "    loss = nll(W)\n    loss.backward()  # <-\n    W.data += -50 * W.grad\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.training = TrainingCalls()
-        self.first_training: cst.Call | None = None
+        self.functions: list[str] = []  # names of the enclosing defs
         self.depth = 0  # inside how many defs/classes
-        self.top_level_training = False
         self.script = False  # a __main__ block or a top-level `main()`
         self.seeds_torch = False
+        self.generators = SeededGenerators()
+        # (call, innermost enclosing def or None, whether it trains a module) for every training call
+        self.calls: list[tuple[cst.CSTNode, str | None, object]] = []
+        self.refs: dict[str | None, set[str]] = {}  # names each def (None: top level) calls or passes on
+        self.decorated: set[str] = set()  # entry points a framework calls (click commands, hydra mains)
+        self.own_autograd = False  # a class defines `backward`: hand updates may be of its own values (micrograd)
+        self.loops = 0
+        self.repeated: set[int] = set()  # ids of the training calls that can run more than once
 
-    def visit_FunctionDef(self, node) -> None:
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node.name.value == "backward" and self.depth:
+            self.own_autograd = True
         self.depth += 1
+        self.functions.append(node.name.value)
+        if any(final_name(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator)
+               not in _PLAIN_DECORATORS for d in node.decorators):
+            self.decorated.add(node.name.value)
 
     def leave_FunctionDef(self, node) -> None:
         self.depth -= 1
+        self.functions.pop()
 
     def visit_ClassDef(self, node) -> None:
         self.depth += 1
 
     def leave_ClassDef(self, node) -> None:
         self.depth -= 1
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
 
     def visit_If(self, node: cst.If) -> None:
         if self.depth == 0 and is_main_guard(node.test):
@@ -88,31 +211,95 @@ class MissingSeed(StaticRule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
+        if len(node.targets) != 1:
+            return
+        target = dotted_name(node.targets[0].target)
+        if target is None:
+            return
+        self.generators.note_assign(target, value, self.ctx.qualname)
         # Optimizers and trainers are classes: a capitalized name is the cheap test before resolving.
-        if isinstance(value, cst.Call) and len(node.targets) == 1 and (final_name(value.func) or "")[:1].isupper():
-            target = dotted_name(node.targets[0].target)
-            if target is not None:
-                self.training.note_assign(target, self.ctx.call_name(value))
+        if isinstance(value, cst.Call) and (final_name(value.func) or "")[:1].isupper():
+            self.training.note_assign(target, self.ctx.call_name(value), value)
+        elif isinstance(value, (cst.List, cst.Tuple)):
+            self.training.note_list(target, value)
 
     def visit_Call(self, node: cst.Call) -> None:
+        where = self.functions[-1] if self.functions else None
+        refs = self.refs.setdefault(where, set())
+        called = final_name(node.func)
+        if called is not None:
+            refs.add(called)
+        refs.update(a.value.value for a in node.args if isinstance(a.value, cst.Name))  # Fire(main), spawn(run)
         if self.seeds_torch:
             return
-        if TORCH in seeded_rngs(node, self.ctx.qualname):
+        if TORCH in seeded_rngs(node, self.ctx.qualname) or self.generators.seeds_with(node):
             self.seeds_torch = True
             return
         if self.training.is_training(node, self.ctx.qualname):
-            if self.first_training is None:
-                self.first_training = node
-            if self.depth == 0:
-                self.top_level_training = True
+            self._note_repeated(node)
+            self.calls.append((node, where, self.training.trains_module(node, self.ctx.qualname)))
+        elif _is_data_update(node.func) and any(_mentions_grad(a.value) for a in node.args):
+            self._note_repeated(node)
+            self.calls.append((node, where, _BY_HAND))  # p.data.add_(p.grad, alpha=-lr)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        # `p.data -= lr * p.grad`: SGD by hand, as in micrograd and makemore
+        target = node.target
+        if isinstance(target, cst.Attribute) and target.attr.value == "data" and _mentions_grad(node.value):
+            self._note_repeated(node)
+            self.calls.append((node, self.functions[-1] if self.functions else None, _BY_HAND))
+
+    def _note_repeated(self, node: cst.CSTNode) -> None:
+        # In a loop, or in a def (a train step a loop or an engine calls): one unlooped step is a smoke test.
+        # A trainer's fit is a whole training loop.
+        fit = isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "fit"
+        if self.loops or self.depth or fit:
+            self.repeated.add(id(node))
 
     def leave_Module(self, node) -> None:
-        if self.seeds_torch or self.first_training is None:
+        if self.seeds_torch or not self.calls:
             return
-        if self.script or self.top_level_training:
-            call = self._describe(self.first_training)
-            self.report(self.first_training, f"`{call}` trains but this file never seeds torch: call "
-                        "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model")
+        if not any(self.ctx.imports.imports_module(library) for library in TRAINING_LIBRARIES):
+            return
+        top_level = any(where is None for _, where, _ in self.calls)
+        if not (self.script or top_level):
+            return
+        reached = self._reached()
+        by_hand = not self.own_autograd  # with its own autograd (micrograd), hand updates are of its own values
+        calls = [(call, by_hand if trains is _BY_HAND else trains) for call, where, trains in self.calls
+                 if where is None or where in reached]
+        if not any(trains and id(call) in self.repeated for call, trains in calls):
+            return  # backward only (saliency), one smoke-test step, or optimizing input tensors: nothing is trained
+        first = next((call for call, _ in calls if isinstance(call, cst.Call)), None)
+        if first is None:
+            return
+        self.report(first, f"`{self._describe(first)}` trains but this file never seeds torch: call "
+                    "`torch.manual_seed(seed)` (or `seed_everything(seed)`) before building the model",
+                    self._fix(node))
+
+    def _reached(self) -> set[str]:
+        """The defs the script runs: called (or passed on) from top-level code, transitively by name."""
+        reached: set[str] = set()
+        todo = list(self.refs.get(None, set()) | self.decorated)
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(self.refs.get(name, ()))
+        return reached
+
+    def _fix(self, module: cst.Module) -> NodeFix | None:
+        """`torch.manual_seed(0)` right after the imports at the top of the file."""
+        last_import = None
+        for statement in module.body:
+            small = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+            if isinstance(small, (cst.Import, cst.ImportFrom)):
+                last_import = small
+            elif not (isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString)):
+                break  # the docstring may precede the imports; anything else ends them
+        if last_import is None:
+            return None
+        return _insert_seed(self.ctx, last_import, TORCH, "0", "seed torch after the imports")
 
     def _describe(self, call: cst.Call) -> str:
         """`loss.backward()`, `Trainer(...).fit()`: the call, without its arguments."""
@@ -123,6 +310,29 @@ class MissingSeed(StaticRule):
         return f"{code}()"
 
 
+_BY_HAND = "by hand"  # a parameter updated from its gradient without an optimizer: SGD written out
+
+
+# Draws that reorder or pick data: their results matter even at the top of a script that trains nothing.
+_REORDERING = frozenset({"shuffle", "permutation", "randperm", "choice", "choices", "sample"})
+
+
+def _is_data_update(func: cst.BaseExpression) -> bool:
+    return isinstance(func, cst.Attribute) and func.attr.value in ("add_", "sub_") \
+        and isinstance(func.value, cst.Attribute) and func.value.attr.value == "data"
+
+
+def _mentions_grad(expr: cst.BaseExpression) -> bool:
+    """Whether `.grad` is read somewhere in the expression (a small one: an update's right-hand side)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Attribute) and node.attr.value == "grad":
+            return True
+        stack.extend(node.children)
+    return False
+
+
 class PartialSeed(StaticRule):
     """The file seeds torch but draws from Python's or numpy's global RNG without seeding it (or the reverse).
 
@@ -130,11 +340,16 @@ class PartialSeed(StaticRule):
     so data order, augmentation or splits still change and the run is not reproducible after all.
     Seed every global RNG you use (`random.seed(s)`, `np.random.seed(s)`, `torch.manual_seed(s)`, or
     one `seed_everything(s)`), or use an explicitly seeded generator such as `np.random.default_rng(s)`.
+    Also reported: a file that passes a seeded `torch.Generator` to some draws (`generator=g`) but
+    leaves others on the unseeded global RNG. Not reported in tests, nor for values drawn at the top
+    of a demo that trains nothing. The fix (unsafe: the draws change) seeds the missing RNG with the same seed, on the line after the
+    top-level seeding call.
     """
 
     code = "NNL202"
     name = "partial-seed"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import random\nimport numpy as np\nimport torch\n"
         "random.seed(0)\nnp.random.seed(0)\ntorch.manual_seed(0)\nrandom.shuffle(xs)\nnoise = np.random.rand(3)\n",
@@ -148,18 +363,47 @@ class PartialSeed(StaticRule):
         "        np.random.seed(seed)\n\n    def drop(self):\n        return torch.rand([]) < 0.1\n",
         # seeds nothing: NNL201's business if it trains
         "import random\nimport torch\nrandom.shuffle(xs)\nx = torch.rand(3)\n",
+        # a demo value at the top of a notebook that trains nothing
+        "import numpy as np\nimport torch\ntorch.manual_seed(7)\na = np.random.rand(4, 3)\nb = torch.from_numpy(a)\n",
+        # every torch draw takes the seeded generator
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nW = torch.randn((27, 27), generator=g)\n"
+        "ix = torch.multinomial(p, 1, generator=g)\n",
     )
     INVALID = (
-        "import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\nrandom.shuffle(more)\n",
-        "import numpy as np\nimport torch\ntorch.manual_seed(0)\nnoise = np.random.randn(8)  # <-\n",
-        "import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
-        "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+        Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\n"
+                "random.shuffle(more)\n",
+                fixed="import random\nimport torch\ntorch.manual_seed(0)\nrandom.seed(0)\nrandom.shuffle(files)\n"
+                "random.shuffle(more)\n"),
+        Invalid("import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnoise = np.random.randn(8)  # <-\n"
+                "for x in data:\n    loss(model(x + noise)).backward()\n",
+                fixed="import numpy as np\nimport torch\ntorch.manual_seed(args.seed)\nnp.random.seed(args.seed)\n"
+                "noise = np.random.randn(8)\nfor x in data:\n    loss(model(x + noise)).backward()\n"),
+        Invalid("import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nrandom.seed(1)\n"
+                "idx = np.random.permutation(10)  # <-\nj = random.randint(0, 3)\n",
+                fixed="import numpy as np\nimport random\nimport torch\ntorch.manual_seed(1)\nnp.random.seed(1)\n"
+                "random.seed(1)\nidx = np.random.permutation(10)\nj = random.randint(0, 3)\n"),
         # the reverse: numpy seeded, torch's RNG used unseeded
-        "import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+        Invalid("import numpy as np\nimport torch\nnp.random.seed(0)\nmask = torch.rand(4) > 0.5  # <-\n",
+                fixed="import numpy as np\nimport torch\nnp.random.seed(0)\ntorch.manual_seed(0)\n"
+                "mask = torch.rand(4) > 0.5\n"),
+        # seeded inside a function: where the new line would go is left to the author
+        Invalid("import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)  # <-\n",
+                fixed="import random\nimport torch\ndef main():\n    torch.manual_seed(0)\n    random.shuffle(xs)\n"),
+        # makemore part 2: the weights take the seeded generator, the minibatches do not
+        "import torch\ng = torch.Generator().manual_seed(2147483647)\nC = torch.randn((27, 2), generator=g)\n"
+        "for i in range(1000):\n    ix = torch.randint(0, X.shape[0], (32,))  # <-\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
+        self.generators = SeededGenerators()
+        # a torch draw, after the seeded generator was first passed, that does not take it
+        self.unrouted: cst.Call | None = None
+        self.looped = False
+        self.routed = False
+        self.loops = 0
+        self.function_depth = 0
+        self.draws: list[tuple[str, cst.Call, bool]] = []  # (rng, call, inside code or reordering data)
         self.seeded: set[str] = set()  # seeded anywhere
         self.setup_seeded: set[str] = set()  # seeded outside classes: the file's reproducibility setup
         self.class_depth = 0
@@ -167,6 +411,7 @@ class PartialSeed(StaticRule):
         self.first_draw: dict[str, cst.Call] = {}
         self.trains = False
         self.training = TrainingCalls()
+        self.seed_call: dict[str, cst.Call] = {}  # the first call seeding just that RNG, outside classes
 
     def visit_ClassDef(self, node) -> None:
         self.class_depth += 1
@@ -174,12 +419,42 @@ class PartialSeed(StaticRule):
     def leave_ClassDef(self, node) -> None:
         self.class_depth -= 1
 
+    def visit_FunctionDef(self, node) -> None:
+        self.function_depth += 1
+
+    def leave_FunctionDef(self, node) -> None:
+        self.function_depth -= 1
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1:
+            target = dotted_name(node.targets[0].target)
+            if target is not None:
+                self.generators.note_assign(target, node.value, self.ctx.qualname)
+
     def visit_Call(self, node: cst.Call) -> None:
+        self.generators.note_call(node)
+        if self.generators.passed(node) is not None:
+            self.routed = True
+            return
         seeds = seeded_rngs(node, self.ctx.qualname)
         if seeds:
             self.seeded |= seeds
             # A class seeding for its own purpose (e.g. a fixed attention pattern) is no reproducibility setup.
             if not self.class_depth:
+                if len(seeds) == 1:
+                    self.seed_call.setdefault(next(iter(seeds)), node)
                 self.setup_seeded |= seeds
                 if seeds == TORCH_ONLY:
                     self.torch_seeded_explicitly = True
@@ -188,12 +463,36 @@ class PartialSeed(StaticRule):
         if name is not None:
             for rng, draws in ((PYTHON, PYTHON_DRAWS), (NUMPY, NUMPY_DRAWS), (TORCH, TORCH_DRAWS)):
                 if name in draws:
-                    self.first_draw.setdefault(rng, node)
+                    if not self.in_tests:
+                        self.draws.append((rng, node, self.class_depth > 0 or self.function_depth > 0
+                                           or name.rsplit(".", 1)[-1] in _REORDERING))
+                    if rng == TORCH and self.routed and (self.unrouted is None or self.loops and not self.looped):
+                        self.unrouted, self.looped = node, self.loops > 0  # a minibatch draw in a loop first
                     return
         if not self.trains and self.training.is_training(node, self.ctx.qualname):
             self.trains = True
 
+    @property
+    def in_tests(self) -> bool:
+        path = self.ctx.path.replace("\\", "/")
+        name = path.rsplit("/", 1)[-1]
+        return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" \
+            or "/tests/" in f"/{path}" or "/test/" in f"/{path}"
+
     def leave_Module(self, node) -> None:
+        if TORCH not in self.seeded and self.unrouted is not None and not self.in_tests:
+            # makemore: a seeded generator passed to some draws, while this one uses the unseeded global RNG
+            drawn = self.ctx.module.code_for_node(self.unrouted.func)
+            self.report(self.unrouted, f"`{drawn}(...)` draws from torch's unseeded global RNG while the file "
+                        "passes a seeded generator to other draws: pass `generator=` here too, or call "
+                        "`torch.manual_seed(seed)`")
+            return
+        # A result depends on a draw in a file that trains, in data code (defs, classes), or when it reorders
+        # data; a value drawn at the top of a demo that trains nothing (`a = np.random.rand(4, 3)`) is an example.
+        unseeded_torch_draw = next((call for rng, call, _ in self.draws if rng == TORCH), None)
+        for rng, call, in_code in self.draws:
+            if in_code or self.trains:
+                self.first_draw.setdefault(rng, call)
         if TORCH in self.setup_seeded:
             if not self.torch_seeded_explicitly:
                 return  # seeded through a helper that may well seed every RNG
@@ -201,17 +500,23 @@ class PartialSeed(StaticRule):
                                     (NUMPY, "numpy's legacy", "np.random.seed(seed)")):
                 call = self.first_draw.get(rng)
                 if call is not None and rng not in self.seeded:
-                    self._report(call, f"torch is seeded but {label} global RNG is not", how)
-        elif self.setup_seeded and TORCH not in self.seeded and TORCH in self.first_draw and not self.trains:
+                    self._report(call, f"torch is seeded but {label} global RNG is not", how,
+                                 self._fix(self.seed_call[TORCH], rng))
+        elif self.setup_seeded and TORCH not in self.seeded and unseeded_torch_draw is not None and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
             seeded = " and ".join(label for rng, label in ((PYTHON, "Python's"), (NUMPY, "numpy's"))
                                   if rng in self.setup_seeded)
-            self._report(self.first_draw[TORCH], f"{seeded} RNG is seeded but torch's global RNG is not",
-                         "torch.manual_seed(seed)")
+            seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
+            self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
+                         "torch.manual_seed(seed)", seeding and self._fix(seeding, TORCH))
 
-    def _report(self, call: cst.Call, what: str, fix: str) -> None:
+    def _fix(self, seeding: cst.Call, rng: str) -> NodeFix | None:
+        seed = _seed_argument(self.ctx, seeding)
+        return _insert_seed(self.ctx, seeding, rng, seed, f"seed {rng} too") if seed else None
+
+    def _report(self, call: cst.Call, what: str, how: str, fix: NodeFix | None) -> None:
         drawn = self.ctx.module.code_for_node(call.func)
-        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{fix}`")
+        self.report(call, f"{what}, so `{drawn}(...)` differs on every run: also call `{how}`", fix)
 
 
 _BENCHMARK = "torch.backends.cudnn.benchmark"

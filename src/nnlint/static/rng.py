@@ -83,27 +83,99 @@ def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
     return ALL_RNGS
 
 
+class SeededGenerators:
+    """`g = torch.Generator().manual_seed(0)` (or `g = torch.Generator(); g.manual_seed(0)`) passed as
+    `generator=g`: the draws that take it are reproducible without seeding the global RNG."""
+
+    def __init__(self) -> None:
+        self.created: set[str] = set()  # names bound to a torch.Generator
+        self.seeded: set[str] = set()  # of those, the ones seeded
+
+    def note_assign(self, target: str, value: cst.BaseExpression, resolve) -> None:
+        if not isinstance(value, cst.Call):
+            return
+        func = value.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "manual_seed" and isinstance(func.value, cst.Call):
+            if resolve(func.value.func) == "torch.Generator":
+                self.created.add(target)
+                self.seeded.add(target)
+        elif resolve(func) == "torch.Generator":
+            self.created.add(target)
+
+    def note_call(self, call: cst.Call) -> None:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "manual_seed":
+            name = dotted_name(func.value)
+            if name in self.created:
+                self.seeded.add(name)
+
+    def passed(self, call: cst.Call) -> str | None:
+        """The seeded generator a call takes as `generator=`, if any."""
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == "generator":
+                name = dotted_name(arg.value)
+                return name if name in self.seeded else None
+        return None
+
+    def seeds_with(self, call: cst.Call) -> bool:
+        self.note_call(call)
+        return self.passed(call) is not None
+
+
 def looks_like_optimizer(expr: cst.BaseExpression) -> bool:
     return is_optimizer_name(final_name(expr))
+
+
+# Libraries whose import makes a file's `.backward()` and `.step()` calls torch training (micrograd's own
+# `Value.backward()` is not).
+TRAINING_LIBRARIES = ("torch", "lightning", "pytorch_lightning", "accelerate", "transformers", "ignite")
 
 
 class TrainingCalls:
     """Recognizes the calls that train a model: `.backward()`, an optimizer's `.step()`, a Lightning `Trainer.fit`.
 
-    Feed it the assignments of calls (`note_assign`) to learn which names hold optimizers and trainers.
+    Feed it the assignments of calls (`note_assign`) to learn which names hold optimizers and trainers,
+    and which optimizers update input tensors (an image, a noise vector) rather than a module's parameters.
     """
 
     def __init__(self) -> None:
         self.optimizers: set[str] = set()
+        self.input_optimizers: set[str] = set()
         self.trainers: set[str] = set()
+        self.tensor_lists: set[str] = set()  # names bound to a list literal of tensors: `params = [img]`
 
-    def note_assign(self, target: str, qualname: str | None) -> None:
+    def note_assign(self, target: str, qualname: str | None, call: cst.Call | None = None) -> None:
         if qualname is None:
             return
         if is_optimizer_class(qualname):
             self.optimizers.add(target)
+            if call is not None and self._over_tensors(call):
+                self.input_optimizers.add(target)
         elif is_lightning_trainer(qualname):
             self.trainers.add(target)
+
+    def note_list(self, target: str, value: cst.BaseExpression) -> None:
+        if is_tensor_list(value):
+            self.tensor_lists.add(target)
+
+    def _over_tensors(self, call: cst.Call) -> bool:
+        """An optimizer built over listed tensors (`Adam([image])`), not over `model.parameters()`."""
+        params = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "params"), None)
+        if params is None:
+            return False
+        return is_tensor_list(params) or dotted_name(params) in self.tensor_lists
+
+    def trains_module(self, call: cst.Call, resolve) -> bool:
+        """An optimizer step over a module's parameters, or a trainer's fit: not a bare `.backward()`
+        (saliency maps, smoke tests) and not a step of an optimizer over input tensors."""
+        func = call.func
+        if not isinstance(func, cst.Attribute) or func.attr.value == "backward":
+            return False
+        if func.attr.value == "step":
+            stepped = call.args[0].value if call.args and not looks_like_optimizer(func.value) else func.value
+            if dotted_name(stepped) in self.input_optimizers:
+                return False
+        return self.is_training(call, resolve)
 
     def is_training(self, call: cst.Call, resolve) -> bool:
         func = call.func
@@ -123,6 +195,22 @@ class TrainingCalls:
                 return is_lightning_trainer(resolve(receiver.func))
             return dotted_name(receiver) in self.trainers
         return False
+
+
+def is_tensor_list(expr: cst.BaseExpression) -> bool:
+    """A list or tuple literal of tensors (`[image]`, `[x.requires_grad_()]`): no `.parameters()`, no groups."""
+    if not isinstance(expr, (cst.List, cst.Tuple)) or not expr.elements:
+        return False
+    for element in expr.elements:
+        value = element.value
+        if isinstance(element, cst.StarredElement) or not isinstance(value, (cst.Name, cst.Attribute, cst.Call,
+                                                                             cst.Subscript)):
+            return False
+        if isinstance(value, cst.Call) and "param" in (final_name(value.func) or ""):
+            return False
+        if "param" in (final_name(value) or "").lower():
+            return False
+    return True
 
 
 def is_lightning_trainer(qualname: str | None) -> bool:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 
-from nnlint.diagnostics import Severity
-from nnlint.rule import StaticRule
+from nnlint.diagnostics import Applicability, Severity
 from nnlint.imports import dotted_name
+from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, has_arg, positional_args
 from nnlint.static.dataflow_shapes import (
-    ACTIVATION, INPUT, LAYER, MODEL, REDUCTIONS, FunctionScope, ModelScopeRule, int_value, mentions_dim_zero,
+    ACTIVATION,
+    INPUT,
+    LAYER,
+    MODEL,
+    REDUCTIONS,
+    FunctionScope,
+    ModelScopeRule,
+    int_value,
+    mentions_dim_zero,
     target_names,
 )
 from nnlint.tree import walk
@@ -32,12 +41,14 @@ class SoftmaxImplicitDim(StaticRule):
     `F.softmax(x)`, `nn.Softmax()` and friends without `dim` pick dim 0 for 0-, 1- and 3-D
     inputs and dim 1 otherwise, and only warn. On a `(batch, classes)` tensor that happens to be right,
     but on a 3-D `(batch, seq, vocab)` tensor it normalizes over the batch, and the model still trains.
-    Always pass `dim`, usually `dim=-1`.
+    Always pass `dim`, usually `dim=-1`. The fix adds `dim=-1`, marked unsafe: on a 4-D
+    `(N, C, H, W)` map the implicit choice was the channel dim 1, which may be what was meant.
     """
 
     code = "NNL302"
     name = "softmax-implicit-dim"
     severity = Severity.WARNING
+    fixable = True
     VALID = (
         "import torch.nn.functional as F\nprobs = F.softmax(logits, dim=-1)\n",
         "import torch\nprobs = torch.softmax(logits, 1)\n",
@@ -46,19 +57,43 @@ class SoftmaxImplicitDim(StaticRule):
         "from scipy.special import softmax\np = softmax(scores)\n",
     )
     INVALID = (
-        "import torch.nn.functional as F\nprobs = F.softmax(logits)  # <-\n",
-        "from torch.nn import functional\nlogp = functional.log_softmax(logits)  # <-\n",
-        "import torch as T\nhead = T.nn.Softmax()  # <-\n",
-        "from torch import nn\nlayer = nn.LogSoftmax()  # <-\n",
-        "import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5)  # <-\n",
+        Invalid("import torch.nn.functional as F\nprobs = F.softmax(logits)  # <-\n",
+                fixed="import torch.nn.functional as F\nprobs = F.softmax(logits, dim=-1)\n"),
+        Invalid("from torch.nn import functional\nlogp = functional.log_softmax(logits)  # <-\n",
+                fixed="from torch.nn import functional\nlogp = functional.log_softmax(logits, dim=-1)\n"),
+        Invalid("import torch as T\nhead = T.nn.Softmax()  # <-\n", fixed="import torch as T\n"
+                "head = T.nn.Softmax(dim=-1)\n"),
+        Invalid("from torch import nn\nlayer = nn.LogSoftmax()  # <-\n",
+                fixed="from torch import nn\nlayer = nn.LogSoftmax(dim=-1)\n"),
+        Invalid("import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5)  # <-\n",
+                fixed="import torch.nn.functional as F\np = F.softmax(x, _stacklevel=5, dim=-1)\n"),
+        Invalid("import torch.nn.functional as F\np = F.softmax(  # <-\n    x,\n)\n",
+                fixed="import torch.nn.functional as F\np = F.softmax(\n    x, dim=-1,\n)\n"),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
         name = self.ctx.call_name(node)
         if name in _SOFTMAX_FUNCTIONS and not has_arg(node, 1, "dim"):
-            self.report(node, f"`{name.rsplit('.', 1)[1]}` called without `dim`: pass it explicitly (usually dim=-1)")
+            self.report(node, f"`{name.rsplit('.', 1)[1]}` called without `dim`: pass it explicitly (usually dim=-1)",
+                        self._fix(node))
         elif name in _SOFTMAX_MODULES and not has_arg(node, 0, "dim"):
-            self.report(node, f"`nn.{name.rsplit('.', 1)[1]}()` without `dim`: pass it explicitly (usually dim=-1)")
+            self.report(node, f"`nn.{name.rsplit('.', 1)[1]}()` without `dim`: pass it explicitly (usually dim=-1)",
+                        self._fix(node))
+
+    def _fix(self, node: cst.Call) -> NodeFix | None:
+        """Add `dim=-1` after the last argument. Unsafe: torch's implicit choice is dim 0 for 0-, 1- and
+        3-D inputs and dim 1 otherwise, so -1 keeps the result only for 1- and 2-D inputs; on a 4-D
+        `(N, C, H, W)` map the channel dim 1 may be what was meant."""
+        if any(arg.star for arg in node.args):
+            return None  # `*args` / `**kwargs` may already carry dim
+        if not node.args:
+            dim = cst.Arg(cst.UnaryOperation(cst.Minus(), cst.Integer("1")),
+                          keyword=cst.Name("dim"), equal=cst.AssignEqual(cst.SimpleWhitespace(""),
+                                                                         cst.SimpleWhitespace("")))
+            return NodeFix("pass dim=-1", ((node, node.with_changes(args=[dim])),), Applicability.UNSAFE)
+        last = node.args[-1].value
+        return NodeFix("pass dim=-1", ((last, f"{self.ctx.module.code_for_node(last)}, dim=-1"),),
+                       Applicability.UNSAFE)
 
 
 @dataclass
@@ -377,7 +412,9 @@ class SqueezeWithoutDim(ModelScopeRule):
 
     `squeeze()` drops every dimension of size 1. When the last batch holds a single sample, that
     includes the batch dimension: `(1, 1)` logits become a scalar, losses broadcast wrongly or fail,
-    and only on that last batch. Name the dimension: `squeeze(-1)` or `squeeze(dim=1)`.
+    and only on that last batch. Name the dimension: `squeeze(-1)` or `squeeze(dim=1)`. Not reported
+    where one sample is run on purpose and a scalar is meant: the code builds a batch of one
+    (`x.unsqueeze(0)`, `x[None]`, `torch.randint(n, (1, 1))`) or uses the result as a scalar (`.item()`).
     """
 
     code = "NNL304"
@@ -397,6 +434,13 @@ class SqueezeWithoutDim(ModelScopeRule):
         "def shape_of(img):\n    return img.squeeze()\n",
         "import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n"
         "        w = self.weight.squeeze()\n        return x * w\n",
+        # one sample at a time, where a scalar is meant
+        "import torch\ndef predict(net, review):\n    output = net(review)\n    pred = torch.round(output.squeeze())\n"
+        "    return 'positive' if pred.item() == 1 else 'negative'\n",
+        "import torch\ninput = torch.randint(ntokens, (1, 1))\nfor i in range(100):\n"
+        "    output, hidden = model(input, hidden)\n    weights = output.squeeze().div(t).exp()\n"
+        "    input.fill_(torch.multinomial(weights, 1)[0])\n",
+        "def embed(model, img):\n    return model(img.unsqueeze(0)).squeeze()\n",
     )
     INVALID = (
         "import torch.nn.functional as F\ndef step(model, x, y):\n    out = model(x)\n"
@@ -407,12 +451,25 @@ class SqueezeWithoutDim(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return torch.squeeze(self.fc(x))  # <-\n",
         "for x, y in loader:\n    loss = criterion(net(x).squeeze(), y)  # <-\n",
+        # a batch, with .item() on something else
+        "def evaluate(model, loader):\n    for x, y in loader:\n        pred = model(x).squeeze()  # <-\n"
+        "        correct += (pred.round() == y).sum().item()\n",
     )
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self._loss_inputs: set[int] = set()
         self._exempt: set[int] = set()
+        self._target: str | None = None  # the name the current statement assigns
+        self._one_sample: dict[int, bool] = {}  # per scope: does it run one sample at a time?
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        target = node.targets[0].target if len(node.targets) == 1 else None
+        self._target = target.value if isinstance(target, cst.Name) else None
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        super().leave_Assign(node)
+        self._target = None
 
     def visit_Call(self, node: cst.Call) -> None:
         callee = _callee(node)
@@ -421,6 +478,8 @@ class SqueezeWithoutDim(ModelScopeRule):
         if callee == "squeeze":
             receiver = _squeeze_receiver(node, self.ctx.call_name(node))
             if receiver is None or id(node) in self._exempt:
+                return
+            if self._scalar_intended():
                 return
             if id(node) in self._loss_inputs:
                 self.report(node, f"`squeeze()` without dim on the loss input `{self.describe(receiver)}` also "
@@ -435,6 +494,49 @@ class SqueezeWithoutDim(ModelScopeRule):
             # `loss_fct(logits.squeeze(), labels.squeeze())`: both sides lose the same dims, shapes still match.
             (self._exempt if len(squeezed) > 1 else self._loss_inputs).update(map(id, squeezed))
 
+    def _scalar_intended(self) -> bool:
+        """Inference on one sample, where dropping every size-1 dim is the point: the scope builds a batch of
+        one (`x.unsqueeze(0)`, `x[None]`, `torch.randint(n, (1, 1))`), or the squeezed value is used as a
+        scalar (`pred.item()`) or sampled from (`torch.multinomial(weights, 1)`)."""
+        root = self.scope.node or self.ctx.module
+        key = id(root)
+        if key not in self._one_sample:
+            self._one_sample[key] = any(_makes_one_sample(n) for n in walk(root))
+        if self._one_sample[key]:
+            return True
+        return self._target is not None and any(_uses_as_scalar(n, self._target) for n in walk(root))
+
+
+def _makes_one_sample(node: cst.CSTNode) -> bool:
+    if isinstance(node, cst.Subscript):  # x[None], x[None, ...]
+        first = node.slice[0].slice if node.slice else None
+        return isinstance(first, cst.Index) and isinstance(first.value, cst.Name) and first.value.value == "None"
+    if not isinstance(node, cst.Call):
+        return False
+    callee = _callee(node)
+    if callee in ("unsqueeze", "unsqueeze_"):
+        return bool(node.args) and int_value(node.args[0].value) == 0
+    if callee in _FACTORIES:  # torch.randint(n, (1, 1)), torch.zeros(1, 1, d)
+        sizes = [a.value for a in positional_args(node)]
+        tuples = [v for v in sizes if isinstance(v, (cst.Tuple, cst.List))]
+        if tuples:
+            elements = tuples[-1].elements
+            return len(elements) >= 2 and int_value(elements[0].value) == 1
+        return callee in ("zeros", "ones", "randn", "rand", "empty") and len(sizes) >= 2 and int_value(sizes[0]) == 1
+    return False
+
+
+def _uses_as_scalar(node: cst.CSTNode, name: str) -> bool:
+    if not isinstance(node, cst.Call):
+        return False
+    func = node.func
+    if isinstance(func, cst.Attribute) and func.attr.value in ("item", "tolist"):
+        return isinstance(func.value, cst.Name) and func.value.value == name
+    if _callee(node) in ("multinomial", "int", "float") and node.args:
+        value = node.args[0].value
+        return isinstance(value, cst.Name) and value.value == name
+    return False
+
 
 _SEQUENCE_FIRST_LAYERS = frozenset({"LSTM", "GRU", "RNN", "Transformer", "TransformerEncoderLayer",
                                     "TransformerDecoderLayer", "MultiheadAttention"})
@@ -446,7 +548,8 @@ class BatchReductionInForward(ModelScopeRule):
     In `forward`, dim 0 of the input is the batch. `x.sum(0)`, `x.mean(dim=0)` or `torch.max(h, 0)`
     on it make each output depend on the other samples, so results change with the batch size and
     between training and inference. Reduce over the feature dims (`dim=1`, `dim=-1`); a normalization
-    layer that means to pool over the batch should say so in its docstring.
+    layer that means to pool over the batch should say so in its docstring. Not reported in loss modules,
+    nor for a batch statistic that updates the module's state (DINO's `self.center.copy_(avg)`).
     """
 
     code = "NNL305"
@@ -466,6 +569,13 @@ class BatchReductionInForward(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x + self.table.sum(0)\n",
         "def total(x):\n    return x.sum(0)\n",
+        # DINO's teacher centering: a batch statistic stored in a buffer, not an output
+        "import torch\nfrom torch import nn\nclass Dino(nn.Module):\n    def forward(self, x):\n"
+        "        teacher = self.teacher(x)\n        avg = torch.cat((teacher, teacher)).mean(dim=0)\n"
+        "        self.last_centers.copy_(avg)\n        return self.loss(teacher)\n",
+        # a loss module's forward reduces over the batch by definition
+        "from torch import nn\nclass SmoothedCriterion(nn.Module):\n    def forward(self, logits, targets):\n"
+        "        out = self.criterion(logits, targets)\n        return out.mean(dim=0)\n",
     )
     INVALID = (
         "from torch import nn\nclass Standardize(nn.Module):\n    def forward(self, x):\n"
@@ -492,12 +602,32 @@ class BatchReductionInForward(ModelScopeRule):
 
     def _documents_batch_pooling(self, scope: FunctionScope) -> bool:
         owner = scope.owner
+        assert owner is not None and scope.node is not None  # called for forwards only
         known = self._documented.get(owner.node)
         if known is None:
             docs = f"{owner.node.get_docstring() or ''} {scope.node.get_docstring() or ''}".lower()
-            known = "norm" in owner.node.name.value.lower() or "batch" in docs
+            name = owner.node.name.value.lower()
+            # A loss module's forward reduces over the batch by definition.
+            known = "norm" in name or "loss" in name or "criterion" in name or "batch" in docs
             self._documented[owner.node] = known
         return known
+
+    def _updates_state(self, reduction: cst.Call) -> bool:
+        """DINO's centering: a batch statistic that updates the module's state (`self.center.copy_(avg)`),
+        not an output of the samples."""
+        statement = self._statement
+        if statement is None:
+            return False
+        updates = [u for n in walk(statement) if (u := _state_update(n)) is not None]
+        if any(reduction in set(walk(u)) for u in updates):
+            return True
+        body = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) and statement.body else None
+        if not isinstance(body, cst.Assign) or len(body.targets) != 1 or not isinstance(body.targets[0].target,
+                                                                                         cst.Name):
+            return False
+        name = body.targets[0].target.value
+        return any(isinstance(arg, cst.Name) and arg.value == name
+                   for n in walk(self.scope.node) if (u := _state_update(n)) is not None for arg in walk(u))
 
     def visit_Call(self, node: cst.Call) -> None:
         callee = _callee(node)
@@ -520,10 +650,23 @@ class BatchReductionInForward(ModelScopeRule):
             return
         if self._statement in self._reported:
             return  # `(x - x.mean(0)) / x.std(0)`: one finding per statement is enough
-        if mentions_dim_zero(dim) and self.flags(receiver) & INPUT and not self._documents_batch_pooling(self.scope):
+        if mentions_dim_zero(dim) and self.flags(receiver) & INPUT and not self._documents_batch_pooling(self.scope) \
+                and not self._updates_state(node):
             self._reported.add(self._statement)
             self.report(node, f"`{callee}` over dim 0 of `{self.describe(receiver)}` in forward mixes the samples "
                               "of the batch: reduce over the feature dims instead (or document batch pooling)")
+
+
+_IN_PLACE = frozenset({"copy_", "lerp_", "add_", "mul_", "sub_"})
+
+
+def _state_update(node: cst.CSTNode) -> cst.Call | None:
+    """`self.center.copy_(...)`, `self.running.lerp_(...)`: an in-place update of the module's own state."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _IN_PLACE:
+        name = dotted_name(node.func.value)
+        if name is not None and name.startswith("self."):
+            return node
+    return None
 
 
 def _flatten_receiver(call: cst.BaseExpression, qualname: str | None) -> cst.BaseExpression | None:
@@ -632,7 +775,7 @@ class FlattenBatch(ModelScopeRule):
             and self._flattens_activation(node.value)
         super().leave_Assign(node)
         if flattened:
-            self._pending[node.targets[0].target.value] = node.value
+            self._pending[cast(cst.Name, node.targets[0].target).value] = cast(cst.Call, node.value)
 
     def leave_forward(self, scope: FunctionScope) -> None:
         self._pending.clear()
@@ -649,7 +792,8 @@ class FactoryWithoutDevice(ModelScopeRule):
     `torch.zeros(...)`, `torch.arange(...)` or `torch.tensor([...])` inside `forward` create CPU
     tensors. The model works until it is moved to a GPU, then fails with a device mismatch (or
     silently copies every step). Pass `device=x.device`, or use `x.new_zeros(...)` /
-    `torch.zeros_like(x)`, or register constant tensors as buffers in `__init__`.
+    `torch.zeros_like(x)`, or register constant tensors as buffers in `__init__`. A `torch.tensor` of
+    sizes (`[inp.shape[-1] for inp in x]`, `len(s)`) is bookkeeping that belongs on the CPU: not reported.
     """
 
     code = "NNL307"
@@ -675,6 +819,12 @@ class FactoryWithoutDevice(ModelScopeRule):
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x * torch.tensor(0.5) + torch.ones(4).to(x)\n",
         "import torch\ndef make(n):\n    return torch.zeros(n)\n",
+        # DINO's multi-crop wrapper: crop sizes counted on the CPU to slice the list of crops
+        "import torch\nfrom torch import nn\nclass MultiCrop(nn.Module):\n    def forward(self, x):\n"
+        "        idx = torch.cumsum(torch.unique_consecutive(torch.tensor([inp.shape[-1] for inp in x]),\n"
+        "                           return_counts=True)[1], 0)\n        return [self.backbone(torch.cat(x[a:b])) for a, b in idx]\n",
+        "import torch\nfrom torch import nn\nclass Enc(nn.Module):\n    def forward(self, seqs):\n"
+        "        lengths = torch.tensor([len(s) for s in seqs])\n        return pack(self.pad(seqs), lengths)\n",
     )
     INVALID = (
         "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
@@ -683,6 +833,9 @@ class FactoryWithoutDevice(ModelScopeRule):
         "        return x + torch.arange(x.size(-1))  # <-\n",
         "from torch import nn, tensor\nclass M(nn.Module):\n    def forward(self, x):\n"
         "        return x * tensor([1.0, 2.0])  # <-\n",
+        # values, not sizes: data that multiplies the input
+        "import torch\nfrom torch import nn\nclass M(nn.Module):\n    def forward(self, x):\n"
+        "        w = torch.tensor([self.scale[k] for k in self.keys])  # <-\n        return x * w\n",
     )
 
     def __init__(self, ctx):
@@ -700,10 +853,11 @@ class FactoryWithoutDevice(ModelScopeRule):
         if callee == "tensor":
             # A 0-dim CPU tensor mixes with GPU tensors; only data tensors break.
             data = get_arg(call, 0, "data")
-            return isinstance(data, (cst.List, cst.Tuple, cst.ListComp))
+            return isinstance(data, (cst.List, cst.Tuple, cst.ListComp)) and not _of_sizes(data)
         return not _is_scalar_size(call, callee)
 
     def _report(self, call: cst.Call, scope: FunctionScope, name: str | None = None) -> None:
+        assert scope.node is not None  # called inside forward
         params = scope.node.params.params
         example = f"{params[1].name.value}.device" if len(params) > 1 else "x.device"
         what = f"`{name}` = `torch.{_callee(call)}(...)`" if name else f"`torch.{_callee(call)}(...)`"
@@ -762,6 +916,24 @@ class FactoryWithoutDevice(ModelScopeRule):
         for name, call in self._pending.items():
             self._report(call, scope, name)
         self._pending.clear()
+
+
+def _of_sizes(data: cst.List | cst.Tuple | cst.ListComp) -> bool:
+    """`[inp.shape[-1] for inp in x]`, `[len(s) for s in seqs]`: sizes counted on the CPU for bookkeeping
+    (crop boundaries, sequence lengths that `pack_padded_sequence` wants on the CPU anyway)."""
+    elements = [data.elt] if isinstance(data, cst.ListComp) else [e.value for e in data.elements]
+    return bool(elements) and all(_is_size(e) for e in elements)
+
+
+def _is_size(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Subscript):
+        expr = expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value == "shape"
+    if isinstance(expr, cst.Call):
+        return (isinstance(expr.func, cst.Name) and expr.func.value == "len") or \
+            (isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("size", "numel", "dim"))
+    return False
 
 
 def _operands(expr: cst.BaseExpression) -> list[cst.Call]:

@@ -18,8 +18,16 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from nnlint.trace import eagerpath, fxpath
 from nnlint.trace.checks import (
-    TraceInfo, Locator, OpRecord, TracedRun, definition_loc, finding, gradient_norm_findings, initial_loss,
-    mixing_location, tensors_in,
+    Locator,
+    OpRecord,
+    TracedRun,
+    TraceInfo,
+    definition_loc,
+    finding,
+    gradient_norm_findings,
+    initial_loss,
+    mixing_location,
+    tensors_in,
 )
 from nnlint.trace.hazards import TraceRule, trace_rules
 
@@ -58,7 +66,8 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
         batch, axis = _batch(model, trace.records, args, kwargs)
         info = TraceInfo(batch, definition_loc(source_file, model))
-        findings = _op_findings(trace.records, info, _rules(lambda r: r.scope == "op" and not (fake and r.needs_values)))
+        op_rules = _rules(lambda r: r.scope == "op" and not (fake and r.needs_values))
+        findings = _op_findings(trace.records, info, op_rules)
         if fake:  # every run check needs values
             notes.append(VALUE_CODES_NOTE)
         else:
@@ -88,7 +97,7 @@ def _trace(model, args, kwargs, locate: Locator, *, values: bool):
     try:
         trace = fxpath.trace(model, args, kwargs, locate, values=values)
         return trace, "fx", "torch.fx symbolic trace succeeded"
-    except Exception as exc:  # data-dependent control flow, unsupported Python, ...
+    except Exception as exc:  # noqa: BLE001 - data-dependent control flow, unsupported Python, ...
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         why = f"torch.fx failed ({type(exc).__name__}: {message}); traced eagerly"
     return eagerpath.trace(model, args, kwargs, locate, values=values), "eager", why
@@ -108,7 +117,7 @@ def _fakeify(model: torch.nn.Module, args: tuple, kwargs: dict, mode) -> tuple[t
     def fake(t: torch.Tensor) -> torch.Tensor:
         # Wrapping the meta tensor directly costs microseconds; a factory under the mode, milliseconds.
         if id(t) not in memo:
-            new = FakeTensor(mode, t.detach() if t.is_meta else t.detach().to("meta"), cpu)
+            new: torch.Tensor = FakeTensor(mode, t.detach() if t.is_meta else t.detach().to("meta"), cpu)
             if isinstance(t, torch.nn.Parameter):
                 new = torch.nn.Parameter(new, requires_grad=t.requires_grad)
             memo[id(t)] = new
@@ -117,7 +126,7 @@ def _fakeify(model: torch.nn.Module, args: tuple, kwargs: dict, mode) -> tuple[t
     for module in model.modules():
         for name, param in module._parameters.items():
             if param is not None:
-                module._parameters[name] = fake(param)
+                module._parameters[name] = fake(param)  # type: ignore[assignment]  # a Parameter in, one out
         for name, buffer in module._buffers.items():
             if buffer is not None:
                 module._buffers[name] = fake(buffer)
@@ -157,7 +166,8 @@ def resolve_check(rule: type[TraceRule]) -> Callable:
     try:
         return getattr(importlib.import_module(f"nnlint.trace.{module}"), function)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise LookupError(f"{getattr(rule, 'code', rule.__name__)}: check {rule.check!r} does not resolve: {exc}") from None
+        name = getattr(rule, "code", rule.__name__)
+        raise LookupError(f"{name}: check {rule.check!r} does not resolve: {exc}") from None
 
 
 def _op_findings(records: list[OpRecord], info: TraceInfo, rules) -> list[dict]:
@@ -175,7 +185,7 @@ def _run_findings(run: TracedRun, rules) -> list[dict]:
     for rule, check in rules:
         try:
             found += check(run)
-        except Exception as exc:  # one failed check must not lose the others
+        except Exception as exc:  # noqa: BLE001 - one failed check must not lose the others
             run.notes.append(f"{rule.code} check failed: {type(exc).__name__}: {exc}"[:300])
         finally:
             run.model.zero_grad(set_to_none=True)
@@ -211,7 +221,7 @@ def _batch_statistics(model: torch.nn.Module):
         for m, (training, momentum, tracked) in zip(norms, saved):
             m.train(training)
             m.momentum = momentum
-            if tracked is not None:
+            if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
 
 
@@ -254,8 +264,8 @@ def gradient_leak(run: TracedRun) -> list[dict]:
             output = model(*args, **kwargs)
             tensors = [t for t in tree_flatten(output)[0]
                        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
-            per_sample = [t.select(_out_axis(t, axis, batch), 0).sum() for t in tensors
-                          if batch and _out_axis(t, axis, batch) is not None]
+            axes = [(t, _out_axis(t, axis, batch)) for t in tensors] if batch else []
+            per_sample = [t.select(out_axis, 0).sum() for t, out_axis in axes if out_axis is not None]
             if per_sample and watched:
                 # Kept: modules that cache tensors across calls in eval mode (LeViT's attention
                 # biases) reuse this graph in the NNL709 pass.

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +192,7 @@ class Locator:
         return hit
 
     def __call__(self) -> Loc | None:
-        frame = sys._getframe(1)
+        frame: types.FrameType | None = sys._getframe(1)
         while frame is not None:
             if self.is_user_file(frame.f_code.co_filename):
                 return self.frame_loc(frame)

@@ -147,14 +147,14 @@ class _Evaluator:
                 items.append(self.value(element.value, depth + 1))
             return items if isinstance(node, cst.List) else {"$tuple": items}
         if isinstance(node, cst.Dict):
-            out = {}
-            for element in node.elements:
-                if not isinstance(element, cst.DictElement):
+            out: dict = {}
+            for entry in node.elements:
+                if not isinstance(entry, cst.DictElement):
                     raise NotLiteral
-                key = self.value(element.key, depth + 1)
+                key = self.value(entry.key, depth + 1)
                 if not isinstance(key, str):
                     raise NotLiteral
-                out[key] = self.value(element.value, depth + 1)
+                out[key] = self.value(entry.value, depth + 1)
             return out
         if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
             operand = self.value(node.expression, depth + 1)
@@ -287,8 +287,8 @@ def _factory_target(func: cst.FunctionDef, class_names: set[str]) -> str | None:
     for node in _walk(func.body):
         if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call) and \
                 len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-            callee = _callee_name(_strip_passthrough(node.value)) if isinstance(
-                _strip_passthrough(node.value), cst.Call) else None
+            stripped = _strip_passthrough(node.value)
+            callee = _callee_name(stripped) if isinstance(stripped, cst.Call) else None
             if callee in class_names:
                 built[node.targets[0].target.value] = callee
         if isinstance(node, cst.Return) and node.value is not None:
@@ -405,23 +405,23 @@ def discover(source: str) -> FileModels:
             if entry not in result.instantiations.get(callee, []):
                 result.instantiations.setdefault(callee, []).append(entry)
         # Example inputs: `model(torch.randn(64, 784))`, `Net(...)(x)`, `model.forward(x)`.
-        target = call.func
-        if isinstance(target, cst.Attribute) and target.attr.value == "forward":
-            target = target.value
-        target = _strip_passthrough(target)
+        called: cst.BaseExpression = call.func
+        if isinstance(called, cst.Attribute) and called.attr.value == "forward":
+            called = called.value
+        receiver = _strip_passthrough(called)
         owner = None
-        if isinstance(target, cst.Name):
-            owner = instance_of.get(target.value)
-        elif isinstance(target, cst.Call):
-            owner = _callee_name(target)
+        if isinstance(receiver, cst.Name):
+            owner = instance_of.get(receiver.value)
+        elif isinstance(receiver, cst.Call):
+            owner = _callee_name(receiver)
         if owner and call.args and not any(a.star for a in call.args):
-            specs = []
+            specs: list[str] | None = []
             for arg in call.args:
-                spec = _tensor_spec(arg.value, ev)
-                if spec is None:
+                shown = _tensor_spec(arg.value, ev)
+                if shown is None or specs is None:
                     specs = None
                     break
-                specs.append(spec if arg.keyword is None else f"{arg.keyword.value}={spec}")
+                specs.append(shown if arg.keyword is None else f"{arg.keyword.value}={shown}")
             if specs and specs not in result.input_shapes.get(owner, []):
                 result.input_shapes.setdefault(owner, []).append(specs)
     return result

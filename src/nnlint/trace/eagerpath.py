@@ -16,7 +16,15 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.trace.checks import (
-    ACTIVATIONS, FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, op_name, relu_stats, summarize,
+    ACTIVATIONS,
+    FACTORIES,
+    NOT_OPS,
+    Locator,
+    OpRecord,
+    activation_stats,
+    op_name,
+    relu_stats,
+    summarize,
 )
 
 _DEVICE_GETTER = torch.Tensor.device.__get__

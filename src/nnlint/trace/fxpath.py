@@ -15,7 +15,15 @@ import torch.fx
 from torch.fx.passes.shape_prop import ShapeProp
 
 from nnlint.trace.checks import (
-    FACTORIES, NOT_OPS, Locator, OpRecord, activation_stats, module_op, op_name, relu_stats, summarize,
+    FACTORIES,
+    NOT_OPS,
+    Locator,
+    OpRecord,
+    activation_stats,
+    module_op,
+    op_name,
+    relu_stats,
+    summarize,
 )
 
 
@@ -90,7 +98,7 @@ class _Recorder(ShapeProp):
             return None
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         if n.op == "call_module":
-            name, args, kwargs = module_op(self.module.get_submodule(n.target), args, kwargs)
+            name, args, kwargs = module_op(self.module.get_submodule(str(n.target)), args, kwargs)
         else:
             name = op_name(n.target)
             if name in NOT_OPS or name == "getattr" or (name == "getitem" and not _is_data(args[0])):

@@ -20,7 +20,7 @@ COMMON_SIDES = (32, 28, 64, 224)
 
 def param_dims(model) -> set[int]:
     """Every parameter and buffer dimension above 1: free sizes must differ from all of them."""
-    dims = set()
+    dims: set[int] = set()
     for tensor in list(model.parameters()) + list(model.buffers()):
         dims.update(int(d) for d in tensor.shape if d > 1)
     return dims
@@ -73,7 +73,7 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
         return [([f"float32[B,{layer.in_channels},L]"], {})] + [
             ([f"float32[B,{layer.in_channels},{s}]"], {}) for s in (64, 128, 256)]
     if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-        out = []
+        out: list = []
         for sides in spatial_sides:
             dims = "H,W" if sides is None else f"{sides[0]},{sides[1]}"
             out.append(([f"float32[B,{layer.in_channels},{dims}]"], {}))
@@ -113,7 +113,7 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
 
 def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
-    out = []
+    out: list = []
     config = request.get("config") or {}
     if "input" in config:
         return [("config", parse_input(config["input"]), {})]

@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import sys
 import types
 
-from nnlint.source import decode, read_bytes
+from nnlint.source import decode, python_newlines, read_bytes
 from nnlint.trace.guards import library_folders
 from nnlint.trace.slicing import EVERYTHING, slice_module
 
@@ -20,9 +21,10 @@ from nnlint.trace.slicing import EVERYTHING, slice_module
 _WANTED: dict[str, set[str]] = {}
 
 
-def _sliced_code(data: bytes, path: str, roots, package: str):
+def _sliced_code(data: bytes | str, path: str, roots, package: str):
     # decode(): the encoding cookie, a BOM and any line ending, as the static layer reads the file
-    piece = slice_module(decode(data), path, roots, package)
+    text = python_newlines(decode(data) if isinstance(data, bytes) else data)
+    piece = slice_module(text, path, roots, package)
     for module, names in piece.imports.items():  # recorded before the code runs and imports them
         _WANTED.setdefault(module, set()).update(names)
     return piece.compile(path)
@@ -72,6 +74,8 @@ FINDER = _SlicingFinder()
 def _module_name(path: str) -> tuple[str, str]:
     """(sys.path root, dotted module name) of a file, honouring enclosing packages."""
     directory, filename = os.path.split(path)
+    if filename.endswith(".ipynb"):  # not importable by others: a name that cannot clash
+        return directory, "_nnlint_notebook_" + "".join(ch if ch.isalnum() else "_" for ch in filename[:-6])
     parts = [filename[:-3] if filename.endswith(".py") else filename]
     while os.path.exists(os.path.join(directory, "__init__.py")):
         directory, package = os.path.split(directory)
@@ -79,8 +83,9 @@ def _module_name(path: str) -> tuple[str, str]:
     return directory, ".".join(parts)
 
 
-def load_slice(path: str, roots: set[str]) -> types.ModuleType:
-    """Execute the safe slice of `path` as a module; its code objects carry `path` and its lines."""
+def load_slice(path: str, roots: set[str], source: str | None = None) -> types.ModuleType:
+    """Execute the safe slice of `path` (or of `source`, a notebook's joined cells standing for it) as a
+    module; its code objects carry `path` and the lines of what was sliced."""
     root, name = _module_name(path)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -97,13 +102,17 @@ def load_slice(path: str, roots: set[str]) -> types.ModuleType:
         # The package may have imported this very module (sliced, by the finder): executing it a
         # second time would repeat its registrations (torchvision's @register_model refuses that).
         existing = sys.modules.get(name)
-        if _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
+        if existing is not None and _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
             return existing
-    code = _sliced_code(read_bytes(path), path, roots, package)
+    if source is None:
+        code = _sliced_code(read_bytes(path), path, roots, package)
+    else:  # a notebook's joined cells: tracebacks and source lookups read them, not the JSON
+        linecache.cache[path] = (len(source), None, source.splitlines(keepends=True), path)
+        code = _sliced_code(source, path, roots, package)
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package
-    module.__nnlint_sliced__ = True
+    setattr(module, "__nnlint_sliced__", True)  # noqa: B010 - a marker attribute of our own
     sys.modules[name] = module
     exec(code, module.__dict__)
     return module

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from nnlint.trace.construction import construction_candidates, image_hints, sequence_hints
-from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
+from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import input_candidates, make_tensors, param_dims, sizes_for
 from nnlint.trace.inputs import InputSpec, TensorSpec
 

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import libcst as cst
 
+from nnlint import notebook
+from nnlint.cache import ResultCache
 from nnlint.diagnostics import Diagnostic
+from nnlint.notebook import Notebook
 from nnlint.precheck import compile_error
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, python_newlines, read_bytes
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
 from nnlint.trace.discover import FileModels, ModelClass, discover
@@ -41,6 +44,7 @@ class TraceOptions:
     jobs: int = 2
     models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
     config_root: str = "."           # directory of the pyproject.toml the options came from
+    cache: ResultCache | None = None  # trace results kept between runs, when caching
 
 
 @dataclass
@@ -48,6 +52,14 @@ class _File:
     path: str
     display: str
     found: FileModels
+    text: str = ""  # as decoded: the trace cache keys on its slice
+    notebook: Notebook | None = None  # the joined code cells are what gets traced
+
+    def where(self, line: int) -> str:
+        if self.notebook is None:
+            return f"{self.display}:{line}"
+        cell, line, _ = self.notebook.locate(line, 1)
+        return f"{self.display}:cell {cell}:{line}"
 
 
 class WorkerError(Exception):
@@ -123,14 +135,20 @@ def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dic
 def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
     out = []
     for path, display in files:
+        book = None
         try:
-            text = decode(read_bytes(path))
+            if path.endswith(notebook.SUFFIX):
+                book = notebook.load(notebook.read(path))
+                text = book.source
+            else:
+                text = python_newlines(decode(read_bytes(path)))
             if compile_error(text) is not None:  # NNL001 from the static layer; keeps libcst off deep nesting
                 continue
             found = discover(text)
-        except (UnreadableFile, DecodeError, cst.ParserSyntaxError, RecursionError, ValueError):
+        except (UnreadableFile, DecodeError, notebook.NotebookError, cst.ParserSyntaxError, RecursionError,
+                ValueError):
             continue  # the static layer reports unreadable and unparsable files
-        out.append(_File(path, display, found))
+        out.append(_File(path, display, found, text, book))
     # Bases defined in other checked files: decide what stayed undecided, to a fixpoint.
     classes = [c for f in out for c in f.found.classes]
     by_name: dict[str, list[ModelClass]] = {}
@@ -171,6 +189,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             requests.append({
                 "path": os.path.abspath(file.path), "display": file.display, "models": models,
                 "user_dirs": user_dirs,
+                "source": file.notebook.source if file.notebook else None,
                 "options": {"fake": options.fake, "fake_threshold": options.fake_threshold,
                             "batch_size": options.batch_size},
             })
@@ -182,8 +201,9 @@ def _diagnostic(code: str, message: str, file: _File, line: int, column: int, en
     from nnlint.registry import registry
 
     rule = registry()[code]  # the caller settles it: enabled codes, line text, noqa
-    return Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
-                      rule.severity, "trace")
+    found = Diagnostic(code, rule.name, message, file.display, line, column, end_line, end_column,
+                       rule.severity, "trace")
+    return file.notebook.to_cell(found) if file.notebook else found  # with its cell's line text
 
 
 def _finding_diagnostic(finding: dict, file: _File, cls: ModelClass) -> Diagnostic:
@@ -230,24 +250,24 @@ class _ResultCollector:
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
-                    self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes
+                    self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes
                                       if "skipped on fake tensors" in n)
                     return
                 self.notes.append(
-                    f"{file.display}:{cls.line}: {cls.name}: traced via {message.get('path')}"
+                    f"{file.where(cls.line)}: {cls.name}: traced via {message.get('path')}"
                     f" ({message.get('why') or 'no fallback needed'}); built with {message.get('built')};"
                     f" input {message.get('shapes')} from {message.get('input_source')};"
                     f" {message.get('params', 0):,} parameters; {message.get('seconds', 0):.2f} s")
-                self.notes.extend(f"{file.display}:{cls.line}: {cls.name}: {n}" for n in notes)
+                self.notes.extend(f"{file.where(cls.line)}: {cls.name}: {n}" for n in notes)
             elif message.get("skip"):
                 if not self.options.verbose:
                     return
-                self.notes.append(f"{file.display}:{cls.line}: {cls.name}: skipped: {message.get('reason')}")
+                self.notes.append(f"{file.where(cls.line)}: {cls.name}: skipped: {message.get('reason')}")
             else:
                 self.diagnostics.append(_not_traced(file, cls, message.get("reason", "unknown"),
                                                     message.get("snippet", "")))
                 if self.options.verbose:  # the NNL790 diagnostic already says it
-                    self.notes.append(f"{file.display}:{cls.line}: {cls.name}: not traced: {message.get('reason')}")
+                    self.notes.append(f"{file.where(cls.line)}: {cls.name}: not traced: {message.get('reason')}")
 
     def file_failed(self, file: _File, pending: set[str], reason: str, snippet: str) -> None:
         for cls in file.found.models():
@@ -289,7 +309,7 @@ class WorkerPool:
         for worker in self.workers:
             worker.stop()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -307,10 +327,11 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     by_path = {os.path.abspath(f.path): f for f in found}
     requests = _requests(found, options)
     collector = _ResultCollector(options)
+    requests, keys = _cached(requests, by_path, options.cache, collector)
     if not requests:
-        return [], collector.notes
+        return _deduplicated(collector.diagnostics), collector.notes
     own_pool = pool is None
-    if own_pool:
+    if pool is None:
         pool = WorkerPool(options)
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
@@ -341,10 +362,43 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             pool.close()
     if options.verbose:
         collector.notes.extend(sorted({f"trace sandbox: {w.isolation}" for w in workers if w.isolation}))
-    # A class is analysed on its own and inside the models that use it: one report per hazard.
-    diagnostics, seen = [], set()
-    for d in sorted(collector.diagnostics, key=Diagnostic.sort_key):
-        if (d.path, d.line, d.code) not in seen:
-            seen.add((d.path, d.line, d.code))
-            diagnostics.append(d)
-    return diagnostics, collector.notes
+    for request in requests:
+        file = by_path[request["path"]]
+        outcome = [d for d in collector.diagnostics if d.path == file.display]
+        # A timeout or a dead worker may not happen next time: only complete results are kept.
+        key = keys.get(request["path"])
+        if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
+            options.cache.put(file.path, key, outcome, [])
+    return _deduplicated(collector.diagnostics), collector.notes
+
+
+def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
+            ) -> tuple[list[dict], dict[str, str | None]]:
+    """The requests still to trace, and their cache keys; cached files' findings go to the collector."""
+    if cache is None:
+        return requests, {}
+    from nnlint.trace.trace_cache import trace_key
+
+    missing, keys = [], {}
+    for request in requests:
+        file = by_path[request["path"]]
+        key = trace_key(file.text, request["path"], request)
+        hit = cache.get(file.path, key, file.display) if key else None
+        if hit is None:
+            missing.append(request)
+            keys[request["path"]] = key
+        else:
+            collector.diagnostics.extend(hit[0])
+            if collector.options.verbose:
+                collector.notes.append(f"{file.display}: trace results from the cache (nothing it runs changed)")
+    return missing, keys
+
+
+def _deduplicated(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A class is analysed on its own and inside the models that use it: one report per hazard."""
+    out, seen = [], set()
+    for d in sorted(diagnostics, key=Diagnostic.sort_key):
+        if (d.path, d.cell, d.line, d.code) not in seen:
+            seen.add((d.path, d.cell, d.line, d.code))
+            out.append(d)
+    return out

@@ -42,7 +42,7 @@ def check_file(request: dict, send, warm_meta) -> None:
     forget_sliced_modules()
     try:
         with checked_code():
-            module = load_slice(path, roots)
+            module = load_slice(path, roots, request.get("source"))
     except CheckedCodeFailed as failure:  # SystemExit and ImportError of anything included
         exc = failure.original
         if isinstance(exc, ImportError):

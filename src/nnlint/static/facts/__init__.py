@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 
 class Facts:
-    needs: ClassVar[tuple[type["Facts"], ...]] = ()  # providers this one reads (created first)
+    needs: ClassVar[tuple[type[Facts], ...]] = ()  # providers this one reads (created first)
 
-    def __init__(self, ctx: "FileContext"):
+    def __init__(self, ctx: FileContext):
         self.ctx = ctx
 
     @classmethod

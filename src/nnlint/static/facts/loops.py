@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 import libcst as cst
 
@@ -17,7 +18,11 @@ from nnlint.imports import dotted_name
 from nnlint.static.calls import get_arg, positional_args
 from nnlint.static.facts import Facts
 from nnlint.static.facts.names import (
-    SCHEDULER_WORDS, is_optimizer_class, is_optimizer_name, last_part, name_tokens,
+    SCHEDULER_WORDS,
+    is_optimizer_class,
+    is_optimizer_name,
+    last_part,
+    name_tokens,
 )
 from nnlint.tree import children
 
@@ -100,16 +105,19 @@ class LoopFacts(Facts):
         qualname = ctx.qualname
         # Each stack item is (node, state); state = (scope, blocks, loops, no_grad, class_name) and is
         # shared by siblings, rebuilt only where a node changes it.
-        stack = [(ctx.module, (self.module_scope, (), (), False, None))]
+        stack: list[tuple[Any, Any]] = [  # dispatched on type(node), which mypy cannot narrow
+            (ctx.module, (self.module_scope, (), (), False, None))]
         expr_values: set[int] = set()
         pop, push = stack.pop, stack.append
+        state: Any
         while stack:
             node, state = pop()
             kind = type(node)
             if kind in _SKIPPED:
                 continue
             if kind is cst.Call:
-                self._call(node, *state[:4], id(node) in expr_values, qualname)
+                scope, blocks, loops, no_grad = state[:4]
+                self._call(node, scope, blocks, loops, no_grad, id(node) in expr_values, qualname)
             elif kind is cst.Expr:
                 expr_values.add(id(node.value))
             elif kind is cst.FunctionDef:
@@ -129,9 +137,11 @@ class LoopFacts(Facts):
                         state = state[:3] + (grad, state[4])
             elif kind is cst.AugAssign:
                 if state[2] and isinstance(node.operator, cst.AddAssign):
-                    self._add(*state[:1], "accum", node, dotted_name(node.target), *state[1:4], node.value)
+                    scope, blocks, loops, no_grad = state[:4]
+                    self._add(scope, "accum", node, dotted_name(node.target), blocks, loops, no_grad, node.value)
             elif kind is cst.Assign:
-                self._assign(node, *state[:4], qualname)
+                scope, blocks, loops, no_grad = state[:4]
+                self._assign(node, scope, blocks, loops, no_grad, qualname)
             elif kind in _BLOCK_TYPES:
                 scope, blocks, loops, no_grad, class_name = state
                 blocks = blocks + (node,)
@@ -173,8 +183,8 @@ class LoopFacts(Facts):
     def _assign(self, node: cst.Assign, scope, blocks, loops, no_grad, qualname) -> None:
         value = node.value
         call_name = qualname(value.func) if isinstance(value, cst.Call) else None
-        for target in node.targets:
-            target = target.target
+        for assign_target in node.targets:
+            target = assign_target.target
             if isinstance(target, cst.Attribute) and target.attr.value == "grad":
                 if isinstance(value, cst.Name) and value.value == "None":
                     self._add(scope, "zero", node, dotted_name(target.value), blocks, loops, no_grad)

@@ -30,7 +30,9 @@ class LossFlowFacts(Facts):
         self._scopes.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
-        self.called[self._scopes[-1]].add(final_name(node.func))
+        name = final_name(node.func)
+        if name is not None:
+            self.called[self._scopes[-1]].add(name)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._assignment([t.target for t in node.targets], node.value)
