@@ -120,7 +120,8 @@ def _statistics(outcome) -> str:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the results cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Results cache folder [default: .nnlint_cache].")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, max_file_size, verbose, quiet, fix, unsafe_fixes, diff, show_fixes, stdin_filename, no_cache,
+          trace_timeout, config, jobs, max_file_size, verbose, quiet, fix, unsafe_fixes, diff, show_fixes,
+          stdin_filename, no_cache,
           cache_dir) -> None:
     """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
     from nnlint.api import CheckOptions, check_paths

@@ -16,8 +16,16 @@ from nnlint.positions import locate
 from nnlint.precheck import compile_error
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
-from nnlint.source import (DecodeError, TooLarge, UnreadableFile, decode, python_newlines, read_bytes, reject_binary,
-                           too_large_message)
+from nnlint.source import (
+    DecodeError,
+    TooLarge,
+    UnreadableFile,
+    decode,
+    python_newlines,
+    read_bytes,
+    reject_binary,
+    too_large_message,
+)
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
 
@@ -267,7 +275,7 @@ def lint_file(task: FileTask) -> FileResult:
             raise TooLarge(len(data))
         text = decode(data)
     except TooLarge as exc:
-        message = too_large_message(exc.size, task.max_bytes)
+        message = too_large_message(exc.size, task.max_bytes or 0)
         return _finish([_tool_diagnostic("NNL005", task.display, message)], "", task.enabled)
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)

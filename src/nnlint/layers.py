@@ -68,7 +68,7 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
         except UnreadableFile:
             misses.append((index, task, None))  # linting reports why
             continue
-        too_large = bool(task.max_bytes) and len(data) > task.max_bytes  # NNL005 either way of the limit
+        too_large = task.max_bytes is not None and 0 < task.max_bytes < len(data)  # NNL005 either way
         key = entry_key(data, ",".join(sorted(task.enabled)), "too large" if too_large else "")
         hit = cache.get(task.path, key, task.display)
         if hit is None:

@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 from nnlint import __version__
 from nnlint.diagnostics import Diagnostic, Severity
-from nnlint.report import readable
 from nnlint.docs import rule_page, rule_url
 from nnlint.registry import registry
+from nnlint.report import readable
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

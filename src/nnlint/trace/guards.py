@@ -22,6 +22,7 @@ import ctypes
 import os
 import sys
 import sysconfig
+import typing
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -32,7 +33,7 @@ class Blocked(PermissionError):
     """A side effect the sandbox refused."""
 
 
-_state = {"sandbox": "", "cwd": "", "installed": False}
+_state: dict[str, typing.Any] = {"sandbox": "", "cwd": "", "installed": False}
 _attempts: list[tuple[str, str]] = []  # (what, file:line) blocked since the last answer
 _file_attempts: list[tuple[str, str]] = []  # blocked while the checked file loaded
 
@@ -45,7 +46,7 @@ def enter_isolation() -> str:
     _state["sandbox"] = os.path.realpath(os.environ.get("NNLINT_SANDBOX_DIR") or os.getcwd())
     _state["cwd"] = os.environ.get("NNLINT_CALLER_CWD", "")
     if _state["cwd"] and sys.path and os.path.realpath(sys.path[0] or ".") == _state["sandbox"]:
-        sys.path[0] = _state["cwd"]  # `python -m` put the (temporary) working folder first: the project's instead
+        sys.path[0] = str(_state["cwd"])  # `python -m` put the (temporary) working folder first: the project's instead
     return _leave_network()
 
 
@@ -111,7 +112,7 @@ def library_folders() -> tuple[str, ...]:
     """Folders whose code is not the user's: the standard library, site-packages, nnlint itself."""
     own = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
     paths = sysconfig.get_paths()
-    library = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)]
+    library = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if paths.get(k)]
     return tuple(os.path.realpath(p) + os.sep for p in own + library)
 
 
@@ -212,7 +213,7 @@ _CHECKS = {
 
 def _where() -> str:
     """file:line of the innermost frame that belongs to the checked code (not Python, torch or nnlint)."""
-    frame = sys._getframe(2)
+    frame: typing.Any = sys._getframe(2)
     not_user = _state.get("not_user", ())
     while frame is not None:
         filename = frame.f_code.co_filename

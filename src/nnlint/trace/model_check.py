@@ -146,11 +146,11 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
             continue
         if built_once is not None:
             model, params = built_once
-            failed: list = []
-            found = _find_input(model, request, options, "cpu", attempts, how, failed)
+            raising: list = []
+            found = _find_input(model, request, options, "cpu", attempts, how, raising)
             if found is None:
-                if failed and raised is None:
-                    raised = (how, model, params, failed[0])
+                if raising and raised is None:
+                    raised = (how, model, params, raising[0])
                 continue
             return _analyzed(model, how, found, params, path, False, started)
         try:

@@ -108,6 +108,11 @@ class Worker:
         except ChildDied as exc:
             raise WorkerError(self._reason(str(exc))) from None
 
+    @property
+    def process(self):
+        """The worker's process while it runs (the language server kills a stale trace through it)."""
+        return self.child.process
+
     def kill(self) -> None:
         self.child.kill()
 

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -97,8 +98,8 @@ class SandboxedProcess:
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self.home: str | None = None
-        self.log = None
-        self.requests = None
+        self.log: typing.IO[bytes] | None = None
+        self.requests: typing.TextIO | None = None
         self.responses: int | None = None
         self.buffer = b""
         self.started = False
@@ -147,7 +148,8 @@ class SandboxedProcess:
         if self.alive:
             try:
                 self.send(request)
-                self.process.wait(timeout=grace)
+                if self.process is not None:
+                    self.process.wait(timeout=grace)
             except (OSError, ChildDied, subprocess.TimeoutExpired):
                 pass
         self.kill()
@@ -176,14 +178,18 @@ class SandboxedProcess:
     # --- messages -----------------------------------------------------------------------------
 
     def send(self, message: dict) -> None:
+        if self.requests is None:
+            raise ChildDied(self.death())
         try:
             self.requests.write(json.dumps(message) + "\n")
             self.requests.flush()
-        except (BrokenPipeError, ValueError, AttributeError):
+        except (BrokenPipeError, ValueError):
             raise ChildDied(self.death()) from None
 
     def receive(self, deadline: float) -> dict:
         """The next message; TimeoutError past `deadline`, ChildDied if the child is gone."""
+        if self.responses is None:
+            raise ChildDied(self.death())
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -20,9 +20,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-
-
-
 EVERYTHING = "*"  # as a root: every class and function, and the call-free constants
 
 
@@ -255,16 +252,19 @@ def slice_module(source: str, filename: str = "<module>", roots: set[str] | None
     body = tree.body
     candidates = [i for i, stmt in enumerate(body) if _candidate(stmt)]
     binds = {i: _binds(body[i]) for i in candidates}
+    definitions = [s for s in (body[i] for i in candidates)
+                   if isinstance(s, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
     if roots is None:
-        needed = {body[i].name for i in candidates if isinstance(body[i], ast.ClassDef)}
+        needed = {s.name for s in definitions if isinstance(s, ast.ClassDef)}
     else:
         needed = set(roots)
     if EVERYTHING in needed:
-        needed |= {body[i].name for i in candidates
-                   if isinstance(body[i], (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+        needed |= {s.name for s in definitions}
         # Constants (`HIDDEN = 24`, `SIZES = (A, 2 * A)`) another module may import: call-free values only.
-        needed |= {n for i in candidates if isinstance(body[i], (ast.Assign, ast.AnnAssign))
-                   and not _has_call(body[i].value) for n in binds[i]}
+        for i in candidates:
+            stmt = body[i]
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and not _has_call(stmt.value):
+                needed |= binds[i]
 
     kept: set[int] = set()
     changed = True
@@ -276,7 +276,8 @@ def slice_module(source: str, filename: str = "<module>", roots: set[str] | None
                 needed |= _uses(body[i])
                 changed = True
 
-    new_body, kept_lines, dropped_lines, imports = [], [], [], {}
+    new_body, kept_lines, dropped_lines = [], [], []
+    imports: dict[str, set[str]] = {}
     for index, stmt in enumerate(body):
         span = (stmt.lineno, stmt.end_lineno or stmt.lineno)
         if index in kept:

@@ -20,9 +20,9 @@ import resource
 import sys
 import traceback
 
+from nnlint.trace import guards
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.inputs import SpecError
-from nnlint.trace import guards
 from nnlint.trace.loading import FINDER, forget_sliced_modules, load_slice, slice_roots
 
 
