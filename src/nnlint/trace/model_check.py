@@ -23,7 +23,12 @@ from nnlint.trace.building import define_missing_global
 from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
-    FIXED, SPATIAL, input_candidates, make_tensors, param_dims, sizes_for,
+    FIXED,
+    SPATIAL,
+    input_candidates,
+    make_tensors,
+    param_dims,
+    sizes_for,
 )
 from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
 from nnlint.trace.usage import width_hints
@@ -123,6 +128,26 @@ def _eval(model) -> None:
         module.training = False
 
 
+def _build_once(build, options):
+    """(model, parameters) built for real within the fake-tensor threshold, or None when it is too big
+    (or --fake) and the meta path takes over. Raises CheckedCodeFailed when the constructor does."""
+    from nnlint.trace.budget import TooBig, build_within
+
+    if options.get("fake"):
+        return None
+    try:
+        with checked_code():
+            model = build_within(build, options.get("fake_threshold", 50_000_000))
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"built a {type(model).__name__}, not a module")
+            _eval(model)
+    except CheckedCodeFailed as failure:
+        if isinstance(failure.original, TooBig):
+            return None
+        raise
+    return model, sum(p.numel() for p in model.parameters())
+
+
 def _real_build(build):
     torch.manual_seed(0)
     model = build()
@@ -155,12 +180,22 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
     return None
 
 
+def _traced(cls, how, build, model, found, params, request, options, path, fake, started) -> dict:
+    """Analyze a model whose input was found; guessed-input findings are confirmed on a rebuilt copy."""
+    confirm = functools.partial(_confirmed, model=model, rebuild=lambda: _meta_build(build),
+                                request=request, options=options, path=path, fake=fake)
+    result = _analyzed(model, how, found, params, path, fake, started,
+                       lambda result, found: confirm(result, found=found))
+    TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
+    return result
+
+
 def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -> dict:
     """Build the model and find its input (constructor candidates x input candidates), then analyze.
 
-    Input candidates are tried on the meta-device build first: a failing forward there costs
-    nothing, whatever the model's size. Only the winner is built for real (unless it is big
-    enough for the fake-tensor path).
+    A model is built for real once, its inputs tried on it (see `budget`); one too big for that is
+    built on the meta device instead, where a failing forward costs nothing whatever the model's
+    size, and only the winner is built for real (unless it is big enough for the fake-tensor path).
     """
     started = time.perf_counter()
     missing.reset()
@@ -173,6 +208,22 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
         build = _patient(build, namespace, request)
         request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
                    "width_hints": width_hints(arguments)}
+        try:
+            built_once = _build_once(build, options)  # small models: their only construction
+        except CheckedCodeFailed as failure:
+            attempts.append((f"{how}: {failure}", None))
+            errors.append(failure.original)
+            continue
+        if built_once is not None:
+            built = True
+            model, params = built_once
+            raising: list = []
+            found = _find_input(model, request, options, "cpu", attempts, how, raising)
+            if found is None:
+                if raising and raised is None:
+                    raised = (how, model, params, raising[0])
+                continue
+            return _traced(cls, how, build, model, found, params, request, options, path, False, started)
         try:
             meta_model = _meta_build(build)
         except CheckedCodeFailed as failure:
@@ -219,12 +270,7 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
                     if failed and raised is None:
                         raised = (how, model, params, failed[0])
                     continue
-        confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
-                                    request=request, options=options, path=path, fake=fake)
-        result = _analyzed(model, how, found, params, path, fake, started,
-                           lambda result, found: confirm(result, found=found))
-        TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
-        return result
+        return _traced(cls, how, build, model, found, params, request, options, path, fake, started)
     if raised is not None and not missing.touched:  # a missing package is no hazard
         # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
