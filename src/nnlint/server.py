@@ -24,7 +24,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from nnlint import __version__
-from nnlint.check import CheckOptions, run_check
+from nnlint.api import CheckOptions, check_paths
 from nnlint.config import ConfigError, ConfigFinder
 from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.docs import rule_url
@@ -78,7 +78,7 @@ class NnlintServer(LanguageServer):
         try:
             options = self.options_for(path, stdin=text_document.source.encode("utf-8"), stdin_filename=path,
                                        static_only=True)
-            found = run_check(options).diagnostics
+            found = check_paths([path], options).diagnostics
         except ConfigError as exc:
             self.config_problem(str(exc))
             found = []
@@ -124,7 +124,7 @@ class NnlintServer(LanguageServer):
             settings = ConfigFinder(list(registry())).for_path(Path(path))
             self.pool = WorkerPool(trace_options(settings, options))
         options.trace_pool = self.pool
-        return run_check(options).diagnostics
+        return check_paths([path], options).diagnostics
 
     def _kill_running_trace(self) -> None:
         for worker in self.pool.workers if self.pool else ():
@@ -210,7 +210,7 @@ class NnlintServer(LanguageServer):
             return None
         path = to_fs_path(uri) or uri
         try:
-            changes = run_check(self.options_for(path, stdin=text.encode("utf-8"), stdin_filename=path,
+            changes = check_paths([path], self.options_for(path, stdin=text.encode("utf-8"), stdin_filename=path,
                                                  static_only=True, fix=frozenset({Applicability.SAFE}))).changes
         except ConfigError:
             return None
