@@ -131,6 +131,38 @@ def _real_build(build):
     return model
 
 
+class _TooBig(BaseException):
+    """The model grew past the fake-tensor threshold while being built for real (a BaseException:
+    the checked constructor's own `except Exception` must not swallow it)."""
+
+
+def _small_build(build, threshold: int):
+    """The model built for real and in eval mode, or None once its parameters and buffers pass
+    `threshold` elements: the build stops at the registration that crosses it, before that
+    tensor is initialized, and the model takes the fake-tensor path instead."""
+    total = 0
+
+    def count(module, name, tensor):
+        nonlocal total
+        total += tensor.numel() if tensor is not None else 0
+        if total > threshold:
+            raise _TooBig
+
+    hooks = [nn.modules.module.register_module_parameter_registration_hook(count),
+             nn.modules.module.register_module_buffer_registration_hook(count)]
+    try:
+        model = _real_build(build)
+    except _TooBig:
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if sum(p.numel() for p in model.parameters()) > threshold:  # built without registering
+        return None
+    _eval(model)
+    return model
+
+
 def _find_input(model, request, options, device, attempts, how, failed=None):
     """The first input candidate whose forward pass runs: (source, spec, sizes, args, kwargs).
 
@@ -158,9 +190,9 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
 def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -> dict:
     """Build the model and find its input (constructor candidates x input candidates), then analyze.
 
-    Input candidates are tried on the meta-device build first: a failing forward there costs
-    nothing, whatever the model's size. Only the winner is built for real (unless it is big
-    enough for the fake-tensor path).
+    Models are built for real unless they grow past the fake-tensor threshold; those are built
+    on the meta device, where a failing forward costs nothing whatever the size, and analyzed
+    with fake tensors. Small models never touch the meta device (its first use costs seconds).
     """
     started = time.perf_counter()
     missing.reset()
@@ -173,52 +205,43 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
         build = _patient(build, namespace, request)
         request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
                    "width_hints": width_hints(arguments)}
-        try:
-            meta_model = _meta_build(build)
-        except CheckedCodeFailed as failure:
-            attempts.append((f"{how}: {failure}", None))
-            errors.append(failure.original)
-            continue
-        built = built or meta_model is not None
-        params = sum(p.numel() for p in meta_model.parameters()) if meta_model is not None else None
-        fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
-        found = None
-        if meta_model is not None:
-            _eval(meta_model)
-            found = _find_input(meta_model, request, options, "meta", attempts, how)
-            if found is None and fake:
-                continue
-        elif fake:
-            attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
-            continue
-        if fake:
-            warm_meta()
-            model = meta_model
-        else:
+        threshold = options.get("fake_threshold", 50_000_000)
+        fake = bool(options.get("fake"))
+        model = found = None
+        if not fake:  # small models never touch the meta device: its first use costs seconds
             try:
                 with checked_code():
-                    model = _real_build(build)
-                    _eval(model)
+                    model = _small_build(build, threshold)
             except CheckedCodeFailed as failure:
                 attempts.append((f"{how}: {failure}", None))
                 errors.append(failure.original)
                 continue
             built = True
-            params = sum(p.numel() for p in model.parameters())
-            if found is not None:  # the meta run chose the input: the same tensors, for real
-                try:  # meta kernels check less than CPU ones (softmax over a missing dim)
-                    with checked_code():
-                        found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
-                        _forward(model, found[3], found[4])
-                except CheckedCodeFailed:
-                    found = None
-            if found is None:  # no meta build, or ops without meta kernels: try the inputs for real
-                failed: list = []
-                found = _find_input(model, request, options, "cpu", attempts, how, failed)
-                if found is None:
-                    if failed and raised is None:
-                        raised = (how, model, params, failed[0])
-                    continue
+            fake = model is None
+        if fake:
+            warm_meta()
+            try:
+                model = _meta_build(build)
+            except CheckedCodeFailed as failure:
+                attempts.append((f"{how}: {failure}", None))
+                errors.append(failure.original)
+                continue
+            if model is None:
+                attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
+                continue
+            built = True
+            _eval(model)
+            found = _find_input(model, request, options, "meta", attempts, how)
+            if found is None:
+                continue
+        else:
+            failed: list = []
+            found = _find_input(model, request, options, "cpu", attempts, how, failed)
+            if found is None:
+                if failed and raised is None:
+                    raised = (how, model, sum(p.numel() for p in model.parameters()), failed[0])
+                continue
+        params = sum(p.numel() for p in model.parameters())
         confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
                                     request=request, options=options, path=path, fake=fake)
         result = _analyzed(model, how, found, params, path, fake, started,
