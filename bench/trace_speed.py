@@ -3,7 +3,7 @@
     python bench/trace_speed.py [FILE] [--repeat N]     # default FILE: fixtures/buggy/cnn_classifier.py
 
 Runs are interleaved (torch, nnlint, torch, nnlint, ...) so both see the same disk cache and load;
-each is a fresh process, timed by wall clock (CPU time reported too). Reports the medians and their ratio. Target: <= 1.5x,
+each is a fresh process, timed by wall clock (CPU time too). Reports the medians and their ratio. Target: <= 1.5x,
 reached by starting the trace worker (and its `import torch`) before the static pass.
 """
 

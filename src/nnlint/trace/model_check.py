@@ -246,6 +246,8 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
                                     request=request, options=options, path=path, fake=fake)
         result = _analyzed(model, how, found, params, path, fake, started,
                            lambda result, found: confirm(result, found=found))
+        if request.get("unbatched"):
+            _drop_batch_findings(result)
         TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
         return result
     if raised is not None and not missing.touched:  # a missing package is no hazard
@@ -322,6 +324,17 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
         f"{len(result['findings'])} finding(s) on the guessed input dropped: no second input of the same rank runs"]
     result["findings"] = []
     return result
+
+
+def _drop_batch_findings(result: dict) -> None:
+    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
+    from nnlint.trace.analyze import BATCH_CODES
+
+    kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
+    if len(kept) < len(result.get("findings", [])):
+        result["notes"] = list(result.get("notes", [])) + [
+            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
+    result["findings"] = kept
 
 
 def _batch_axis(source: str, spec: InputSpec) -> int | None:
