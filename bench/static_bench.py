@@ -2,6 +2,7 @@
 
     bash bench/fetch_corpus.sh            # once: timm, torchvision, lightning, transformers sources
     python bench/static_bench.py [FOLDER ...] [--one-file FILE] [--repeat N]
+    python bench/static_bench.py --one-file FILE --baseline-src /tmp/base/src --repeat 21
 
 Corpus: each pass runs in a fresh process (so peak RSS is its own): libcst parse-only (1 process, and
 split over all cores), and `nnlint check --static-only` (serial, and its default parallel run).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -59,10 +61,11 @@ _PEAK = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=s
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 
 
-def _timed(cmd: list[str]) -> tuple[float, float]:
+def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of a command (the wrapper's own start-up, ~20 ms, included)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _PEAK, *cmd], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", _PEAK, *cmd], check=True, capture_output=True, text=True,
+                          env=env)
     return time.perf_counter() - start, int(done.stdout) / 1024
 
 
@@ -95,6 +98,35 @@ def corpus(folders: list[Path]) -> None:
     print(f"ratio nnlint CLI / parse-only parallel:  {results['nnlint check --static-only (CLI)'] / parallel_floor:.2f}x")
 
 
+def one_file_against(path: str, repeat: int, baseline_src: Path) -> None:
+    """This checkout against another source tree (e.g. `git archive main src | tar -x -C /tmp/base`),
+    one file, the CLI runs interleaved so that load changes hit both alike."""
+    ours_src = HERE.parent / "src"
+    for src in (ours_src, baseline_src):
+        compileall.compile_dir(str(src / "nnlint"), quiet=1)
+    cmd = [sys.executable, "-m", "nnlint", "check", "--static-only", "--exit-zero", path]
+    envs = {name: {**os.environ, "PYTHONPATH": str(src)} for name, src in
+            (("this checkout", ours_src), (f"baseline {baseline_src}", baseline_src))}
+    walls: dict[str, list[float]] = {name: [] for name in envs}
+    cpus: dict[str, list[float]] = {name: [] for name in envs}
+    for _ in range(repeat):
+        for name, env in envs.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            walls[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    print(f"one file {path} ({os.path.getsize(path)} bytes), {repeat} interleaved runs each:")
+    for name in envs:
+        wall, cpu = sorted(walls[name]), sorted(cpus[name])
+        print(f"  {name:<40} wall best {wall[0]:.3f} s median {wall[len(wall) // 2]:.3f} s;"
+              f"  CPU best {cpu[0]:.3f} s median {cpu[len(cpu) // 2]:.3f} s")
+    (ours, base) = (min(cpus[name]) for name in envs)
+    (ours_wall, base_wall) = (min(walls[name]) for name in envs)
+    print(f"  ratio this / baseline: CPU {ours / base:.3f}, wall {ours_wall / base_wall:.3f} (best of each)")
+
+
 def one_file(path: str, repeat: int) -> None:
     # An installed package has bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE would not.
     compileall.compile_dir(str(HERE.parent / "src" / "nnlint"), quiet=1)
@@ -117,7 +149,11 @@ def main() -> None:
     parser.add_argument("--one-file", default=str(HERE.parent / "fixtures" / "buggy" / "cnn_classifier.py"))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--skip-corpus", action="store_true", help="only the one-file comparison")
+    parser.add_argument("--baseline-src", type=Path, help="one file: compare against this src/ tree instead")
     args = parser.parse_args()
+    if args.baseline_src:
+        one_file_against(args.one_file, args.repeat, args.baseline_src)
+        return
     folders = args.folders or [p for p in sorted((HERE / "corpus").glob("*")) if p.is_dir() and p.name != "wheels"]
     if not args.skip_corpus:
         if not folders:

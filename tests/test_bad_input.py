@@ -71,7 +71,7 @@ def test_empty_comment_only_huge_and_deep_files(cli, project):
     project("huge.py", "TABLE = [\n" + "".join(f"    '{i:064x}',\n" for i in range(150_000)) + "]\n")
     project("deep.py", "x = " + "(" * 180 + "1" + ")" * 180 + "\n" + "y = " + "[" * 90 + "]" * 90 + "\n")
     assert os.path.getsize(project.root / "huge.py") > 10_000_000
-    result, items = findings(cli, ".")
+    result, items = findings(cli, ".", extra=("--max-file-size", "0"))
     assert [(i["path"], i["code"], i["line"]) for i in items] == [("crlf.py", "NNL302", 2)]
     assert result.exit_code == 1
 

@@ -25,8 +25,8 @@ EXPECTED_NOT_TRACED = {
     # its reshape(-1) bug breaks every batch size > 1, so each input tried fails; the note says what to configure
     ("buggy/shapes_patch_classifier.py", 23): "(input)",
 }
-# Fixtures importing packages that are not nnlint's dependencies (PIL, torchvision) trace anyway:
-# their models do not need them (a missing package blocks only the classes that use it).
+# Fixtures that import packages which are not nnlint's dependencies (PIL, torchvision) are traced without
+# them: their models do not use those imports, and the slice leaves out what the models do not need.
 
 
 def _files(kind: str) -> list:

@@ -33,6 +33,7 @@ def stub_analyze(model, args, kwargs, source_file, *, fake=False, int_inputs=Fal
     return {"path": "fake-stub" if fake else "stub", "why": "", "findings": findings,
             "notes": [f"shapes={shapes} device={tensors[0].device.type} int={int_inputs}"
                       f" training={model.training} file={os.path.basename(source_file)}"
+                      f" constructed={getattr(model, 'constructed', '?')}"
                       f" threads={__import__('torch').get_num_threads()}"]}
 
 
@@ -72,8 +73,8 @@ def test_slice_keeps_definitions_and_drops_programs():
 
 def test_slice_keeps_transitive_assignments_and_roots():
     source = "A = 2\nB = A * 3\nX = run()\ndef f(n=B):\n    return X\nclass C:\n    k = B\nrun_training()\n"
-    assert slice_module(source).kept_lines == [(1, 1), (2, 2), (4, 5), (6, 7)]
-    assert (3, 3) in slice_module(source, roots={"f"}).kept_lines
+    assert slice_module(source).kept_lines == [(1, 1), (2, 2), (6, 7)]  # f: nothing needs it
+    assert slice_module(source, roots={"f"}).kept_lines == [(1, 1), (2, 2), (3, 3), (4, 5)]
 
 
 def test_discover_models_hints_and_factories():
@@ -274,5 +275,6 @@ def test_sequence_hints():
 def test_imported_module_slices():
     # A module imported by a checked file keeps every function's globals: importers may call them.
     source = "M = make_typevar()\ndef wrap(fn):\n    def inner(x: M):\n        return fn(x)\n    return inner\n"
-    assert slice_module(source).kept_lines == [(2, 5)]
+    assert slice_module(source).kept_lines == []
+    assert slice_module(source, roots={"wrap"}).kept_lines == [(1, 1), (2, 5)]
     assert slice_module(source, roots={"*"}).kept_lines == [(1, 1), (2, 5)]

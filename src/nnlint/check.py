@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnlint.cache import ResultCache, cache_dir, entry_key
-from nnlint.config import ConfigError
+from nnlint.config import DEFAULT_MAX_FILE_SIZE, ConfigError
 from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.discovery import walk_folder
 from nnlint.engine import FileTask, fix_text
 from nnlint.layers import Layer, StaticLayer, TraceLayer, lint_cached
 from nnlint.report import Summary
 from nnlint.selection import RuleSelection
-from nnlint.source import decode, encode_like, read_bytes
+from nnlint.source import DecodeError, UnreadableFile, decode, encode_like, python_newlines, read_bytes
 from nnlint.suppression import settle
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class CheckOptions:
     trace_timeout: float | None = None
     verbose: bool = False
     jobs: int | None = None
+    max_file_size: int | None = None  # bytes; 0: no limit; None: the config's, else the default
     fix: frozenset[Applicability] = frozenset()  # fixes to apply: none, safe, or safe and unsafe
     diff: bool = False  # compute the fixes but write nothing (`--diff`)
     stdin: bytes | None = None  # `nnlint check -`: the source read from standard input
@@ -96,9 +97,9 @@ def collect_files(paths: list[str], selection: RuleSelection) -> list[str]:
 
 def _read_lines(path: str) -> Callable[[], list[str]]:
     def read() -> list[str]:
-        try:
-            return Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
-        except OSError:
+        try:  # the encoding cookie, a BOM and any line ending, as the static layer reads the file
+            return python_newlines(decode(read_bytes(path))).split("\n")
+        except (UnreadableFile, DecodeError):
             return []
 
     return read
@@ -187,6 +188,14 @@ def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCach
 Progress = Callable[[int], Callable[[], None] | None]  # given the file count, a per-file tick (or None)
 
 
+def _max_file_size(settings, options: CheckOptions) -> int:
+    if options.max_file_size is not None:
+        return options.max_file_size
+    if settings is not None and settings.max_file_size is not None:
+        return settings.max_file_size
+    return DEFAULT_MAX_FILE_SIZE
+
+
 def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckOutcome:
     started = time.perf_counter()
     selection = RuleSelection(options.select, options.ignore, options.config)
@@ -197,7 +206,8 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckO
         if options.verbose and not options.static_only:
             outcome.notes.append("tracing skipped for standard input: check the saved file to trace its models")
     else:
-        tasks = [FileTask(f, display_path(f), selection.for_path(f))
+        max_bytes = _max_file_size(settings, options)
+        tasks = [FileTask(f, display_path(f), selection.for_path(f), max_bytes=max_bytes)
                  for f in collect_files(options.paths or ["."], selection)]
     cache = None
     if options.cache and options.stdin is None:

@@ -135,6 +135,7 @@ def _statistics(outcome) -> str:
 @click.option("--trace-timeout", type=float, help="Seconds allowed to trace one file [default: 30].")
 @click.option("--config", type=click.Path(dir_okay=False), help="Config file (default: nearest pyproject.toml).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: all cores].")
+@click.option("--max-file-size", help="Skip larger files with an NNL005 note, e.g. 5MB; 0: no limit [default: 2MB].")
 @click.option("--verbose", "-v", is_flag=True, help="Say which tracing path each model took and why.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only: no summary or notes.")
 @click.option("--fix", is_flag=True, help="Apply safe fixes, then report what remains.")
@@ -145,10 +146,12 @@ def _statistics(outcome) -> str:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the results cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Results cache folder [default: .nnlint_cache].")
 def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistics, static_only, fake,
-          trace_timeout, config, jobs, verbose, quiet, fix, unsafe_fixes, diff, show_fixes, stdin_filename, no_cache,
+          trace_timeout, config, jobs, max_file_size, verbose, quiet, fix, unsafe_fixes, diff, show_fixes,
+          stdin_filename, no_cache,
           cache_dir) -> None:
     """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
     from nnlint.api import CheckOptions, check_paths
+    from nnlint.config import parse_size
 
     if select is not None and not _codes(select):
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
@@ -160,17 +163,18 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         _fail("--unsafe-fixes applies with --fix or --diff")
     stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
     levels = {Applicability.SAFE, Applicability.UNSAFE} if unsafe_fixes else {Applicability.SAFE}
-    options = CheckOptions(
-        paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
-        static_only=static_only or diff, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
-        fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
-        stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
-    )
     progress = None if quiet or fmt != "text" else _progress
     # Only on a terminal: nothing extra in CI logs or pipes.
     tracing = _TraceProgress() if progress is not None and not static_only and sys.stderr.isatty() else None
-    options.trace_progress = tracing
     try:
+        options = CheckOptions(
+            paths=[], select=_codes(select), ignore=_codes(ignore), config=config,
+            static_only=static_only or diff, fake=fake, trace_timeout=trace_timeout, verbose=verbose, jobs=jobs,
+            fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
+            stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
+            max_file_size=parse_size(max_file_size, "--max-file-size") if max_file_size is not None else None,
+        )
+        options.trace_progress = tracing
         outcome = check_paths(list(paths), options, progress)
     except ConfigError as exc:
         _fail(str(exc))

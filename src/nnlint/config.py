@@ -14,7 +14,9 @@ class ConfigError(Exception):
     """Bad configuration or usage: the CLI prints it on one line and exits 2."""
 
 
-_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "trace", "models", "run"}
+_TOP_KEYS = {"select", "ignore", "per-file-ignores", "exclude", "fail-on", "max-file-size", "trace", "models", "run"}
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+DEFAULT_MAX_FILE_SIZE = 2 * 1024**2  # a hand-written module is rarely above 200 KB; generated ones stall a commit
 _TRACE_KEYS = {"timeout", "memory", "fake-threshold", "batch-size"}
 _MODEL_KEYS = {"args", "kwargs", "input"}
 _RUN_KEYS = {"steps", "time", "memory", "overfit-steps"}
@@ -29,6 +31,7 @@ class Settings:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     fail_on: Severity | None = None
+    max_file_size: int | None = None  # bytes; 0 = no limit
     trace: dict = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
     run: dict = field(default_factory=dict)
@@ -129,6 +132,8 @@ def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Set
             settings.fail_on = Severity.parse(str(table["fail-on"]))
         except ValueError as exc:
             raise ConfigError(f"'fail-on' in {where}: {exc}") from None
+    if "max-file-size" in table:
+        settings.max_file_size = parse_size(table["max-file-size"], f"'max-file-size' in {where}")
     trace = table.get("trace", {})
     if not isinstance(trace, dict):
         raise ConfigError(f"'trace' in {where} must be a table")
@@ -148,6 +153,23 @@ def parse_settings(table: dict, root: Path, where: str, known: list[str]) -> Set
         raise ConfigError(f"unknown key '{unknown[0]}' in [tool.nnlint.run] of {where}")
     settings.run = run
     return settings
+
+
+def parse_size(value, where: str) -> int:
+    """Bytes from an int or a string such as "2MB", "500K", "1.5M" (0: no limit)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a size such as 2MB or 500KB")
+    if isinstance(value, int) and value >= 0:
+        return value
+    text = str(value).strip().lower().removesuffix("ib").removesuffix("b").strip()
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    try:
+        size = float(text.removesuffix(unit)) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"{where} must be a size such as 2MB or 500KB, not {value!r}") from None
+    if size < 0:
+        raise ConfigError(f"{where} must not be negative")
+    return int(size)
 
 
 def load_file(path: Path, known: list[str]) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -14,9 +13,19 @@ from nnlint.context import FileContext
 from nnlint.diagnostics import Applicability, Diagnostic, Edit, Fix
 from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
+from nnlint.precheck import compile_error
 from nnlint.registry import registry
 from nnlint.rule import NodeFix, Rule, StaticRule
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes, reject_binary
+from nnlint.source import (
+    DecodeError,
+    TooLarge,
+    UnreadableFile,
+    decode,
+    python_newlines,
+    read_bytes,
+    reject_binary,
+    too_large_message,
+)
 from nnlint.static.project import ProjectIndex
 from nnlint.suppression import FileResult, is_suppressed, noqa_problems, settle
 from nnlint.tree import children
@@ -31,6 +40,7 @@ class FileTask:
     display: str  # how reports name it
     enabled: frozenset[str]  # codes enabled for this file
     data: bytes | None = None  # the file's bytes when already read (cache lookup, stdin)
+    max_bytes: int | None = None  # larger files are skipped with NNL005
 
 
 def _diagnostic(rule: type[Rule], path: str, line: int, column: int, end_line: int, end_column: int,
@@ -133,28 +143,22 @@ def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: 
     return _diagnostic(rule, path, line, column, line, column + 1, message)
 
 
-def _syntax_error_location(text: str, exc: Exception) -> tuple[int, int, str]:
-    """Python's own compiler gives the precise place and message (e.g. Python 2 prints)."""
-    try:
-        compile(text, "<checked>", "exec", ast.PyCF_ONLY_AST)
-    except SyntaxError as error:
-        return error.lineno or 1, max(error.offset or 1, 1), f"cannot parse: {error.msg}"
-    except (RecursionError, MemoryError, ValueError) as error:
-        return 1, 1, f"cannot parse: {type(error).__name__}: {error}"
-    detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
-    return 1, 1, f"libcst cannot parse this file although Python can: {detail}"
-
-
 def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectIndex | None = None,
               file_path: str | None = None) -> FileResult:
     """Check source text already decoded. `path` names the file in diagnostics; `file_path` is where it was
     read from, and `project` the files checked with it (for imports between them)."""
+    text = python_newlines(text)  # lone CR or mixed endings: Python's line numbers, not libcst's
+    rejected = compile_error(text, path)  # what Python rejects, and nesting deep enough to crash libcst
+    if rejected is not None:
+        line, column, message = rejected
+        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
     module = project.parsed(file_path, text) if project is not None and file_path else None
     try:
         module = module or cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
-        line, column, message = _syntax_error_location(text, exc)
-        return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
+        detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
+        message = f"libcst cannot parse this file although Python can: {detail}"
+        return _finish([_tool_diagnostic("NNL001", path, message)], text, enabled)
 
     ctx = FileContext(path, module, project, file_path)
     walk = _Walk(ctx, [rule_type(ctx) for rule_type in _static_rules(enabled)])
@@ -275,12 +279,26 @@ def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult
     if task.path.endswith(notebook.SUFFIX):
         return _lint_notebook(task, project)
     try:
-        text = decode(reject_binary(task.data) if task.data is not None else read_bytes(task.path))
+        data = reject_binary(task.data) if task.data is not None else read_bytes(task.path, task.max_bytes)
+        if task.max_bytes and len(data) > task.max_bytes:  # bytes read earlier (cache key, stdin)
+            raise TooLarge(len(data))
+        text = decode(data)
+    except TooLarge as exc:
+        message = too_large_message(exc.size, task.max_bytes or 0)
+        return _finish([_tool_diagnostic("NNL005", task.display, message)], "", task.enabled)
     except UnreadableFile as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, str(exc))], "", task.enabled)
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
-    return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
+    try:
+        return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
+    except Exception as exc:  # noqa: BLE001 - a bug on one file must not lose the others
+        return _crashed(task, f"raised {type(exc).__name__}: {exc}")
+
+
+def _crashed(task: FileTask, how: str) -> FileResult:
+    message = f"nnlint crashed on this file (the checker {how}); the other files were checked"
+    return FileResult([_tool_diagnostic("NNL003", task.display, message[:200])])
 
 
 def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
@@ -314,18 +332,11 @@ def lint_files(tasks: list[FileTask], jobs: int | None = None, progress=None,
             if progress:
                 progress()
         return results
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor  # only paid for when there are many files
+    from nnlint.pool import map_resilient  # only paid for when there are many files
 
     chunksize = max(1, min(32, len(tasks) // (jobs * 8)))
     _project = project
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = []
-            for result in pool.map(lint_file, tasks, chunksize=chunksize):
-                results.append(result)
-                if progress:
-                    progress()
-            return results
+        return map_resilient(lint_file, tasks, jobs, _crashed, progress, chunksize)
     finally:
         _project = None

@@ -7,6 +7,7 @@ only at hand inside it (the static layer's worker processes); the others come ba
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
@@ -45,6 +46,13 @@ class Layer(Protocol):
         ...
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _codes_of(*layers: str) -> frozenset[str]:
     return frozenset(code for code, rule in registry().items() if rule.layer in layers)
 
@@ -65,7 +73,8 @@ def lint_cached(tasks: list[FileTask], cache: ResultCache | None, jobs: int | No
             continue
         # Facts cross files through imports: a file's result also depends on the checked files it imports.
         imported = [_bytes_or_empty(path) for path in project.dependencies(task.path, data.decode("utf-8", "replace"))]
-        key = entry_key(data, ",".join(sorted(task.enabled)), *imported)
+        too_large = task.max_bytes is not None and 0 < task.max_bytes < len(data)  # NNL005 either way
+        key = entry_key(data, ",".join(sorted(task.enabled)), "too large" if too_large else "", *imported)
         hit = cache.get(task.path, key, task.display)
         if hit is None:
             misses.append((index, replace(task, data=data), key))
@@ -156,9 +165,11 @@ class TraceLayer:
         options = trace_options(settings, self.options)
         if self.options.cache:
             options.cache = ResultCache(cache_dir(self.options.cache_dir, settings), "trace")
-        # Every file goes to discovery, enabled or not: a model's base class may live in another file.
+        # Every file goes to discovery, enabled or not: a model's base class may live in another file;
+        # but not one above max-file-size (the static layer notes it).
         snippets: list[str] = []
-        diagnostics, notes = trace_files([(f.path, f.display) for f in files], options,
+        diagnostics, notes = trace_files([(f.path, f.display) for f in files
+                                          if not f.max_bytes or _size(f.path) <= f.max_bytes], options,
                                          pool=self.options.trace_pool or self.pool, snippets=snippets,
                                          progress=self.options.trace_progress)
         problem = options.cache.save() if options.cache else None

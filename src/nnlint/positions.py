@@ -8,6 +8,8 @@ stops as soon as every reported node has its position.
 
 from __future__ import annotations
 
+import sys
+import threading
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -86,8 +88,44 @@ class _LocatingState(CodegenState):
                 raise _AllFound
 
 
+# Code generation recurses once per nesting level (a few frames each): deep but valid code (a chain
+# of 2,000 attribute accesses, 1,000 adjacent strings) needs more than the default stack.
+DEEP_RECURSION_LIMIT = 200_000
+DEEP_STACK_BYTES = 512 * 1024 * 1024  # virtual; only the pages touched are used
+
+
 def locate(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[cst.CSTNode, Span]:
     """Start and end (1-based lines, 0-based columns, end exclusive) of each node."""
+    try:
+        return _locate(module, nodes)
+    except RecursionError:
+        return _locate_on_deep_stack(module, nodes)
+
+
+def _locate_on_deep_stack(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[cst.CSTNode, Span]:
+    """`_locate` in a thread with a large stack and recursion limit; {} if even that is not enough."""
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result.update(_locate(module, nodes))
+        except (RecursionError, MemoryError):
+            pass
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    try:
+        threading.stack_size(DEEP_STACK_BYTES)
+        sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+        thread = threading.Thread(target=run, name="nnlint-locate")
+        thread.start()
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+        threading.stack_size(old_stack)
+    return result
+
+
+def _locate(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[cst.CSTNode, Span]:
     wanted = set(nodes)
     if not wanted:
         return {}

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import io
+import os
 import tokenize
 from dataclasses import dataclass
 
 
 class UnreadableFile(Exception):
     """The file cannot be read at all (NNL002)."""
+
+
+class TooLarge(Exception):
+    """The file is larger than `max-file-size` (NNL005): `size` bytes."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
 
 
 @dataclass
@@ -20,9 +29,14 @@ class DecodeError(Exception):
     column: int
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str, limit: int | None = None) -> bytes:
+    """The file's bytes; `TooLarge` when it has more than `limit` (checked before reading)."""
     try:
         with open(path, "rb") as handle:
+            if limit:
+                size = os.fstat(handle.fileno()).st_size
+                if size > limit:
+                    raise TooLarge(size)
             data = handle.read()
     except FileNotFoundError:
         raise UnreadableFile("cannot read file: it does not exist (a dangling symlink?)") from None
@@ -66,3 +80,15 @@ def encode_like(original: bytes, text: str) -> bytes:
     """`text` in the encoding `original` was read in, byte-order mark included: for writing fixes back."""
     encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
     return text.encode(encoding)
+
+
+def python_newlines(text: str) -> str:
+    """CRLF, lone CR or a mix as "\n": lines then count the way Python's tokenizer counts them."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def too_large_message(size: int, limit: int) -> str:
+    return (f"skipped: {size / 1024**2:.1f} MB is above max-file-size ({limit / 1024**2:.1f} MB); "
+            "raise it with --max-file-size or [tool.nnlint] max-file-size, or exclude generated files")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nnlint.diagnostics import Diagnostic, Severity
 
@@ -21,8 +21,30 @@ class Summary:
         return Counter(d.severity for d in diagnostics)
 
 
+def readable(text: str) -> str:
+    """`text` with the bytes of a non-UTF-8 file name (surrogate escapes) written as \\xNN."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def _readable(diagnostic: Diagnostic) -> Diagnostic:
+    path, message = readable(diagnostic.path), readable(diagnostic.message)
+    if path is diagnostic.path and message is diagnostic.message:
+        return diagnostic
+    return replace(diagnostic, path=path, message=message)
+
+
 def render(fmt: str, diagnostics: list[Diagnostic], summary: Summary, color: bool) -> str:
-    """The report as text. `diagnostics` must already be sorted."""
+    """The report as text. `diagnostics` must already be sorted.
+
+    SARIF gets the file names as they are (its URIs percent-encode the raw bytes); the other formats
+    write undecodable bytes of a file name as \\xNN, so JSON stays valid and every report prints.
+    """
+    if fmt != "sarif":
+        diagnostics = [_readable(d) for d in diagnostics]
     if fmt == "text":
         from nnlint.report import text
 

@@ -13,6 +13,7 @@ from nnlint import __version__
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.docs import rule_page, rule_url
 from nnlint.registry import registry
+from nnlint.report import readable
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -35,11 +36,12 @@ def fingerprint(diagnostic: Diagnostic, occurrence: int) -> str:
     """Stable under unrelated edits: built from the rule, the file and the line's text, not its number."""
     normalized = " ".join(diagnostic.line_text.split())
     key = f"{diagnostic.code}\0{diagnostic.path}\0{normalized}\0{occurrence}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def _uri(path: str) -> str:
-    return quote(Path(path).as_posix())
+    # A file name that is not valid UTF-8 reaches here with surrogate escapes: percent-encode its bytes.
+    return quote(Path(path).as_posix().encode("utf-8", "surrogateescape"))
 
 
 def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
@@ -84,7 +86,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 "ruleId": d.code,
                 "ruleIndex": codes.index(d.code),
                 "level": _LEVELS[d.severity],
-                "message": {"text": d.message},
+                "message": {"text": readable(d.message)},
                 "locations": [
                     {
                         "physicalLocation": {

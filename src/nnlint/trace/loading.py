@@ -5,6 +5,7 @@ Nothing here imports torch. The finder is installed by the worker before any req
 
 from __future__ import annotations
 
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -13,34 +14,59 @@ import os
 import sys
 import types
 
+from nnlint.source import decode, python_newlines, read_bytes
 from nnlint.trace import missing
 from nnlint.trace.building import DefaultsNamespace
-from nnlint.trace.slicing import slice_module
+from nnlint.trace.guards import library_folders
+from nnlint.trace.slicing import EVERYTHING, slice_module
 
-ALL_FUNCTIONS = frozenset({"*"})
+# Module name -> the names sliced code imports from it ("*": the whole module, as far as it is safe).
+_WANTED: dict[str, set[str]] = {}
+
+
+def _sliced(data: bytes | str, path: str, roots, package: str) -> ast.Module:
+    # decode(): the encoding cookie, a BOM and any line ending, as the static layer reads the file
+    text = python_newlines(decode(data) if isinstance(data, bytes) else data)
+    piece = slice_module(text, path, roots, package)
+    for module, names in piece.imports.items():  # recorded before the code runs and imports them
+        _WANTED.setdefault(module, set()).update(names)
+    return piece.tree
 
 
 class _SlicingLoader(importlib.machinery.SourceFileLoader):
-    """Loads the user's own modules (imported by a checked file) as slices, never as programs."""
+    """Loads the project's own modules (imported by a checked file) as slices, never as programs:
+    each for the names sliced code imports from it (all its definitions when unknown)."""
 
     def get_code(self, fullname):
         path = self.get_filename(fullname)
-        source = self.get_source(fullname)
-        # Importers may call any of its functions (torchvision's decorators live in _utils.py):
-        # every function's globals are needed, unlike in the checked file itself.
-        return slice_module(source, path, roots=ALL_FUNCTIONS).compile(path)
+        package = fullname if self.is_package(fullname) else fullname.rpartition(".")[0]
+        tree = _sliced(read_bytes(path), path, _WANTED.get(fullname) or {EVERYTHING}, package)
+        return compile(tree, path, "exec", dont_inherit=True)
 
 
 class _SlicingFinder(importlib.abc.MetaPathFinder):
+    """Any module that resolves inside the project (the checked files' folders and the folder nnlint
+    was started in), not the standard library, site-packages or nnlint itself, is loaded as a slice."""
+
     def __init__(self):
         self.user_dirs: set[str] = set()
+        self.not_user: tuple[str, ...] = ()
+
+    def add_project_folder(self, folder: str) -> None:
+        if folder:
+            self.user_dirs.add(os.path.realpath(folder))
 
     def find_spec(self, fullname, path, target=None):
+        if not self.user_dirs:
+            return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not spec.origin or not spec.origin.endswith(".py"):
             return None
-        origin = os.path.abspath(spec.origin)
-        if "site-packages" in origin or os.path.dirname(origin) not in self.user_dirs:
+        origin = os.path.realpath(spec.origin)
+        if not self.not_user:
+            self.not_user = library_folders()
+        if origin.startswith(self.not_user) or os.sep + "site-packages" + os.sep in origin \
+                or not any(origin.startswith(d.rstrip(os.sep) + os.sep) for d in self.user_dirs):
             return None
         spec.loader = _SlicingLoader(fullname, origin)
         return spec
@@ -69,7 +95,7 @@ def load_slice(path: str, roots: set[str], source: str | None = None) -> types.M
         sys.path.insert(0, root)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) not in (None, path) and \
-            os.path.dirname(os.path.abspath(getattr(existing, "__file__", "") or "")) not in FINDER.user_dirs:
+            os.path.dirname(os.path.realpath(getattr(existing, "__file__", "") or "")) not in FINDER.user_dirs:
         name = "_nnlint_user_" + name.replace(".", "_")  # do not shadow an installed module
     package = name.rpartition(".")[0]
     if package:
@@ -83,11 +109,10 @@ def load_slice(path: str, roots: set[str], source: str | None = None) -> types.M
         if existing is not None and _is_sliced(existing) and os.path.abspath(getattr(existing, "__file__", "")) == path:
             return existing
     if source is None:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            source = handle.read()
+        tree = _sliced(read_bytes(path), path, roots, package)
     else:  # a notebook's joined cells: tracebacks and source lookups read them, not the JSON
         linecache.cache[path] = (len(source), None, source.splitlines(keepends=True), path)
-    tree = slice_module(source, path, roots).tree
+        tree = _sliced(source, path, roots, package)
     module = types.ModuleType(name)
     module.__file__ = path
     module.__package__ = package

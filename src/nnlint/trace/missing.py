@@ -7,8 +7,8 @@ runner can report the package once per file with the classes it blocks while the
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 
 

@@ -23,7 +23,12 @@ from nnlint.trace.building import define_missing_global
 from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
-    FIXED, SPATIAL, input_candidates, make_tensors, param_dims, sizes_for,
+    FIXED,
+    SPATIAL,
+    input_candidates,
+    make_tensors,
+    param_dims,
+    sizes_for,
 )
 from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
 from nnlint.trace.usage import width_hints
@@ -123,43 +128,31 @@ def _eval(model) -> None:
         module.training = False
 
 
+def _build_once(build, options):
+    """(model, parameters) built for real within the fake-tensor threshold, or None when it is too big
+    (or --fake) and the meta path takes over. Raises CheckedCodeFailed when the constructor does."""
+    from nnlint.trace.budget import TooBig, build_within
+
+    if options.get("fake"):
+        return None
+    try:
+        with checked_code():
+            model = build_within(build, options.get("fake_threshold", 50_000_000))
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"built a {type(model).__name__}, not a module")
+            _eval(model)
+    except CheckedCodeFailed as failure:
+        if isinstance(failure.original, TooBig):
+            return None
+        raise
+    return model, sum(p.numel() for p in model.parameters())
+
+
 def _real_build(build):
     torch.manual_seed(0)
     model = build()
     if not isinstance(model, nn.Module):
         raise TypeError(f"built a {type(model).__name__}, not a module")
-    return model
-
-
-class _TooBig(BaseException):
-    """The model grew past the fake-tensor threshold while being built for real (a BaseException:
-    the checked constructor's own `except Exception` must not swallow it)."""
-
-
-def _small_build(build, threshold: int):
-    """The model built for real and in eval mode, or None once its parameters and buffers pass
-    `threshold` elements: the build stops at the registration that crosses it, before that
-    tensor is initialized, and the model takes the fake-tensor path instead."""
-    total = 0
-
-    def count(module, name, tensor):
-        nonlocal total
-        total += tensor.numel() if tensor is not None else 0
-        if total > threshold:
-            raise _TooBig
-
-    hooks = [nn.modules.module.register_module_parameter_registration_hook(count),
-             nn.modules.module.register_module_buffer_registration_hook(count)]
-    try:
-        model = _real_build(build)
-    except _TooBig:
-        return None
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if sum(p.numel() for p in model.parameters()) > threshold:  # built without registering
-        return None
-    _eval(model)
     return model
 
 
@@ -187,12 +180,35 @@ def _find_input(model, request, options, device, attempts, how, failed=None):
     return None
 
 
+def _traced(cls, how, build, model, found, params, request, options, path, fake, started) -> dict:
+    """Analyze a model whose input was found; guessed-input findings are confirmed on a rebuilt copy."""
+    confirm = functools.partial(_confirmed, model=model, rebuild=lambda: _meta_build(build),
+                                request=request, options=options, path=path, fake=fake)
+    result = _analyzed(model, how, found, params, path, fake, started,
+                       lambda result, found: confirm(result, found=found))
+    if request.get("unbatched"):
+        _drop_batch_findings(result)
+    TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
+    return result
+
+
+def _drop_batch_findings(result: dict) -> None:
+    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
+    from nnlint.trace.analyze import BATCH_CODES
+
+    kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
+    if len(kept) < len(result.get("findings", [])):
+        result["notes"] = list(result.get("notes", [])) + [
+            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
+    result["findings"] = kept
+
+
 def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -> dict:
     """Build the model and find its input (constructor candidates x input candidates), then analyze.
 
-    Models are built for real unless they grow past the fake-tensor threshold; those are built
-    on the meta device, where a failing forward costs nothing whatever the size, and analyzed
-    with fake tensors. Small models never touch the meta device (its first use costs seconds).
+    A model is built for real once, its inputs tried on it (see `budget`); one too big for that is
+    built on the meta device instead, where a failing forward costs nothing whatever the model's
+    size, and only the winner is built for real (unless it is big enough for the fake-tensor path).
     """
     started = time.perf_counter()
     missing.reset()
@@ -205,51 +221,69 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
         build = _patient(build, namespace, request)
         request = {**request, "sequence_hints": sequence_hints(arguments), "image_hints": image_hints(arguments),
                    "width_hints": width_hints(arguments)}
-        threshold = options.get("fake_threshold", 50_000_000)
-        fake = bool(options.get("fake"))
-        model = found = None
-        if not fake:  # small models never touch the meta device: its first use costs seconds
+        try:
+            built_once = _build_once(build, options)  # small models: their only construction
+        except CheckedCodeFailed as failure:
+            attempts.append((f"{how}: {failure}", None))
+            errors.append(failure.original)
+            continue
+        if built_once is not None:
+            built = True
+            model, params = built_once
+            raising: list = []
+            found = _find_input(model, request, options, "cpu", attempts, how, raising)
+            if found is None:
+                if raising and raised is None:
+                    raised = (how, model, params, raising[0])
+                continue
+            return _traced(cls, how, build, model, found, params, request, options, path, False, started)
+        warm_meta()  # small models never get here: the meta device's first use costs seconds
+        try:
+            meta_model = _meta_build(build)
+        except CheckedCodeFailed as failure:
+            attempts.append((f"{how}: {failure}", None))
+            errors.append(failure.original)
+            continue
+        built = built or meta_model is not None
+        params = sum(p.numel() for p in meta_model.parameters()) if meta_model is not None else None
+        fake = bool(options.get("fake")) or (params or 0) > options.get("fake_threshold", 50_000_000)
+        found = None
+        if meta_model is not None:
+            _eval(meta_model)
+            found = _find_input(meta_model, request, options, "meta", attempts, how)
+            if found is None and fake:
+                continue
+        elif fake:
+            attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
+            continue
+        if fake:
+            model = meta_model
+        else:
             try:
                 with checked_code():
-                    model = _small_build(build, threshold)
+                    model = _real_build(build)
+                    _eval(model)
             except CheckedCodeFailed as failure:
                 attempts.append((f"{how}: {failure}", None))
                 errors.append(failure.original)
                 continue
             built = True
-            fake = model is None
-        if fake:
-            warm_meta()
-            try:
-                model = _meta_build(build)
-            except CheckedCodeFailed as failure:
-                attempts.append((f"{how}: {failure}", None))
-                errors.append(failure.original)
-                continue
-            if model is None:
-                attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
-                continue
-            built = True
-            _eval(model)
-            found = _find_input(model, request, options, "meta", attempts, how)
-            if found is None:
-                continue
-        else:
-            failed: list = []
-            found = _find_input(model, request, options, "cpu", attempts, how, failed)
-            if found is None:
-                if failed and raised is None:
-                    raised = (how, model, sum(p.numel() for p in model.parameters()), failed[0])
-                continue
-        params = sum(p.numel() for p in model.parameters())
-        confirm = functools.partial(_confirmed, model=model, rebuild=lambda b=build: _meta_build(b),
-                                    request=request, options=options, path=path, fake=fake)
-        result = _analyzed(model, how, found, params, path, fake, started,
-                           lambda result, found: confirm(result, found=found))
-        if request.get("unbatched"):
-            _drop_batch_findings(result)
-        TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
-        return result
+            params = sum(p.numel() for p in model.parameters())
+            if found is not None:  # the meta run chose the input: the same tensors, for real
+                try:  # meta kernels check less than CPU ones (softmax over a missing dim)
+                    with checked_code():
+                        found = (*found[:3], *make_tensors(found[1], found[2], model, "cpu"))
+                        _forward(model, found[3], found[4])
+                except CheckedCodeFailed:
+                    found = None
+            if found is None:  # no meta build, or ops without meta kernels: try the inputs for real
+                failed: list = []
+                found = _find_input(model, request, options, "cpu", attempts, how, failed)
+                if found is None:
+                    if failed and raised is None:
+                        raised = (how, model, params, failed[0])
+                    continue
+        return _traced(cls, how, build, model, found, params, request, options, path, fake, started)
     if raised is not None and not missing.touched:  # a missing package is no hazard
         # No candidate ran, but a forward that raises can be the hazard itself (cross_entropy
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
@@ -324,17 +358,6 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
         f"{len(result['findings'])} finding(s) on the guessed input dropped: no second input of the same rank runs"]
     result["findings"] = []
     return result
-
-
-def _drop_batch_findings(result: dict) -> None:
-    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
-    from nnlint.trace.analyze import BATCH_CODES
-
-    kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
-    if len(kept) < len(result.get("findings", [])):
-        result["notes"] = list(result.get("notes", [])) + [
-            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
-    result["findings"] = kept
 
 
 def _batch_axis(source: str, spec: InputSpec) -> int | None:

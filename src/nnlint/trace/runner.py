@@ -1,7 +1,8 @@
 """Orchestration of tracing: find the models, hand files to sandboxed workers, collect diagnostics.
 
 Runs in the nnlint process and never imports torch or the checked code. Each worker is a separate
-`python -m nnlint.trace.worker` process (stdin closed, output captured, address space capped) that
+`python -m nnlint.trace.worker` process, sandboxed by `sandbox` (own process group, private home and
+working folder, dies with nnlint) and `guards` (no writes, network, processes or signals), that
 imports torch once and then checks file after file. The wall-clock limit of a file is enforced
 here: a worker past it is killed and replaced, its file gets NNL790, and the other files go on.
 """
@@ -9,17 +10,10 @@ here: a worker past it is killed and replaced, its file gets NNL790, and the oth
 from __future__ import annotations
 
 import importlib.util
-import json
 import linecache
 import os
-import select
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +23,13 @@ from nnlint import notebook
 from nnlint.cache import ResultCache
 from nnlint.diagnostics import Diagnostic
 from nnlint.notebook import Notebook
-from nnlint.source import DecodeError, UnreadableFile, decode, read_bytes
+from nnlint.precheck import compile_error
+from nnlint.source import DecodeError, UnreadableFile, decode, python_newlines, read_bytes
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
 from nnlint.trace.callsites import UNKNOWN, resolve_callee
 from nnlint.trace.discover import FileModels, ModelClass, discover
+from nnlint.trace.sandbox import ChildDied, SandboxedProcess
 
 STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
 WORKER_MODULE = "nnlint.trace.worker"
@@ -73,131 +69,57 @@ class WorkerError(Exception):
 
 
 class Worker:
-    """One sandboxed worker process, restarted on demand after a crash or a timeout."""
+    """One sandboxed worker process (see `sandbox`), restarted on demand after a crash or a timeout."""
 
     def __init__(self, options: TraceOptions):
         self.options = options
-        self.process: subprocess.Popen | None = None
-        self.buffer = b""
-        self.log: typing.IO[bytes] | None = None
-        self.started = False
-
-    def start(self) -> None:
-        request_read, request_write = os.pipe()
-        response_read, response_write = os.pipe()
-        env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
         # One intra-op thread per worker: on shared cores more threads made small models slower
         # (resnet18 7x on 2 cores); parallelism comes from the workers.
-        env.setdefault("NNLINT_TRACE_THREADS", "1")
-        self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, str(request_read), str(response_write),
-             str(self.options.memory)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            pass_fds=(request_read, response_write), env=env, start_new_session=True,
-        )
-        os.close(request_read)
-        os.close(response_write)
-        self.requests = os.fdopen(request_write, "w", encoding="utf-8")
-        self.responses = response_read
-        self.buffer = b""
-        self.started = False
-        message = self.receive(time.monotonic() + STARTUP_TIMEOUT)
+        env = {"NNLINT_TRACE_THREADS": os.environ.get("NNLINT_TRACE_THREADS", "1")}
+        self.child = SandboxedProcess(WORKER_MODULE, [str(options.memory)], [src], env)
+        self.isolation = ""
+
+    def start(self) -> None:
+        try:
+            message = self.child.start(STARTUP_TIMEOUT)
+        except ChildDied as exc:
+            raise WorkerError(self._reason(str(exc))) from None
         if not message.get("ready"):
             raise WorkerError(f"the worker did not start: {message}")
-        self.started = True
+        self.isolation = message.get("isolation", "")
 
     def receive(self, deadline: float) -> dict:
-        while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self.responses], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(self.responses, 1 << 16)
-            if not chunk:
-                raise WorkerError(self._death())
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
-
-    def _death(self) -> str:
-        assert self.process is not None  # only asked of a started worker
         try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            return "the worker closed its pipe"
-        tail = self.output_tail()
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            cause = {"SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
-                     "SIGKILL": "was killed (SIGKILL; out of memory?)",
-                     "SIGABRT": "aborted (SIGABRT; often a failed allocation under the memory cap)"}
-            reason = f"the worker {cause.get(name, 'died of ' + name)}"
-        elif not self.started:
-            reason = f"the worker failed to start (status {code}): {tail.strip()[-300:]}"
-        else:
-            reason = f"the worker exited with status {code} (the checked code called os._exit?)"
+            return self.child.receive(deadline)
+        except ChildDied as exc:
+            raise WorkerError(self._reason(str(exc))) from None
+
+    def _reason(self, reason: str) -> str:
+        tail = self.child.output_tail()
         if "MemoryError" in tail or "bad_alloc" in tail:
             reason += f": exceeded the memory cap ({self.options.memory / 1024**3:.1f} GiB)"
         return reason
 
-    def output_tail(self, limit: int = 600) -> str:
-        if self.log is None:
-            return ""
-        self.log.seek(0, os.SEEK_END)
-        size = self.log.tell()
-        self.log.seek(max(0, size - limit))
-        return self.log.read().decode("utf-8", "replace")
-
     def send(self, request: dict) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if not self.child.alive:
+            self.child.kill()
             self.start()
         try:
-            self.requests.write(json.dumps(request) + "\n")
-            self.requests.flush()
-        except BrokenPipeError:
-            raise WorkerError(self._death()) from None
+            self.child.send(request)
+        except ChildDied as exc:
+            raise WorkerError(self._reason(str(exc))) from None
+
+    @property
+    def process(self):
+        """The worker's process while it runs (the language server kills a stale trace through it)."""
+        return self.child.process
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait()
-        self.close()
-
-    def close(self) -> None:
-        for handle in (getattr(self, "requests", None),):
-            try:
-                if handle is not None:
-                    handle.close()
-            except OSError:
-                pass
-        if self.process is not None and getattr(self, "responses", None) is not None:
-            try:
-                os.close(self.responses)
-            except OSError:
-                pass
-            self.responses = None  # type: ignore[assignment]  # closed
-        if self.log is not None:
-            self.log.close()
-            self.log = None
-        self.process = None
+        self.child.kill()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.requests.write(json.dumps({"stop": True}) + "\n")
-                self.requests.flush()
-                self.process.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
+        self.child.stop({"stop": True})
 
 
 def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dict | None]:
@@ -226,7 +148,9 @@ def _discover_all(files: list[tuple[str, str]]) -> list[_File]:
                 book = notebook.load(notebook.read(path))
                 text = book.source
             else:
-                text = decode(read_bytes(path))
+                text = python_newlines(decode(read_bytes(path)))
+            if compile_error(text) is not None:  # NNL001 from the static layer; keeps libcst off deep nesting
+                continue
             found = discover(text)
         except (UnreadableFile, DecodeError, notebook.NotebookError, cst.ParserSyntaxError, RecursionError,
                 ValueError):
@@ -567,6 +491,8 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     if snippets is not None:
         snippets.extend(collector.snippets)
     found = collector.diagnostics + collector.blocked_diagnostics()
+    if options.verbose:
+        collector.notes.extend(sorted({f"trace sandbox: {w.isolation}" for w in workers if w.isolation}))
     for request in requests:
         file = by_path[request["path"]]
         outcome = [d for d in found if d.path == file.display]

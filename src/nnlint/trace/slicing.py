@@ -1,21 +1,26 @@
-"""The safe slice of a module: what defining its models needs, and nothing that runs a program.
+"""The safe slice of a module: what its models need, transitively, and nothing that runs a program.
 
-Kept: imports, function and class definitions, `try`/`if` blocks made only of such statements, and
-the top-level assignments that kept code references, transitively. A function's body only counts
-when a class or a requested root (a factory) reaches it, so `data = load()` used by `def main()` is
-dropped. Everything else (calls, loops, `if __name__ == "__main__":`, `with`, ...) is dropped.
+Starting from root names (the models to build, the factories and names their call sites use, or the
+names another module imports from this one), a top-level statement is kept only if it binds a name
+that kept code needs: imports, classes, functions, assignments, and `try`/`if` blocks made only of
+such statements. What a kept statement needs is then needed too: a class's bases, decorators and
+body (its methods may run), a function's decorators, defaults and body, an assignment's value. So an
+unreferenced `@atexit.register` function, an unrelated class (its metaclass and `__init_subclass__`),
+`X = Generic[int]`, and `data = load()` used only by `main()` never run; neither do calls, loops,
+`with` blocks or `if __name__ == "__main__":`. A kept annotated assignment loses its annotation
+(`STEPS: os.system(...) = 100` keeps `STEPS = 100`).
 
 Statements keep their original line numbers (the slice is compiled from the original AST), so
-stack traces of the sliced code point at the checked file's lines.
+stack traces of the sliced code point at the checked file's lines. `Slice.imports` says which names
+the kept code imports from which module, so that a module of the project is sliced for exactly those.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+EVERYTHING = "*"  # as a root: every class and function, and the call-free constants
 
 
 @dataclass
@@ -23,6 +28,7 @@ class Slice:
     tree: ast.Module
     kept_lines: list[tuple[int, int]]  # (first, last) line of each kept top-level statement
     dropped_lines: list[tuple[int, int]]
+    imports: dict[str, set[str]] = field(default_factory=dict)  # module -> names kept code imports ("*": all)
 
     def compile(self, filename: str):
         return compile(self.tree, filename, "exec", dont_inherit=True)
@@ -168,80 +174,156 @@ def _definitional(stmt) -> bool:
     return False
 
 
-def slice_module(source: str, filename: str = "<module>", roots: Collection[str] = frozenset()) -> Slice:
-    """Slice `source`. `roots` are top-level function names whose bodies must be runnable ("*": all)."""
+def _import_names(stmt) -> set[str]:
+    if isinstance(stmt, ast.ImportFrom) and any(a.name == "*" for a in stmt.names):
+        return {EVERYTHING}
+    return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+
+
+def _binds(stmt) -> set[str]:
+    """Top-level names a kept statement defines."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return _import_names(stmt)
+    if isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        return _targets(stmt) | (_configured(stmt.value) if stmt.value is not None else set())
+    if isinstance(stmt, ast.Expr):
+        # `parser.add_argument("--nz", default=100)` belongs to the parser: kept with it, so a kept
+        # `nz = int(opt.nz)` finds its default (the worker's parse_args returns the defaults).
+        return _configured(stmt.value)
+    if isinstance(stmt, (ast.If, ast.Try)):
+        blocks = stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+        blocks += [s for h in getattr(stmt, "handlers", []) for s in h.body]
+        return set().union(*(_binds(s) for s in blocks)) if blocks else set()
+    return set()
+
+
+def _uses(stmt) -> set[str]:
+    """Names a kept statement needs: at definition time, and in the bodies that may run later."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return set()
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return _def_time_names(stmt) | _names(stmt.body)
+    if isinstance(stmt, ast.AnnAssign):  # the annotation is dropped (see _without_annotation)
+        return _names([stmt.value])
+    if isinstance(stmt, ast.AugAssign):
+        return _names([stmt.value]) | _targets(stmt)
+    return _names([stmt])
+
+
+def _without_annotation(stmt):
+    """`x: T = v` as `x = v`: a module-level annotation is evaluated, and may call anything."""
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None and stmt.simple:
+        return ast.copy_location(ast.Assign(targets=[stmt.target], value=stmt.value), stmt)
+    return stmt
+
+
+def _candidate(stmt) -> bool:
+    """Top-level statements that may be kept at all."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    if isinstance(stmt, (ast.Assign, ast.AugAssign)):
+        return True
+    if isinstance(stmt, ast.AnnAssign):
+        return stmt.value is not None
+    if isinstance(stmt, ast.Expr):
+        return bool(_configured(stmt.value))
+    if isinstance(stmt, (ast.Try, ast.If)):
+        return _definitional(stmt)
+    return False
+
+
+def _imported_modules(stmt, package: str) -> dict[str, set[str]]:
+    """{module: names} that an import statement asks of other modules ("*" for a whole module)."""
+    out: dict[str, set[str]] = {}
+    if isinstance(stmt, ast.Import):
+        for alias in stmt.names:
+            parts = alias.name.split(".")
+            for end in range(1, len(parts) + 1):
+                out.setdefault(".".join(parts[:end]), set()).add(EVERYTHING)
+    elif isinstance(stmt, ast.ImportFrom):
+        base = stmt.module or ""
+        if stmt.level:
+            anchor = package.split(".") if package else []
+            anchor = anchor[:len(anchor) - (stmt.level - 1)] if stmt.level > 1 else anchor
+            base = ".".join(anchor + ([stmt.module] if stmt.module else []))
+        if base:
+            out.setdefault(base, set()).update(a.name for a in stmt.names)
+        for alias in stmt.names:  # `from pkg import sub` may name a submodule
+            if alias.name != "*":
+                out.setdefault(f"{base}.{alias.name}" if base else alias.name, set()).add(EVERYTHING)
+    elif isinstance(stmt, (ast.If, ast.Try)):
+        blocks = stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+        blocks += [s for h in getattr(stmt, "handlers", []) for s in h.body]
+        for sub in blocks:
+            for module, names in _imported_modules(sub, package).items():
+                out.setdefault(module, set()).update(names)
+    return out
+
+
+def slice_module(source: str, filename: str = "<module>", roots: set[str] | None = None,
+                 package: str = "") -> Slice:
+    """Slice `source` for `roots` (top-level names that must be defined; "*": every class, function and
+    call-free constant; None: every class). `package` resolves relative imports in `Slice.imports`."""
     tree = ast.parse(source, filename)
-    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            functions[stmt.name] = stmt
+    body = tree.body
+    candidates = [i for i, stmt in enumerate(body) if _candidate(stmt)]
+    binds = {i: _binds(body[i]) for i in candidates}
+    definitions = [s for s in (body[i] for i in candidates)
+                   if isinstance(s, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    if roots is None:
+        needed = {s.name for s in definitions if isinstance(s, ast.ClassDef)}
+    else:
+        needed = set(roots)
+    if EVERYTHING in needed:
+        needed |= {s.name for s in definitions}
+        # Constants (`HIDDEN = 24`, `SIZES = (A, 2 * A)`) another module may import: call-free values only.
+        for i in candidates:
+            stmt = body[i]
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and not _has_call(stmt.value):
+                needed |= binds[i]
 
-    needed: set[str] = set()
-    kept: set[int] = set()  # indices of kept statements
-    assignments: list[tuple[int, set[str], set[str]]] = []  # index, targets, names used
-    for index, stmt in enumerate(tree.body):
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            kept.add(index)
-        elif isinstance(stmt, ast.ClassDef):
-            kept.add(index)
-            needed |= _names([stmt])
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            kept.add(index)
-            needed |= _def_time_names(stmt)
-        elif isinstance(stmt, (ast.Try, ast.If)) and _definitional(stmt):
-            kept.add(index)
-            needed |= _names([stmt])
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
-            used = _names([stmt.value])
-            if isinstance(stmt, ast.AnnAssign):
-                used |= _names([stmt.annotation])
-            assignments.append((index, _targets(stmt) | _configured(stmt.value), used))
-        elif isinstance(stmt, ast.Expr) and _configured(stmt.value):
-            # `parser.add_argument("--nz", default=100)`: kept with the parser, so a kept
-            # `nz = int(opt.nz)` finds its default (the worker's parse_args returns the defaults).
-            assignments.append((index, _configured(stmt.value), _names([stmt.value])))
-    needed |= set(functions) if "*" in roots else set(roots)
-
-    # Constants (`HIDDEN = 24`, `SIZES = (A, 2 * A)`) stay even when unreferenced here: another
-    # module may import them. Only call-free values over names already safe to evaluate qualify.
-    safe = {n for stmt in tree.body if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            for n in [stmt.name]}
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            safe |= {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    kept: set[int] = set()
     changed = True
     while changed:
         changed = False
-        for index, targets, used in assignments:
-            stmt = tree.body[index]
-            assert isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))  # Expr: parser setup
-            if index not in kept and not _has_call(stmt.value) and used <= safe | _BUILTIN_NAMES:
-                kept.add(index)
-                safe |= targets
+        for i in candidates:
+            if i not in kept and (binds[i] & needed or EVERYTHING in binds[i]):
+                kept.add(i)
+                needed |= _uses(body[i])
                 changed = True
 
-    # Fixpoint: a needed function's body and a needed assignment's value need more names.
-    expanded: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name in list(needed - expanded):
-            expanded.add(name)
-            if name in functions:
-                needed |= _names(functions[name].body)
-                changed = True
-        for index, targets, used in assignments:
-            if index not in kept and targets & needed:
-                kept.add(index)
-                needed |= used
-                changed = True
-
-    body, kept_lines, dropped_lines = [], [], []
-    for index, stmt in enumerate(tree.body):
+    new_body, kept_lines, dropped_lines = [], [], []
+    imports: dict[str, set[str]] = {}
+    for index, stmt in enumerate(body):
         span = (stmt.lineno, stmt.end_lineno or stmt.lineno)
         if index in kept:
-            body.append(stmt)
+            new_body.append(_without_annotation(stmt))
             kept_lines.append(span)
+            for module, names in _imported_modules(stmt, package).items():
+                imports.setdefault(module, set()).update(names)
         else:
             dropped_lines.append(span)
-    return Slice(ast.Module(body=body, type_ignores=[]), kept_lines, dropped_lines)
+    return Slice(ast.Module(body=new_body, type_ignores=[]), kept_lines, dropped_lines, imports)
+
+
+def slice_roots(request: dict) -> set[str]:
+    """The names the worker looks up in a checked module: models, factories, names their call sites use."""
+    roots = set()
+    for model in request["models"]:
+        roots.add(model["name"])
+        roots.update(model.get("factories", []))
+        for call in model.get("instantiations", []):
+            roots.update(_ref_heads([call.get("args"), call.get("kwargs")]))
+    return roots
+
+
+def _ref_heads(value) -> set[str]:
+    if isinstance(value, list):
+        return set().union(*map(_ref_heads, value)) if value else set()
+    if isinstance(value, dict):
+        if "$ref" in value:
+            return {value["$ref"].split(".")[0]}
+        return set().union(*map(_ref_heads, value.values())) if value else set()
+    return set()

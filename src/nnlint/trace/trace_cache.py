@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import metadata
 
 from nnlint.cache import build_fingerprint, entry_key
-from nnlint.trace.slicing import slice_module
+from nnlint.trace.slicing import slice_module, slice_roots
 
 
 @lru_cache(maxsize=1)
@@ -62,9 +62,8 @@ def _local_sources(tree: ast.Module, user_dirs: list[str]) -> list[str]:
 
 def trace_key(text: str, path: str, request: dict) -> str | None:
     """The cache key of one file's trace request; None when its slice cannot be built (not cached)."""
-    roots = {f for m in request["models"] for f in m.get("factories", [])}
-    try:
-        sliced = slice_module(text, path, roots)
+    try:  # the slice the worker runs: the same roots
+        sliced = slice_module(text, path, slice_roots(request))
     except (SyntaxError, ValueError, RecursionError):
         return None
     user_dirs = request.get("user_dirs", [])

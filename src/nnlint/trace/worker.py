@@ -21,10 +21,11 @@ import sys
 import traceback
 from contextlib import suppress
 
-from nnlint.trace import missing
+from nnlint.trace import guards, missing
 from nnlint.trace.failures import CheckedCodeFailed, checked_code, describe
 from nnlint.trace.inputs import SpecError
 from nnlint.trace.loading import FINDER, forget_sliced_modules, load_slice
+from nnlint.trace.slicing import slice_roots
 
 
 def check_file(request: dict, send, warm_meta) -> None:
@@ -34,12 +35,12 @@ def check_file(request: dict, send, warm_meta) -> None:
 
     path = request["path"]
     options = request.get("options", {})
-    for directory in request.get("user_dirs", []):
-        FINDER.user_dirs.add(directory)
+    for directory in request.get("user_dirs", []) + [os.environ.get("NNLINT_CALLER_CWD", "")]:
+        FINDER.add_project_folder(directory)
     for entry in request.get("sys_path", []):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    roots = {f for m in request["models"] for f in m.get("factories", [])}
+    roots = slice_roots(request)
     forget_sliced_modules()
     try:
         with checked_code():
@@ -47,14 +48,15 @@ def check_file(request: dict, send, warm_meta) -> None:
     except CheckedCodeFailed as failure:  # SystemExit and ImportError of anything included
         exc = failure.original
         if isinstance(exc, ImportError):
-            missing = getattr(exc, "name", None)
-            why = (f"importing the module failed: package {missing!r} is not importable ({failure})"
-                   if missing else f"importing the module failed: {failure}")
+            package = getattr(exc, "name", None)
+            why = (f"importing the module failed: package {package!r} is not importable ({failure})"
+                   if package else f"importing the module failed: {failure}")
         else:
             why = f"loading the module's definitions failed: {failure}"
         for model in request["models"]:
             send({"model": model["name"], "ok": False, "reason": why, "snippet": ""})
         return
+    guards.module_loaded()
     namespace = module.__dict__
     failures = getattr(module, "__nnlint_failures__", {})
     TRACED.clear()
@@ -87,7 +89,8 @@ def check_file(request: dict, send, warm_meta) -> None:
                 message = {"model": name, "ok": False, "reason": exc.reason, "summary": exc.summary,
                            "category": exc.category, "blocked": exc.blocked,
                            "snippet": config_snippet(model_request.get("config_key") or name, cls, exc.best_guess)}
-                if exc.blocked or model_request.get("config"):
+                # Blocked side effects are this model's to report: answered now, never deferred to another.
+                if exc.blocked or model_request.get("config") or guards.attempted():
                     send(message)
                 else:
                     deferred[cls] = message
@@ -109,6 +112,7 @@ def _is_mixin(cls, module_type) -> bool:
 
 def main(argv: list[str]) -> int:
     request_fd, response_fd, memory = int(argv[0]), int(argv[1]), int(argv[2])
+    isolation = guards.enter_isolation()  # while single-threaded: dies with nnlint, no network
     sys.dont_write_bytecode = True  # never leave sliced bytecode in the user's __pycache__
     sys.meta_path.insert(0, FINDER)
     sys.argv = ["nnlint-trace-worker"]
@@ -137,8 +141,10 @@ def main(argv: list[str]) -> int:
     install_argparse_defaults(lambda name: _value_for(name, None, 1))  # the checked code's parse_args()
 
     warm_analyzer(fake=False)  # the meta kernels load lazily, for the first big model (MetaWarmup)
+    guards.install()  # from here on: no writes outside the sandbox, no network, processes or signals
+    send = guards.attributing(send)
     warm_meta = MetaWarmup(lambda seconds: send({"grace": seconds}))
-    send({"ready": True, "torch": torch.__version__})
+    send({"ready": True, "torch": torch.__version__, "isolation": isolation})
     for line in requests:
         request = json.loads(line)
         if request.get("stop"):

@@ -1,0 +1,4 @@
+# Python refuses this file ("'return' outside function"); libcst accepts it.
+import torch
+
+return torch.zeros(3)  # expect: NNL001
