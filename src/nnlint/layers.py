@@ -23,6 +23,7 @@ from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
     from nnlint.check import CheckOptions
+    from nnlint.trace.runner import WorkerPool
 
 
 @dataclass
@@ -122,7 +123,7 @@ class TraceLayer:
 
     def __init__(self, options: CheckOptions):
         self.options = options  # the front end's trace flags: fake, timeout, verbose, jobs
-        self.pool = None  # started by prepare(), when no warm pool was given
+        self.pool: WorkerPool | None = None  # started by prepare(), when no warm pool was given
 
     @property
     def codes(self) -> frozenset[str]:

@@ -59,8 +59,8 @@ def install_argparse_defaults(value_for: ValueFor) -> None:
     def parse_known_args(self, args=None, namespace=None):
         return _defaults(self), []
 
-    argparse.ArgumentParser.parse_args = parse_args
-    argparse.ArgumentParser.parse_known_args = parse_known_args
+    argparse.ArgumentParser.parse_args = parse_args  # type: ignore[method-assign]
+    argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def is_usable_int(name: str, value) -> bool:
@@ -78,7 +78,7 @@ def filled_config(config, value_for: ValueFor, *, clear: str | None = None):
     fields = _fields(config)
     if fields is None:
         return None
-    changes = {}
+    changes: dict[str, object] = {}
     for name, value in fields.items():
         if name == clear:
             changes[name] = None
@@ -94,7 +94,7 @@ def filled_config(config, value_for: ValueFor, *, clear: str | None = None):
     if isinstance(config, tuple) and hasattr(config, "_replace"):
         return config._replace(**changes)
     try:
-        copy = type(config).__new__(type(config))
+        copy = type(config).__new__(type(config))  # type: ignore[call-overload]
         copy.__dict__.update(vars(config))
         copy.__dict__.update(changes)
         return copy

@@ -41,12 +41,16 @@ def _literal(node: cst.BaseExpression):
 
 
 def _dest(call: cst.Call) -> str | None:
-    dest, flags = None, []
+    dest: str | None = None
+    flags: list[str] = []
     for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "dest" and isinstance(arg.value, cst.SimpleString):
-            dest = arg.value.evaluated_value
-        elif arg.keyword is None and isinstance(arg.value, cst.SimpleString):
-            flags.append(arg.value.evaluated_value)
+        value = arg.value.evaluated_value if isinstance(arg.value, cst.SimpleString) else None
+        if not isinstance(value, str):  # bytes literals name no option
+            continue
+        if arg.keyword is not None and arg.keyword.value == "dest":
+            dest = value
+        elif arg.keyword is None:
+            flags.append(value)
     if dest:
         return dest
     long = next((f for f in flags if f.startswith("--")), None) or (flags[0] if flags else None)

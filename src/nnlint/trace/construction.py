@@ -239,8 +239,8 @@ def fill_call_site(cls, namespace, args: list, kwargs: dict) -> tuple[list, dict
     named = {(positional[i].name if i < len(positional) else f"${i}"): v for i, v in enumerate(args)}
     named.update(kwargs)
     given = frozenset(k for k, v in named.items() if v is not UNKNOWN_VALUE)
-    params = {**{p.name: p for p in positional}, **signature.parameters}
-    named = _distinct({k: fill(v, params.get(k)) for k, v in named.items()}, given)
+    by_name = {**{p.name: p for p in positional}, **signature.parameters}
+    named = _distinct({k: fill(v, by_name.get(k)) for k, v in named.items()}, given)
     args = [named[(positional[i].name if i < len(positional) else f"${i}")] for i in range(len(args))]
     return args, {k: named[k] for k in kwargs}
 

@@ -117,7 +117,7 @@ class _DefinitionCollector(cst.CSTVisitor):
 class _Evaluator:
     """Literal values of expressions, through simple assignments of this file."""
 
-    def __init__(self, collector: _DefinitionCollector, refs: set[str], parsed: set[str] = frozenset(),
+    def __init__(self, collector: _DefinitionCollector, refs: set[str], parsed: frozenset[str] | set[str] = frozenset(),
                  defaults: dict | None = None):
         self.c = collector
         self.refs = refs  # names the worker can resolve in the loaded module

@@ -247,5 +247,7 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
 
     args = [one(s) for s in spec.args]
     if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`
-        args.append(getattr(model, hidden_method(model))(sizes[sizes["$hidden"]]))
+        method = hidden_method(model)
+        assert method is not None, "$hidden is only set for models that have one"
+        args.append(getattr(model, method)(sizes[sizes["$hidden"]]))
     return args, {k: one(s, k) for k, s in spec.kwargs}

@@ -97,6 +97,7 @@ class Probe:
 
     def dependence(self, scalar: torch.Tensor, axis: int) -> torch.Tensor | None:
         """|d scalar / d watched|, maximized over every axis but `axis`: one value per position."""
+        assert self.watched is not None, "callers check that something is watched"
         (grad,) = torch.autograd.grad(scalar, self.watched, retain_graph=True, allow_unused=True)
         if grad is None:
             return None
@@ -139,6 +140,8 @@ def _first_leaking_op(probe: Probe, size: int, axis: int, allowed_for) -> _Live 
             # Scores see every position by design until masked: such a matrix is the culprit only
             # when it leaks after a masked one (softmax over the query axis).
             out_axis = _axis_of(live.out, size, axis)
+            if out_axis is None:
+                continue
             try:
                 leaks = any(_leaks(*_mixes(probe.dependence(live.out.select(out_axis, p).sum(), axis),
                                            allowed_for(p))) for p in range(size))
@@ -166,7 +169,7 @@ def _first_leaking_op(probe: Probe, size: int, axis: int, allowed_for) -> _Live 
     return None
 
 
-def sample_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate: Locator,
+def sample_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate: Locator | None,
                     notes: list[str]) -> list[dict]:
     """NNL704: every sample's output against every other sample's input."""
     probe = Probe(model, args, kwargs)
@@ -175,8 +178,7 @@ def sample_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
         return []
     axis = batch_axis if probe.watched.dim() > batch_axis else 0
     batch = probe.watched.shape[axis]
-    outputs = [(t, _axis_of(t, batch, batch_axis)) for t in probe.outputs]
-    outputs = [(t, a) for t, a in outputs if a is not None]
+    outputs = [(t, a) for t in probe.outputs if (a := _axis_of(t, batch, batch_axis)) is not None]
     if batch < 2 or not outputs:
         notes.append("NNL704 skipped: no output has the batch dimension")
         return []
@@ -188,7 +190,7 @@ def sample_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
             where = f"at {located.op} {_shapes(located)}" if located else "in forward"
             return [finding("NNL704", f"samples mix {where}: in eval mode output sample {sample} depends on other "
                             "samples' inputs; reorder dims with permute/transpose, not view, and never "
-                            "reduce over the batch", located.loc if located else fallback)]
+                            "reduce over the batch", located.loc if located and located.loc else fallback)]
     return []
 
 
@@ -223,7 +225,7 @@ def causal_intent(model, records) -> str | None:
     return None
 
 
-def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate: Locator, intent: str,
+def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate: Locator | None, intent: str,
                     notes: list[str]) -> list[dict]:
     """NNL712: the output at position t must not depend on input positions after t."""
     probe = Probe(model, args, kwargs)
@@ -233,8 +235,7 @@ def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
     time_axis = 1 if batch_axis == 0 else 0
     length = probe.watched.shape[time_axis]
     batch = probe.watched.shape[batch_axis]
-    outputs = [(t, _axis_of(t, length, time_axis)) for t in probe.outputs]
-    outputs = [(t, a) for t, a in outputs if a is not None]
+    outputs = [(t, a) for t in probe.outputs if (a := _axis_of(t, length, time_axis)) is not None]
     if length < 3 or length == batch or not outputs:
         notes.append("NNL712 skipped: no output has the sequence dimension")
         return []
@@ -247,5 +248,5 @@ def future_findings(model, args, kwargs, batch_axis: int, fallback: Loc, locate:
             where = f"at {located.op}" if located else "in forward"
             return [finding("NNL712", f"output position {position} sees later positions {where}, though the "
                             f"model is causal ({intent}): mask scores above the diagonal, softmax over keys",
-                            located.loc if located else fallback)]
+                            located.loc if located and located.loc else fallback)]
     return []

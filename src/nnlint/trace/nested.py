@@ -40,7 +40,7 @@ def capture(wanted: set[type], traced: list[Traced], rebuild, make_tensors, forw
         if model is None or not any(type(m) in missing for m in model.modules()):
             continue
 
-        def hook(module, args, kwargs, parent=parent):
+        def hook(module, args, kwargs, parent=parent, missing=missing):
             if type(module) in missing and type(module) not in found:
                 detach = lambda v: v.detach().clone() if hasattr(v, "detach") and not v.is_meta else v  # noqa: E731
                 found[type(module)] = Captured(parent, module, tuple(detach(a) for a in args),

@@ -279,8 +279,9 @@ def _not_traced(file: _File, cls: ModelClass, category: str, reason: str, config
 
 def _blocked_by_package(file: _File, package: str, line: int, names: list[str]) -> Diagnostic:
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    message = one_line(f"{package} is not importable here (missing package), so {shown} "
-                       f"{'was' if len(names) == 1 else 'were'} not traced; install it in this environment to trace them")
+    verb = "was" if len(names) == 1 else "were"
+    message = one_line(f"{package} is not importable here (missing package), so {shown} {verb} not traced; "
+                       "install it in this environment to trace them")
     text = linecache.getline(file.path, line).rstrip("\r\n")
     end = len(text) + 1 if text else 1
     return _diagnostic("NNL790", message, file, line, 1, line, end)
@@ -471,7 +472,7 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             file = by_path[request["path"]]
             advance(file.display)
             try:
-                _run_file(worker, file, request, collector, lambda: advance(file.display, models=1))
+                _run_file(worker, file, request, collector, lambda file=file: advance(file.display, models=1))
             except (WorkerError, TimeoutError, OSError) as exc:  # the worker did not even start
                 worker.kill()
                 reason = str(exc) or "the worker did not start in time"
@@ -490,17 +491,17 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             pool.close()
     if snippets is not None:
         snippets.extend(collector.snippets)
-    found = collector.diagnostics + collector.blocked_diagnostics()
+    traced = collector.diagnostics + collector.blocked_diagnostics()
     if options.verbose:
         collector.notes.extend(sorted({f"trace sandbox: {w.isolation}" for w in workers if w.isolation}))
     for request in requests:
         file = by_path[request["path"]]
-        outcome = [d for d in found if d.path == file.display]
+        outcome = [d for d in traced if d.path == file.display]
         # A timeout or a dead worker may not happen next time: only complete results are kept.
         key = keys.get(request["path"])
         if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
             options.cache.put(file.path, key, outcome, [])
-    return _deduplicated(found), collector.notes
+    return _deduplicated(traced), collector.notes
 
 
 def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _ResultCollector
