@@ -155,3 +155,11 @@ def test_the_slice_keeps_the_parser_setup_a_kept_global_needs():
               "opt = parser.parse_args()\nnz = int(opt.nz)\nprint(opt)\nclass G:\n    width = nz\n")
     kept = ast.unparse(slice_module(source, "g.py").tree)
     assert "parser.add_argument('--nz'" in kept and "nz = int(opt.nz)" in kept and "print(opt)" not in kept
+
+
+def test_call_sites_on_one_sample_mark_the_model_unbatched():
+    source = "from nets import Net\nmodel = Net()\nx = load()\n"
+    cases = (("model(x[0])", ["Net"]), ("model(x[i])", ["Net"]), ("model(x)", []),
+             ("model(x[None])", []), ("model(x[0:1])", []), ("model(x[0].unsqueeze(0))", []))
+    for call, unbatched in cases:
+        assert discover(source + call + "\n").unbatched == unbatched, call

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -181,3 +182,51 @@ def test_models_are_built_and_fed_the_way_the_code_does(pool):
     assert "inside Stack" in note("usage/graph.py:16: ScaledBlock")
     graph = note("usage/graph.py:7: GraphConv")
     assert "traced via" in graph and "batch checks skipped" in graph
+
+
+def test_models_past_the_fake_threshold_take_the_fake_path(pool):
+    # Small models are built for real; one that grows past the threshold while being built is
+    # stopped there and rebuilt on the meta device, with the same parameter count reported.
+    files = [(str(FIXTURES / "clean" / "trace_gpt.py"), "clean/trace_gpt.py")]
+    counts = {}
+    for threshold, path in ((50_000_000, "traced via fx"), (1_000, "traced via fake-")):
+        _, notes = trace_files(files, TraceOptions(jobs=1, timeout=60, fake_threshold=threshold, verbose=True),
+                               pool=pool)
+        traced = [n for n in notes if "traced via" in n]
+        assert traced and all(path in n for n in traced), notes
+        counts[threshold] = sorted(re.findall(r"([\d,]+) parameters", " ".join(traced)))
+    assert counts[1_000] == counts[50_000_000] and counts[1_000], counts
+
+
+FRAME_SCORER = '''
+import torch
+from torch import nn
+
+
+class FrameScorer(nn.Module):
+    """Scores each frame of one utterance (T, 40), weighted by attention over its frames."""
+
+    def __init__(self):
+        super().__init__()
+        self.attend = nn.Linear(40, 1)
+        self.head = nn.Linear(40, 8)
+
+    def forward(self, frames):
+        weights = torch.softmax(self.attend(frames), dim=0)
+        return self.head(weights * frames)
+
+
+model = FrameScorer()
+utterances = torch.randn(16, 50, 40)
+scores = [model(CALL) for i in range(len(utterances))]
+'''
+
+
+@pytest.mark.parametrize("call, codes", [("utterances[i]", set()), ("utterances", {"NNL704", "NNL705"})])
+def test_models_called_on_one_sample_get_no_batch_hazards(pool, tmp_path, call, codes):
+    # Softmax over dim 0 pools one utterance's frames; called on the whole batch it mixes samples.
+    path = tmp_path / "frames.py"
+    path.write_text(FRAME_SCORER.replace("CALL", call))
+    diagnostics, _ = trace_files([(str(path), "frames.py")], TraceOptions(jobs=1, timeout=60), pool=pool)
+    assert {d.code for d in diagnostics} == codes, diagnostics
+    assert all(d.line == 15 for d in diagnostics)

@@ -59,6 +59,8 @@ class FileModels:
     argparse_defaults: dict = field(default_factory=dict)
     # class name -> float dtype the code casts its instances to (`Net().double()`, `seq.double()`)
     dtypes: dict[str, str] = field(default_factory=dict)
+    # class names whose instances are called on one sample (`model(x[0])`): no batch to protect
+    unbatched: list[str] = field(default_factory=list)
 
     def models(self) -> list[ModelClass]:
         return [c for c in self.classes if c.is_module]
@@ -499,6 +501,8 @@ def discover(source: str) -> FileModels:
             owner = instance_of.get(receiver.value)
         elif isinstance(receiver, cst.Call):
             owner = _callee_name(receiver)
+        if owner and len(call.args) == 1 and _is_sample(call.args[0].value) and owner not in result.unbatched:
+            result.unbatched.append(owner)
         if owner and call.args and not any(a.star for a in call.args):
             specs: list[str] | None = []
             for arg in call.args:
@@ -513,6 +517,15 @@ def discover(source: str) -> FileModels:
             if specs and specs not in result.input_shapes.get(owner, []):
                 result.input_shapes.setdefault(owner, []).append(specs)
     return result
+
+
+def _is_sample(node: cst.BaseExpression) -> bool:
+    """`x[0]` / `x[i]`: one element of a batch or dataset (one integer index, no slice)."""
+    if not isinstance(node, cst.Subscript) or len(node.slice) != 1:
+        return False
+    index = node.slice[0].slice
+    return isinstance(index, cst.Index) and isinstance(index.value, (cst.Integer, cst.Name)) and \
+        not (isinstance(index.value, cst.Name) and index.value.value == "None")
 
 
 # Datasets whose samples have one known shape (torchvision's defaults, before any resize).

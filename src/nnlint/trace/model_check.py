@@ -186,8 +186,21 @@ def _traced(cls, how, build, model, found, params, request, options, path, fake,
                                 request=request, options=options, path=path, fake=fake)
     result = _analyzed(model, how, found, params, path, fake, started,
                        lambda result, found: confirm(result, found=found))
+    if request.get("unbatched"):
+        _drop_batch_findings(result)
     TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
     return result
+
+
+def _drop_batch_findings(result: dict) -> None:
+    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
+    from nnlint.trace.analyze import BATCH_CODES
+
+    kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
+    if len(kept) < len(result.get("findings", [])):
+        result["notes"] = list(result.get("notes", [])) + [
+            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
+    result["findings"] = kept
 
 
 def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -> dict:
@@ -224,6 +237,7 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
                     raised = (how, model, params, raising[0])
                 continue
             return _traced(cls, how, build, model, found, params, request, options, path, False, started)
+        warm_meta()  # small models never get here: the meta device's first use costs seconds
         try:
             meta_model = _meta_build(build)
         except CheckedCodeFailed as failure:
@@ -243,7 +257,6 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
             attempts.append((f"{how}: cannot be built on the meta device for the fake-tensor path", None))
             continue
         if fake:
-            warm_meta()
             model = meta_model
         else:
             try:

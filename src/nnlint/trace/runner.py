@@ -184,6 +184,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
     instantiations: dict[tuple[str, str], list[dict]] = {}
     input_shapes: dict[tuple[str, str], list[list[str]]] = {}
     dtypes: dict[tuple[str, str], str] = {}  # `.double()` at a call site
+    unbatched: set[tuple[str, str]] = set()  # `model(x[0])` at a call site
     for file in files:
         caller = os.path.abspath(file.path)
         local = {c.name for c in file.found.classes}
@@ -203,6 +204,10 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
             target = caller if name in local else targets.get(name)
             if target is not None:
                 dtypes[(target, name)] = dtype
+        for name in file.found.unbatched:
+            target = caller if name in local else targets.get(name)
+            if target is not None:
+                unbatched.add((target, name))
     for entries in instantiations.values():
         entries.sort(key=_unknowns)
     user_dirs = sorted({os.path.dirname(os.path.abspath(f.path)) for f in files})
@@ -218,6 +223,7 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
                 "instantiations": instantiations.get((path, cls.name), [])[:4],
                 "factories": file.found.factories.get(cls.name, [])[:2],
                 "first_layers": cls.first_layers, "dtype": dtypes.get((path, cls.name)),
+                "unbatched": (path, cls.name) in unbatched,
             })
         if models:
             requests.append({
