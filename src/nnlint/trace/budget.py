@@ -13,8 +13,9 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 
-class TooBig(Exception):
-    """The build created more elements than allowed; abandoned."""
+class TooBig(BaseException):
+    """The build created more elements than allowed; abandoned. A BaseException, so that a
+    constructor's own `except Exception` cannot swallow it and go on allocating."""
 
 
 class _Counting(TorchFunctionMode):
