@@ -347,3 +347,16 @@ def test_a_notebook_on_standard_input_is_checked_as_a_notebook(project):
     result = CliRunner().invoke(main, ["check", "--static-only", "--format", "concise", "--stdin-filename",
                                        "nb.ipynb", "-"], input=text)
     assert "nb.ipynb:cell 2:4:" in result.stdout and "NNL201" in result.stdout, result.output
+
+
+def test_max_file_size_counts_the_code_not_the_outputs(tmp_path):
+    """A notebook is big because of its outputs: the size bound applies to the code that is checked."""
+    document = json.loads(notebook("import torch.nn.functional as F\np = F.softmax(x)\n"))
+    document["cells"][0]["outputs"][0]["text"] = ["x" * 1000 + "\n"] * 300  # ~300 KB of output
+    path = tmp_path / "plots.ipynb"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    bound = 100 * 1024
+    task = FileTask(str(path), path.name, STATIC_CODES, max_bytes=bound)
+    assert [d.code for d in lint_file(task).diagnostics] == ["NNL302"]
+    path.write_text(notebook("x = 1\n" * (bound // 6 + 1)), encoding="utf-8")
+    assert [d.code for d in lint_file(task).diagnostics] == ["NNL005"]

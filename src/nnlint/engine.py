@@ -310,6 +310,10 @@ def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
     except notebook.NotebookError as exc:
         return _finish([_tool_diagnostic("NNL002", task.display, exc.message, exc.line, exc.column)], "",
                        task.enabled)
+    size = len(book.source.encode("utf-8"))  # the code checked: outputs and metadata do not count
+    if task.max_bytes and size > task.max_bytes:
+        return _finish([_tool_diagnostic("NNL005", task.display, too_large_message(size, task.max_bytes))], "",
+                       task.enabled)
     result = lint_text(book.source, task.display, task.enabled, project, os.path.abspath(task.path))
     broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
                      book.source, task.enabled)

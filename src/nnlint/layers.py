@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+from nnlint import notebook
 from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import FileTask, lint_files
@@ -170,7 +171,8 @@ class TraceLayer:
         # but not one above max-file-size (the static layer notes it).
         snippets: list[str] = []
         diagnostics, notes = trace_files([(f.path, f.display) for f in files
-                                          if not f.max_bytes or _size(f.path) <= f.max_bytes], options,
+                                          if not f.max_bytes or f.path.endswith(notebook.SUFFIX)
+                                          or _size(f.path) <= f.max_bytes], options,
                                          pool=self.options.trace_pool or self.pool, snippets=snippets,
                                          progress=self.options.trace_progress)
         problem = options.cache.save() if options.cache else None
