@@ -124,6 +124,7 @@ def test_second_input_sizes_are_independent_and_distinct():
 
 
 def test_synthesized_sizes_are_pairwise_distinct():
+    pytest.importorskip("torch")  # construction runs in the worker, where torch is imported
     from nnlint.trace.construction import _distinct
 
     assert _distinct({"height": 32, "width": 32, "depth": 2, "flag": True}) == {
