@@ -60,7 +60,25 @@ def _seed_argument(ctx, call: cst.Call) -> str | None:
     return ctx.module.code_for_node(args[0].value) if len(args) == 1 and len(call.args) == 1 else None
 
 
-class MissingSeed(StaticRule):
+class _CountsLoops:
+    """`self.loops`: how many `for`/`while` loops enclose the node being visited."""
+
+    loops = 0
+
+    def visit_For(self, node) -> None:
+        self.loops += 1
+
+    def leave_For(self, node) -> None:
+        self.loops -= 1
+
+    def visit_While(self, node) -> None:
+        self.loops += 1
+
+    def leave_While(self, node) -> None:
+        self.loops -= 1
+
+
+class MissingSeed(_CountsLoops, StaticRule):
     """A script trains a model but never seeds torch: every run starts from different weights and batches.
 
     Weight initialization, dropout masks and shuffled batch order all draw from torch's global RNG, so
@@ -197,18 +215,6 @@ class MissingSeed(StaticRule):
         self.depth -= 1
         self.class_depth -= 1
 
-    def visit_For(self, node) -> None:
-        self.loops += 1
-
-    def leave_For(self, node) -> None:
-        self.loops -= 1
-
-    def visit_While(self, node) -> None:
-        self.loops += 1
-
-    def leave_While(self, node) -> None:
-        self.loops -= 1
-
     def visit_If(self, node: cst.If) -> None:
         if self.depth == 0 and is_main_guard(node.test):
             self.script = True
@@ -344,7 +350,7 @@ def _mentions_grad(expr: cst.BaseExpression) -> bool:
     return False
 
 
-class PartialSeed(StaticRule):
+class PartialSeed(_CountsLoops, StaticRule):
     """The file seeds torch but draws from Python's or numpy's global RNG without seeding it (or the reverse).
 
     Seeding only torch leaves `random.shuffle`, `np.random.rand` and friends different on every run,
@@ -446,18 +452,6 @@ class PartialSeed(StaticRule):
 
     def leave_FunctionDef(self, node) -> None:
         self.function_depth -= 1
-
-    def visit_For(self, node) -> None:
-        self.loops += 1
-
-    def leave_For(self, node) -> None:
-        self.loops -= 1
-
-    def visit_While(self, node) -> None:
-        self.loops += 1
-
-    def leave_While(self, node) -> None:
-        self.loops -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if len(node.targets) == 1:
@@ -643,7 +637,7 @@ def _is_literal(expr: cst.BaseExpression, value: str) -> bool:
     return isinstance(expr, cst.Name) and expr.value == value
 
 
-class SeedAfterInit(StaticRule):
+class SeedAfterInit(_CountsLoops, StaticRule):
     """The first `torch.manual_seed` comes after the model was built, so its initial weights are not reproducible.
 
     Layers draw their initial weights from torch's global RNG when they are constructed. Seeding
@@ -683,18 +677,6 @@ class SeedAfterInit(StaticRule):
         self.built: list[dict[str, cst.Call] | None] = [{}]  # per scope: a model built so far (None in classes)
         self.seeded = False
         self.loops = 0
-
-    def visit_For(self, node) -> None:
-        self.loops += 1
-
-    def leave_For(self, node) -> None:
-        self.loops -= 1
-
-    def visit_While(self, node) -> None:
-        self.loops += 1
-
-    def leave_While(self, node) -> None:
-        self.loops -= 1
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if any(self._is_module_class(base.value) for base in node.bases):
