@@ -40,7 +40,7 @@ def _tamper(root) -> None:
 
 @pytest.fixture(scope="module")
 def pool():
-    from nnlint.trace.runner import TraceOptions, WorkerPool
+    from nnlint.trace.workers import TraceOptions, WorkerPool
 
     with WorkerPool(TraceOptions(jobs=1)) as workers:  # one warm worker for every run below
         yield workers

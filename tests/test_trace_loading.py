@@ -110,7 +110,7 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool():
-    from nnlint.trace.runner import TraceOptions, WorkerPool
+    from nnlint.trace.workers import TraceOptions, WorkerPool
 
     saved = {k: os.environ.get(k) for k in ("NNLINT_TRACE_ANALYZER", "PYTHONPATH")}
     os.environ["NNLINT_TRACE_ANALYZER"] = "test_trace_loading:stub_analyze"

@@ -18,21 +18,24 @@ from nnlint.check import CheckOptions, CheckOutcome, run_check
 from nnlint.config import Settings
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import lint_text
+from nnlint.reparse import Reparser
 from nnlint.selection import RuleSelection
 
-__all__ = ["CheckOptions", "CheckOutcome", "RuleSelection", "check_paths", "lint_source"]
+__all__ = ["CheckOptions", "CheckOutcome", "Reparser", "RuleSelection", "check_paths", "lint_source"]
 
 
 def lint_source(text: str, path: str, settings: Settings | None = None,
-                selection: RuleSelection | None = None) -> list[Diagnostic]:
+                selection: RuleSelection | None = None, reparser: Reparser | None = None) -> list[Diagnostic]:
     """The static findings for `text` as if it were the file at `path` (which need not exist).
 
     Codes are selected as `nnlint check` would for `path`: from `settings` when given, else from the
     nearest pyproject.toml above `path`. Pass a `selection` to reuse one across calls (a server's
-    documents). Tracing needs the file on disk and a worker process: use `check_paths` for it.
+    documents), and a `reparser` to check successive versions of one text faster (an editor's buffer).
+    Tracing needs the file on disk and a worker process: use `check_paths` for it.
     """
     selection = selection or RuleSelection(settings=settings)
-    return sorted(lint_text(text, path, selection.for_path(Path(path))).diagnostics, key=Diagnostic.sort_key)
+    found = lint_text(text, path, selection.for_path(Path(path)), reparser=reparser).diagnostics
+    return sorted(found, key=Diagnostic.sort_key)
 
 
 def check_paths(paths: list[str], options: CheckOptions | None = None,

@@ -21,7 +21,7 @@ from nnlint.source import DecodeError, UnreadableFile, decode, encode_like, pyth
 from nnlint.suppression import settle
 
 if TYPE_CHECKING:
-    from nnlint.trace.runner import WorkerPool
+    from nnlint.trace.workers import EarlyWorker, WorkerPool
 
 
 @dataclass
@@ -42,7 +42,8 @@ class CheckOptions:
     stdin_filename: str | None = None  # where that source would live: names it, picks its config
     cache: bool = True
     cache_dir: str | None = None
-    trace_pool: WorkerPool | None = None  # a warm `trace.runner.WorkerPool` kept by a long-lived caller (the server)
+    trace_pool: WorkerPool | None = None  # a warm pool kept by a long-lived caller (the server)
+    early_worker: EarlyWorker | None = None  # a worker the CLI started first, for the trace layer's pool
     # progress(files_done, files, models_done, models, current_file) while tracing (a front end's bar)
     trace_progress: Callable | None = field(default=None, compare=False, repr=False)
 

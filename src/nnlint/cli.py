@@ -54,6 +54,21 @@ def main() -> None:
     """nnlint: find the bugs in PyTorch training code that train badly instead of crashing."""
 
 
+def _early_worker(paths, select: str | None, static_only: bool):
+    """Start a trace worker before anything else when this run may trace: its `import torch` then
+    overlaps nnlint's own imports and static pass (one small file: ~1.1x `import torch` instead of 1.6x)."""
+    import importlib.util
+
+    codes = [c.upper() for c in _codes(select) or ["NNL7"]]
+    if static_only or list(paths) == ["-"] or not any("NNL7".startswith(c) or c.startswith("NNL7") for c in codes):
+        return None
+    if importlib.util.find_spec("torch") is None:
+        return None
+    from nnlint.trace.workers import EarlyWorker
+
+    return EarlyWorker()
+
+
 def _progress(total: int):
     if total <= 40 or not sys.stderr.isatty():
         return None
@@ -150,9 +165,6 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
           stdin_filename, no_cache,
           cache_dir) -> None:
     """Check PATHS (files or folders; default: the current folder; `-`: standard input)."""
-    from nnlint.api import CheckOptions, check_paths
-    from nnlint.config import parse_size
-
     if select is not None and not _codes(select):
         _fail("--select needs at least one code or prefix (e.g. --select NNL1,NNL302)")
     if output_file:
@@ -161,6 +173,12 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
         _fail("--stdin-filename only applies when reading standard input (pass `-` as the path)")
     if unsafe_fixes and not (fix or diff):
         _fail("--unsafe-fixes applies with --fix or --diff")
+    early = _early_worker(paths, select, static_only or diff)
+    if early is not None:
+        click.get_current_context().call_on_close(early.discard)  # however the command ends
+    from nnlint.api import CheckOptions, check_paths
+    from nnlint.config import parse_size
+
     stdin = sys.stdin.buffer.read() if list(paths) == ["-"] else None
     levels = {Applicability.SAFE, Applicability.UNSAFE} if unsafe_fixes else {Applicability.SAFE}
     progress = None if quiet or fmt != "text" else _progress
@@ -173,6 +191,7 @@ def check(paths, select, ignore, fmt, output_file, fail_on, exit_zero, statistic
             fix=frozenset(levels) if fix or diff else frozenset(), diff=diff,
             stdin=stdin, stdin_filename=stdin_filename, cache=not no_cache, cache_dir=cache_dir,
             max_file_size=parse_size(max_file_size, "--max-file-size") if max_file_size is not None else None,
+            early_worker=early,
         )
         options.trace_progress = tracing
         outcome = check_paths(list(paths), options, progress)

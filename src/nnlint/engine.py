@@ -15,6 +15,7 @@ from nnlint.fixes import apply_edits, compatible_fixes
 from nnlint.positions import locate
 from nnlint.precheck import compile_error
 from nnlint.registry import registry
+from nnlint.reparse import Reparser
 from nnlint.rule import NodeFix, Rule, StaticRule
 from nnlint.source import (
     DecodeError,
@@ -144,16 +145,20 @@ def _tool_diagnostic(code: str, path: str, message: str, line: int = 1, column: 
 
 
 def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectIndex | None = None,
-              file_path: str | None = None) -> FileResult:
+              file_path: str | None = None, reparser: Reparser | None = None) -> FileResult:
     """Check source text already decoded. `path` names the file in diagnostics; `file_path` is where it was
-    read from, and `project` the files checked with it (for imports between them)."""
+    read from, and `project` the files checked with it (for imports between them). `reparser`: the
+    parses of this file's earlier versions, for one checked again and again (an editor's buffer)."""
     text = python_newlines(text)  # lone CR or mixed endings: Python's line numbers, not libcst's
     rejected = compile_error(text, path)  # what Python rejects, and nesting deep enough to crash libcst
     if rejected is not None:
         line, column, message = rejected
         return _finish([_tool_diagnostic("NNL001", path, message, line, column)], text, enabled)
     module = project.parsed(file_path, text) if project is not None and file_path else None
+    statement_lines = None  # where each top-level statement begins, when the reparser knows
     try:
+        if module is None and reparser is not None:
+            module, statement_lines = reparser.parse(text), reparser.statement_lines
         module = module or cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError) as exc:
         detail = exc.message if isinstance(exc, cst.ParserSyntaxError) else f"{type(exc).__name__}: {exc}"
@@ -171,9 +176,12 @@ def lint_text(text: str, path: str, enabled: frozenset[str], project: ProjectInd
     wanted += [node for r in ctx.reports if r.fix for pair in r.fix.replacements for node in pair
                if isinstance(node, cst.CSTNode)]
     try:
-        positions = locate(module, wanted)
+        positions = locate(module, [node for node in wanted if node is not module], statement_lines)
     except RecursionError:
         positions = {}
+    if module in wanted:  # a finding about the whole file: its span needs no code generation
+        lines = text.split("\n")
+        positions[module] = (1, 0, len(lines), len(lines[-1]))
 
     def located(rule: type[Rule], node: cst.CSTNode, message: str) -> Diagnostic:
         line, column, end_line, end_column = positions.get(node, (1, 0, 1, 0))

@@ -24,7 +24,7 @@ from nnlint.suppression import FileResult
 
 if TYPE_CHECKING:
     from nnlint.check import CheckOptions
-    from nnlint.trace.runner import WorkerPool
+    from nnlint.trace.workers import WorkerPool
 
 
 @dataclass
@@ -138,7 +138,7 @@ class TraceLayer:
         if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
             return
         from nnlint.trace.options import trace_options
-        from nnlint.trace.runner import WorkerPool
+        from nnlint.trace.workers import WorkerPool
 
         options = trace_options(selection.project_settings(), self.options)
         wanted = 0
@@ -151,7 +151,7 @@ class TraceLayer:
             if wanted >= options.jobs:
                 break
         if wanted:
-            self.pool = WorkerPool(options)
+            self.pool = WorkerPool(options, early=self.options.early_worker)
             self.pool.start_early(wanted)
 
     def close(self) -> None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
+
+from nnlint.tree import children
 
 Span = tuple[int, int, int, int]  # start line, start column (0-based), end line, end column
 
@@ -94,10 +97,13 @@ DEEP_RECURSION_LIMIT = 200_000
 DEEP_STACK_BYTES = 512 * 1024 * 1024  # virtual; only the pages touched are used
 
 
-def locate(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[cst.CSTNode, Span]:
-    """Start and end (1-based lines, 0-based columns, end exclusive) of each node."""
+def locate(module: cst.Module, nodes: list[cst.CSTNode], statement_lines: Sequence[int] | None = None
+           ) -> dict[cst.CSTNode, Span]:
+    """Start and end (1-based lines, 0-based columns, end exclusive) of each node. `statement_lines`,
+    when known (`reparse`), says where each top-level statement's code begins: only those holding a
+    node are then generated."""
     try:
-        return _locate(module, nodes)
+        return _locate(module, nodes, statement_lines)
     except RecursionError:
         return _locate_on_deep_stack(module, nodes)
 
@@ -125,14 +131,37 @@ def _locate_on_deep_stack(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[
     return result
 
 
-def _locate(module: cst.Module, nodes: list[cst.CSTNode]) -> dict[cst.CSTNode, Span]:
+def _locate(module: cst.Module, nodes: list[cst.CSTNode], statement_lines: Sequence[int] | None = None
+            ) -> dict[cst.CSTNode, Span]:
     wanted = set(nodes)
-    if not wanted:
-        return {}
+    if statement_lines is None:
+        spans = _generate(module, module, wanted, 1) if wanted else {}
+    else:  # code only the statements that hold a wanted node (a node of no statement has no place)
+        spans = {}
+        for statement, line in zip(module.body, statement_lines):
+            inside = _wanted_inside(statement, wanted)
+            if inside:
+                spans.update(_generate(statement, module, inside, line))
+    return {node: spans[node] for node in nodes if node in spans}
+
+
+def _generate(node: cst.CSTNode, module: cst.Module, wanted: set, line: int) -> dict[cst.CSTNode, Span]:
+    """Spans of the nodes of `node`'s code, which begins at column 0 of `line`, until `wanted` are found."""
     state = _LocatingState(default_indent=module.default_indent, default_newline=module.default_newline,
-                           wanted=set(wanted))
+                           wanted=set(wanted), line=line)
     try:
-        module._codegen(state)
+        node._codegen(state)
     except _AllFound:
         pass
-    return {node: state.spans[node] for node in wanted if node in state.spans}
+    return state.spans
+
+
+def _wanted_inside(statement: cst.CSTNode, wanted: set) -> set:
+    found = set()
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        if node in wanted:
+            found.add(node)
+        stack.extend(children(node))
+    return found

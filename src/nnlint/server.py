@@ -23,8 +23,8 @@ from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from nnlint import __version__
-from nnlint.api import CheckOptions, check_paths
+from nnlint import __version__, notebook
+from nnlint.api import CheckOptions, Reparser, check_paths, lint_source
 from nnlint.config import ConfigError, ConfigFinder
 from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.docs import rule_url
@@ -32,7 +32,7 @@ from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
 
 if TYPE_CHECKING:
-    from nnlint.trace.runner import WorkerPool
+    from nnlint.trace.workers import WorkerPool
 
 DEBOUNCE_S = 0.01  # changes that arrive together (a burst of keystrokes) collapse into one check
 KILL_STALE_AFTER_S = 1.0  # a superseded trace that ran this long is killed rather than awaited
@@ -49,6 +49,7 @@ class _Document:
     traced: list[Diagnostic] = field(default_factory=list)
     debounce: asyncio.Task | None = None
     save_generation: int = 0
+    reparser: Reparser = field(default_factory=Reparser)
 
 
 class NnlintServer(LanguageServer):
@@ -73,16 +74,20 @@ class NnlintServer(LanguageServer):
 
     def check_buffer(self, uri: str) -> None:
         """Static check of the editor's current text (saved or not)."""
-        text_document = self.workspace.get_text_document(uri)
+        text = self.workspace.get_text_document(uri).source
         path = to_fs_path(uri) or uri
+        document = self.document(uri)
         try:
-            options = self.options_for(path, stdin=text_document.source.encode("utf-8"), stdin_filename=path,
-                                       static_only=True)
-            found = check_paths([path], options).diagnostics
+            if path.endswith(notebook.SUFFIX):  # its JSON: the code cells are joined as the CLI joins them
+                options = self.options_for(path, stdin=text.encode("utf-8"), stdin_filename=path, static_only=True)
+                found = check_paths([path], options).diagnostics
+            else:  # the pieces of the last version that did not change are not parsed again
+                settings = ConfigFinder(list(registry())).for_path(Path(path))
+                found = lint_source(text, path, settings, reparser=document.reparser)
         except ConfigError as exc:
             self.config_problem(str(exc))
             found = []
-        self.document(uri).static = found
+        document.static = found
         self.publish(uri)
 
     def config_problem(self, message: str) -> None:
@@ -117,7 +122,7 @@ class NnlintServer(LanguageServer):
 
     def _trace(self, path: str) -> list[Diagnostic]:
         from nnlint.trace.options import trace_options
-        from nnlint.trace.runner import WorkerPool
+        from nnlint.trace.workers import WorkerPool
 
         options = self.options_for(path)  # a ConfigError goes back to the event loop's thread
         if self.pool is None:

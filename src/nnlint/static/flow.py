@@ -246,26 +246,24 @@ def _names_in(target: cst.CSTNode) -> set[str]:
     return {n.value for n in walk_no_defs(target) if isinstance(n, cst.Name)}
 
 
-def assigned_names(statements) -> set[str]:
-    """Names a block may rebind (over-approximated: extra names only make the analysis forget)."""
+def _assigned_in(statement: cst.CSTNode) -> frozenset[str]:
     names: set[str] = set()
-    for statement in statements:
-        for node in walk_no_defs(statement):
-            if isinstance(node, cst.AssignTarget):
-                names |= _names_in(node.target)
-            elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor)):
-                names |= _names_in(node.target)
-            elif isinstance(node, cst.NamedExpr):
-                names |= _names_in(node.target)
-            elif isinstance(node, cst.AsName):
-                names |= _names_in(node.name)
-            elif isinstance(node, cst.ImportAlias):
-                names.add((dotted_name(node.name) or "").split(".", 1)[0])
-            elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                names.add(node.name.value)
-            elif isinstance(node, (cst.Global, cst.Nonlocal)):
-                names |= {item.name.value for item in node.names}
-    return names
+    for node in walk_no_defs(statement):
+        if isinstance(node, cst.AssignTarget):
+            names |= _names_in(node.target)
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor)):
+            names |= _names_in(node.target)
+        elif isinstance(node, cst.NamedExpr):
+            names |= _names_in(node.target)
+        elif isinstance(node, cst.AsName):
+            names |= _names_in(node.name)
+        elif isinstance(node, cst.ImportAlias):
+            names.add((dotted_name(node.name) or "").split(".", 1)[0])
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            names.add(node.name.value)
+        elif isinstance(node, (cst.Global, cst.Nonlocal)):
+            names |= {item.name.value for item in node.names}
+    return frozenset(names)
 
 
 def _model_options(value) -> frozenset:
@@ -337,6 +335,7 @@ class FlowAnalysis:
         self._forward_cache: dict[int, Tensor | Pack | None] = {}
         self._sensitive_cache: dict[int, bool | None] = {}
         self._in_progress: set[int] = set()
+        self._assigned: dict[int, frozenset[str]] = {}  # id of a statement -> names it may rebind
         # Every function of the file: id -> (node, its class if a method, the scope it is defined in).
         self._scopes: dict[int, tuple[cst.FunctionDef, cst.ClassDef | None, cst.CSTNode]] = {}
         self._scope_nodes: dict[int, cst.CSTNode] = {id(self.module): self.module}
@@ -837,6 +836,19 @@ class FlowAnalysis:
         return None
 
 
+    def assigned_names(self, statements) -> set[str]:
+        """Names a block may rebind (over-approximated: extra names only make the analysis forget);
+        each statement's names computed once per file (loops are interpreted again
+        for every function that reaches them)."""
+        names: set[str] = set()
+        for statement in statements:
+            known = self._assigned.get(id(statement))
+            if known is None:
+                known = self._assigned[id(statement)] = _assigned_in(statement)
+            names |= known
+        return names
+
+
 class _Interpreter:
     """Runs statements in order over an environment {name: abstract value}."""
 
@@ -873,7 +885,9 @@ class _Interpreter:
                 self.scan(node.iter, env)
             body = _suite_statements(node.body)
             # Values may flow around the loop: forget what the body rebinds before running it.
-            killed = assigned_names(body) | (_names_in(node.target) if isinstance(node, cst.For) else set())
+            killed = self.analysis.assigned_names(body)
+            if isinstance(node, cst.For):
+                killed |= _names_in(node.target)
             entry = {k: v for k, v in env.items() if k not in killed}
             if isinstance(node, cst.While):
                 self.scan(node.test, entry)
@@ -890,7 +904,7 @@ class _Interpreter:
             return self.block(_suite_statements(node.body), env)
         if isinstance(node, cst.Try):
             body = _suite_statements(node.body)
-            entry = {k: v for k, v in env.items() if k not in assigned_names(body)}
+            entry = {k: v for k, v in env.items() if k not in self.analysis.assigned_names(body)}
             done = self.block(body, dict(env))
             if node.orelse is not None:
                 done = self.block(_suite_statements(node.orelse.body), done)
@@ -908,7 +922,7 @@ class _Interpreter:
             env[node.name.value] = ClassRef(node)
             return env
         # Anything else (match, try*, async constructs): forget what it may rebind.
-        return {k: v for k, v in env.items() if k not in assigned_names([node])}
+        return {k: v for k, v in env.items() if k not in self.analysis.assigned_names([node])}
 
     def small_statement(self, node: cst.BaseSmallStatement, env: dict) -> None:
         self.scan(node, env)
@@ -926,7 +940,7 @@ class _Interpreter:
         elif isinstance(node, (cst.Import, cst.ImportFrom)):
             self.analysis.bind_import(node, env)
         else:
-            for name in assigned_names([node]):
+            for name in self.analysis.assigned_names([node]):
                 env.pop(name, None)
 
     @classmethod

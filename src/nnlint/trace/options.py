@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from nnlint.config import ConfigError, Settings
-from nnlint.trace.runner import TraceOptions
+from nnlint.trace.workers import TraceOptions
 
 _MEMORY_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
 

@@ -14,13 +14,11 @@ import linecache
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import libcst as cst
 
 from nnlint import notebook
-from nnlint.cache import ResultCache
 from nnlint.diagnostics import Diagnostic
 from nnlint.notebook import Notebook
 from nnlint.precheck import compile_error
@@ -29,24 +27,7 @@ from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
 from nnlint.trace.callsites import UNKNOWN, resolve_callee
 from nnlint.trace.discover import FileModels, ModelClass, discover
-from nnlint.trace.sandbox import ChildDied, SandboxedProcess
-
-STARTUP_TIMEOUT = 180.0  # importing torch on a cold disk can be slow; not charged to any file
-WORKER_MODULE = "nnlint.trace.worker"
-
-
-@dataclass
-class TraceOptions:
-    timeout: float = 30.0            # seconds per file
-    memory: int = 4 * 1024**3        # address-space cap per worker, bytes
-    fake_threshold: int = 50_000_000 # parameters above which the fake-tensor path is used
-    batch_size: int | None = None    # override of the synthesized batch size
-    fake: bool = False               # --fake: always use the fake path
-    verbose: bool = False
-    jobs: int = 2
-    models: dict[str, dict] = field(default_factory=dict)  # "ClassName" or "path.py::ClassName" -> config
-    config_root: str = "."           # directory of the pyproject.toml the options came from
-    cache: ResultCache | None = None  # trace results kept between runs, when caching
+from nnlint.trace.workers import TraceOptions, Worker, WorkerError, WorkerPool
 
 
 @dataclass
@@ -62,64 +43,6 @@ class _File:
             return f"{self.display}:{line}"
         cell, line, _ = self.notebook.locate(line, 1)
         return f"{self.display}:cell {cell}:{line}"
-
-
-class WorkerError(Exception):
-    """The worker died or overran: `reason` says how, for NNL790."""
-
-
-class Worker:
-    """One sandboxed worker process (see `sandbox`), restarted on demand after a crash or a timeout."""
-
-    def __init__(self, options: TraceOptions):
-        self.options = options
-        src = str(Path(__file__).resolve().parents[2])
-        # One intra-op thread per worker: on shared cores more threads made small models slower
-        # (resnet18 7x on 2 cores); parallelism comes from the workers.
-        env = {"NNLINT_TRACE_THREADS": os.environ.get("NNLINT_TRACE_THREADS", "1")}
-        self.child = SandboxedProcess(WORKER_MODULE, [str(options.memory)], [src], env)
-        self.isolation = ""
-
-    def start(self) -> None:
-        try:
-            message = self.child.start(STARTUP_TIMEOUT)
-        except ChildDied as exc:
-            raise WorkerError(self._reason(str(exc))) from None
-        if not message.get("ready"):
-            raise WorkerError(f"the worker did not start: {message}")
-        self.isolation = message.get("isolation", "")
-
-    def receive(self, deadline: float) -> dict:
-        try:
-            return self.child.receive(deadline)
-        except ChildDied as exc:
-            raise WorkerError(self._reason(str(exc))) from None
-
-    def _reason(self, reason: str) -> str:
-        tail = self.child.output_tail()
-        if "MemoryError" in tail or "bad_alloc" in tail:
-            reason += f": exceeded the memory cap ({self.options.memory / 1024**3:.1f} GiB)"
-        return reason
-
-    def send(self, request: dict) -> None:
-        if not self.child.alive:
-            self.child.kill()
-            self.start()
-        try:
-            self.child.send(request)
-        except ChildDied as exc:
-            raise WorkerError(self._reason(str(exc))) from None
-
-    @property
-    def process(self):
-        """The worker's process while it runs (the language server kills a stale trace through it)."""
-        return self.child.process
-
-    def kill(self) -> None:
-        self.child.kill()
-
-    def stop(self) -> None:
-        self.child.stop({"stop": True})
 
 
 def _config_for(name: str, file: _File, options: TraceOptions) -> tuple[str, dict | None]:
@@ -381,53 +304,6 @@ def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultColl
     except WorkerError as exc:
         worker.kill()
         collector.file_failed(file, pending, "memory" if "memory" in str(exc) else "crash", str(exc), "")
-
-
-class WorkerPool:
-    """Up to `options.jobs` workers, started on first use and kept across `trace_files` calls."""
-
-    def __init__(self, options: TraceOptions):
-        self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
-        self._starting: list[threading.Thread] = []
-        self._closing = False
-
-    def start_early(self, count: int) -> None:
-        """Start `count` workers in the background now, so their `import torch` overlaps other work
-        (`nnlint check` runs the static pass meanwhile)."""
-        def start(worker: Worker) -> None:
-            try:
-                worker.start()
-            except (WorkerError, TimeoutError, OSError, ValueError, TypeError, AttributeError):
-                worker.kill()  # started again, and reported, when a file needs it
-            if self._closing:
-                worker.kill()
-
-        for worker in self.workers[:max(0, count)]:
-            thread = threading.Thread(target=start, args=(worker,), daemon=True)
-            thread.start()
-            self._starting.append(thread)
-
-    def ready(self) -> None:
-        for thread in self._starting:
-            thread.join()
-        self._starting = []
-
-    def close(self) -> None:
-        if self._starting:  # started early but never needed (every file cached): do not wait for torch
-            self._closing = True
-            for worker in self.workers:
-                worker.kill()
-            for thread in self._starting:
-                thread.join(timeout=5)
-            self._starting = []
-        for worker in self.workers:
-            worker.stop()
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,

@@ -143,17 +143,6 @@ class SandboxedProcess:
             self.process.wait()
         self.close()
 
-    def stop(self, request: dict, grace: float = 5.0) -> None:
-        """Ask the child to finish (`request`), then kill what is left of its group."""
-        if self.alive:
-            try:
-                self.send(request)
-                if self.process is not None:
-                    self.process.wait(timeout=grace)
-            except (OSError, ChildDied, subprocess.TimeoutExpired):
-                pass
-        self.kill()
-
     def close(self) -> None:
         if self.requests is not None:
             try:

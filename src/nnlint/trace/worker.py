@@ -146,10 +146,7 @@ def main(argv: list[str]) -> int:
     warm_meta = MetaWarmup(lambda seconds: send({"grace": seconds}))
     send({"ready": True, "torch": torch.__version__, "isolation": isolation})
     for line in requests:
-        request = json.loads(line)
-        if request.get("stop"):
-            break
-        check_file(request, send, warm_meta)
+        check_file(json.loads(line), send, warm_meta)
         send({"done": True})
     return 0
 
