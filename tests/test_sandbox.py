@@ -144,3 +144,27 @@ def test_worker_dies_with_nnlint(tmp_path):
     while any(ours in p for p in _processes()):
         assert time.monotonic() < deadline, "the worker outlived nnlint"
         time.sleep(0.2)
+
+
+@pytest.mark.parametrize("paths, select, static_only, starts", [
+    (("train.py",), None, False, True),
+    (("src",), "NNL7", False, True),
+    (("train.py",), "NNL1,NNL712", False, True),
+    (("train.py",), "NNL1,NNL3", False, False),  # no traced code selected
+    (("train.py",), None, True, False),
+    (("-",), None, False, False),  # standard input is never traced
+])
+def test_cli_starts_a_worker_first_only_when_it_may_trace(tmp_path, monkeypatch, paths, select, static_only, starts):
+    from nnlint.cli import _early_worker
+
+    monkeypatch.chdir(tmp_path)
+    early = _early_worker(paths, select, static_only)
+    try:
+        assert (early is not None) == starts
+        if early is not None and select is None:  # once is enough: a real worker, torch imported, waiting
+            early.thread.join(timeout=120)
+            assert early.worker.child.alive
+    finally:
+        if early is not None:
+            early.discard()
+    assert not [p for p in _processes() if f"NNLINT_CALLER_CWD={tmp_path} " in p]
