@@ -4,7 +4,8 @@
 
 Runs are interleaved (torch, nnlint, torch, nnlint, ...) so both see the same disk cache and load;
 each is a fresh process, timed by wall clock (CPU time too). Reports the medians and their ratio. Target: <= 1.5x,
-reached by starting the trace worker (and its `import torch`) before the static pass.
+reached by starting the trace worker (and its `import torch`) before nnlint imports anything heavy,
+and by killing workers once they have answered instead of waiting for torch's interpreter teardown.
 """
 
 from __future__ import annotations
