@@ -125,7 +125,7 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
     snippets: list[str] = []
     by_display = {t.display: t for t in tasks}
     active = [layer for layer in layers if layer.codes & enabled_anywhere]  # no tracing under --select NNL3
-    for layer in active:
+    for layer in layers:  # an inactive layer's prepare releases what was started for it
         if hasattr(layer, "prepare"):
             layer.prepare(tasks, selection)
     for layer in active:

@@ -132,7 +132,8 @@ class TraceLayer:
 
     def prepare(self, files: list[FileTask], selection: RuleSelection) -> None:
         """Start the workers now, so their `import torch` overlaps the static layer: as many as
-        files that mention torch, up to --jobs."""
+        files that mention torch, up to --jobs; none, and the CLI's early worker let go, when no file
+        enabling a traced code mentions torch."""
         import importlib.util
 
         if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
@@ -140,19 +141,23 @@ class TraceLayer:
         from nnlint.trace.options import trace_options
         from nnlint.trace.workers import WorkerPool
 
-        options = trace_options(selection.project_settings(), self.options)
+        early = self.options.early_worker
         wanted = 0
-        for task in files:
-            try:
-                with open(task.path, "rb") as handle:
-                    wanted += b"torch" in handle.read()
-            except OSError:
-                continue
-            if wanted >= options.jobs:
-                break
+        if any(self.codes & task.enabled for task in files):
+            options = trace_options(selection.project_settings(), self.options)
+            for task in files:
+                try:
+                    with open(task.path, "rb") as handle:
+                        wanted += b"torch" in handle.read()
+                except OSError:
+                    continue
+                if wanted >= options.jobs:
+                    break
         if wanted:
-            self.pool = WorkerPool(options, early=self.options.early_worker)
+            self.pool = WorkerPool(options, early=early)
             self.pool.start_early(wanted)
+        elif early is not None:  # nothing to trace: free its core for the static pass now
+            early.discard()
 
     def close(self) -> None:
         if self.pool is not None:
