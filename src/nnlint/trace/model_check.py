@@ -24,6 +24,7 @@ from nnlint.trace.construction import _value_for, construction_candidates, image
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
     FIXED,
+    FLAT,
     SPATIAL,
     input_candidates,
     make_tensors,
@@ -187,19 +188,21 @@ def _traced(cls, how, build, model, found, params, request, options, path, fake,
     result = _analyzed(model, how, found, params, path, fake, started,
                        lambda result, found: confirm(result, found=found))
     if request.get("unbatched"):
-        _drop_batch_findings(result)
+        _drop_batch_findings(result, "the code calls the model on one sample")
+    elif FLAT in found[2]:
+        _drop_batch_findings(result, "the input is one flat list of ids, not a batch")
     TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
     return result
 
 
-def _drop_batch_findings(result: dict) -> None:
-    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
+def _drop_batch_findings(result: dict, why: str) -> None:
+    """The input's rows are not samples (`model(x[0])`, the flat ids of an EmbeddingBag)."""
     from nnlint.trace.analyze import BATCH_CODES
 
     kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
     if len(kept) < len(result.get("findings", [])):
         result["notes"] = list(result.get("notes", [])) + [
-            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
+            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: {why}"]
     result["findings"] = kept
 
 
