@@ -133,6 +133,15 @@ def test_synthesized_sizes_are_pairwise_distinct():
     assert _distinct({"a": 64, "b": 64}, frozenset({"a", "b"})) == {"a": 64, "b": 64}
 
 
+def test_free_sizes_differ_from_the_numbers_of_their_own_spec():
+    pytest.importorskip("torch")  # the worker's input search imports torch
+    from nnlint.trace.input_search import sizes_for
+    from nnlint.trace.inputs import parse_input
+
+    sizes = sizes_for(parse_input("float32[T,B,5]"), {}, set(), None)
+    assert sizes["B"] != 5 and sizes["T"] != 5 and sizes["B"] != sizes["T"]
+
+
 def test_widths_and_graph_inputs():
     assert width_hints({"in_features": 64, "n_heads": 4, "num_layers": 2, "seq_len": 49, "d_model": 64,
                         "hidden_dim": 40, "bias": True}) == [64, 40]

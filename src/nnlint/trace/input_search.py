@@ -220,12 +220,17 @@ FIXED = "$fixed"  # in sizes: the symbols the input candidate fixed (the others 
 
 
 def sizes_for(spec: InputSpec, fixed: dict, dims: set[int], batch: int | None) -> dict:
-    """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`."""
+    """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`
+    and from the spec's own numbers."""
     symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
     sizes = dict(fixed)
-    sizes.update(choose_sizes(symbols, dims, batch=batch, spatial=SPATIAL))
+    sizes.update(choose_sizes(symbols, dims | spec_numbers(spec), batch=batch, spatial=SPATIAL))
     sizes[FIXED] = tuple(k for k in fixed if not k.startswith("$"))
     return sizes
+
+
+def spec_numbers(spec: InputSpec) -> set[int]:
+    return {d for t in spec.all_specs() for d in t.dims if isinstance(d, int)}
 
 
 def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0):

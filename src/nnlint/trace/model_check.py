@@ -30,6 +30,7 @@ from nnlint.trace.input_search import (
     make_tensors,
     param_dims,
     sizes_for,
+    spec_numbers,
 )
 from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
 from nnlint.trace.usage import width_hints
@@ -318,7 +319,7 @@ def _second_inputs(model, request, options, found):
     sized independently, then the other candidates of the same ranks."""
     source, spec, sizes = found[:3]
     free = {s for t in spec.all_specs() for s in t.symbols()} - set(sizes.get(FIXED, ()))
-    dims = param_dims(model)
+    dims = param_dims(model) | spec_numbers(spec)
     yield spec, resized(sizes, free, dims, spatial=SPATIAL)
     ranks = [len(t.dims) for t in spec.all_specs()]
     for _, other, other_fixed in input_candidates(model, request):
