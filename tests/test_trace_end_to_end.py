@@ -315,3 +315,65 @@ def test_embedding_bags_get_flat_ids_only_when_forward_takes_offsets():
         ["int64[B,T]"], ["int64[L]", "offsets=int64[B]"]]
     assert [specs for specs, _ in _layer_candidates(nn.Embedding(10, 4), [])] == [["int64[B,T]"], ["int64[B]"]]
 
+
+COMMENTED = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Pooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(3 * 8 * 8, 10)
+
+    # images: (B, 3, 32, 32)
+    def forward(self, images):
+        b, c, h, w = images.shape
+        return self.head(F.avg_pool2d(images, 4).reshape(b, -1))
+
+
+class PooledDocumented(Pooled):
+    def forward(self, x):
+        """Class scores.
+
+        Args:
+            x (Tensor): images of shape (batch, 3, 32, 32)
+        """
+        b, c, h, w = x.shape
+        return self.head(F.avg_pool2d(x, 4).reshape(b, -1))
+
+
+class PooledGarbled(Pooled):
+    def forward(self, x):
+        # x: (B, 3, H*2, W/2) or [batch, ???
+        b, c, h, w = x.shape
+        return self.head(F.avg_pool2d(x, 4).reshape(b, -1))
+
+
+class TimeMajor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        # x: [seq_len, batch, 5]
+        t, b, f = x.shape
+        return (x * self.scale).softmax(dim=DIM)
+'''
+
+
+@pytest.mark.parametrize("dim, codes", [(0, set()), (1, {"NNL704", "NNL705"})])
+def test_shape_comments_feed_forwards_nothing_else_fits(pool, tmp_path, dim, codes):
+    # The comments give the shapes; the garbled one is ignored (its model stays untraced); the
+    # batch is where the comment puts it: a softmax over the sequence is fine, over the batch not.
+    path = tmp_path / "commented.py"
+    path.write_text(COMMENTED.replace("DIM", str(dim)))
+    diagnostics, notes = trace_files([(str(path), "commented.py")], TraceOptions(jobs=1, timeout=60, verbose=True),
+                                     pool=pool)
+    inputs = _traced_inputs(notes)
+    assert re.fullmatch(r'"float32\[\d+,3,32,32\]"', inputs["Pooled"]), notes
+    assert inputs["PooledDocumented"] == inputs["Pooled"], notes
+    assert "PooledGarbled" not in inputs and "TimeMajor" in inputs, notes
+    garbled, softmax = _line(COMMENTED, "class PooledGarbled"), _line(COMMENTED, "softmax")
+    assert {(d.line, d.code) for d in diagnostics} == {(garbled, "NNL790")} | {(softmax, c) for c in codes}, diagnostics

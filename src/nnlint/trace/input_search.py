@@ -125,7 +125,8 @@ def _layer_candidates(layer, hints, takes_offsets: bool = False) -> list[tuple[l
 
 
 def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
-    """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
+    """(where from, specs, fixed sizes) in the issue's order: config, inline comment, literals, first
+    layer, constructor widths, shape comments, generic guesses."""
     out: list = []
     config = request.get("config") or {}
     if "input" in config:
@@ -141,10 +142,12 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     takes_offsets = "offsets" in (_forward_parameters(model) or {})
     seen = set()
     tried_layers = 0
+    first_layer = None
     for layer in _leaf_layers(model, request.get("first_layers", [])):
         candidates = _layer_candidates(layer, hints, takes_offsets)
         if not candidates:
             continue
+        first_layer = first_layer or layer
         for specs, sizes in candidates:
             specs = _pad_to_forward(model, specs)
             variants = [sizes] + [{**sizes, "T": t} for t in request.get("sequence_hints", [])
@@ -169,11 +172,26 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
                 trimmed = InputSpec(spec.args[:required - 1])
                 for symbol in reversed(spec.args[0].symbols()):
                     out.insert(0, (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
+    if request.get("comment_input"):
+        out.append(_commented(model, request["comment_input"], first_layer))
     # Last resorts, for parameter-free modules and forwards that start with arithmetic: every size a guess.
     for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
                          (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
         out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
     return out
+
+
+COMMENT = "shape comment"
+
+
+def _commented(model, specs: list[str], first_layer) -> tuple[str, InputSpec, dict]:
+    """The shapes the code's comments give forward's inputs: token ids for an embedding, and a guess
+    (a finding must reproduce on other sizes) unless every size but the batch is a number."""
+    if isinstance(first_layer, (nn.Embedding, nn.EmbeddingBag)):
+        specs = [spec.replace("float32[", "int64[", 1) for spec in specs]
+    spec = _parse_list(_pad_to_forward(model, specs))
+    guessed = any(s != "B" for t in spec.all_specs() for s in t.symbols())
+    return COMMENT, spec, {GUESSED: 1} if guessed else {}
 
 
 def _forward_parameters(model) -> dict[str, inspect.Parameter] | None:

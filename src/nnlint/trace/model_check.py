@@ -23,6 +23,7 @@ from nnlint.trace.building import define_missing_global
 from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
+    COMMENT,
     FIXED,
     FLAT,
     SPATIAL,
@@ -348,7 +349,8 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
             with checked_code():
                 args, kwargs = make_tensors(spec, sizes, target, device)
                 _forward(target, args, kwargs, device)
-            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()),
+                             _batch_axis(found[0], spec))
         except (CheckedCodeFailed, ModelFailure):  # this second input does not run: try another
             continue
         seen = {(f["code"], f["line"]) for f in again.get("findings", [])}
@@ -366,7 +368,7 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
 
 def _batch_axis(source: str, spec: InputSpec) -> int | None:
     """Where the code itself puts the batch (its `B`), for inputs it declared; None: infer it."""
-    if source not in TRUSTED_SOURCES or not spec.all_specs():
+    if source not in TRUSTED_SOURCES + (COMMENT,) or not spec.all_specs():
         return None
     dims = spec.all_specs()[0].dims
     return dims.index("B") if "B" in dims else None
