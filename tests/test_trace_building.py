@@ -133,6 +133,15 @@ def test_synthesized_sizes_are_pairwise_distinct():
     assert _distinct({"a": 64, "b": 64}, frozenset({"a", "b"})) == {"a": 64, "b": 64}
 
 
+def test_free_sizes_differ_from_the_numbers_of_their_own_spec():
+    pytest.importorskip("torch")  # the worker's input search imports torch
+    from nnlint.trace.input_search import sizes_for
+    from nnlint.trace.inputs import parse_input
+
+    sizes = sizes_for(parse_input("float32[T,B,5]"), {}, set(), None)
+    assert sizes["B"] != 5 and sizes["T"] != 5 and sizes["B"] != sizes["T"]
+
+
 def test_widths_and_graph_inputs():
     assert width_hints({"in_features": 64, "n_heads": 4, "num_layers": 2, "seq_len": 49, "d_model": 64,
                         "hidden_dim": 40, "bias": True}) == [64, 40]
@@ -164,3 +173,57 @@ def test_call_sites_on_one_sample_mark_the_model_unbatched():
              ("model(x[None])", []), ("model(x[0:1])", []), ("model(x[0].unsqueeze(0))", []))
     for call, unbatched in cases:
         assert discover(source + call + "\n").unbatched == unbatched, call
+
+
+SHAPE_COMMENTS = '''
+from torch import nn
+
+class Above(nn.Module):
+    # x: [batch, seq_len]
+    def forward(self, x):
+        return x
+
+class Doc(nn.Module):
+    def forward(self, x, mask):
+        """x: Tensor of shape (batch, 3, 32, 32)
+
+        mask (torch.BoolTensor): shape (bs, 32, 32,) or None
+        """
+        return x
+
+class Body(nn.Module):
+    def forward(self, input):
+        # input: (N, C, H, W)
+        x = self.conv(input)  # x: (N, 64, H, W)
+        return x
+
+class Named(nn.Module):
+    def forward(self, x):
+        """Shape:
+            - Input: (B, T, d_model)
+        """
+        return x
+
+class Garbled(nn.Module):
+    def forward(self, x, y):
+        # x: (B, 3, H/2, W/2); x (Tensor): a picture; x: [3, 32, 32]; y: (B, 4)
+        # x: (batch, ???
+        return x
+
+class Partial(nn.Module):
+    def forward(self, x, y):
+        # y: (B, 4)
+        return x
+'''
+
+
+def test_shape_comments_on_forward_inputs_become_specs():
+    found = {c.name: c.comment_input for c in discover(SHAPE_COMMENTS).classes}
+    assert found == {
+        "Above": ["float32[B,T]"],
+        "Doc": ["float32[B,3,32,32]", "float32[B,32,32]"],
+        "Body": ["float32[B,C,H,W]"],  # the first comment on `input`: later ones describe other tensors
+        "Named": ["float32[B,T,d_model]"],  # `Input` is forward's first input; other names stay free sizes
+        "Garbled": [],  # no shape with a named batch for x, the first input
+        "Partial": [],
+    }

@@ -230,3 +230,150 @@ def test_models_called_on_one_sample_get_no_batch_hazards(pool, tmp_path, call, 
     diagnostics, _ = trace_files([(str(path), "frames.py")], TraceOptions(jobs=1, timeout=60), pool=pool)
     assert {d.code for d in diagnostics} == codes, diagnostics
     assert all(d.line == 15 for d in diagnostics)
+
+
+RECOMMENDERS = '''
+import torch
+from torch import nn
+
+
+class NeuralCF(nn.Module):
+    """One user id and one item id per sample: their embeddings side by side, then an MLP."""
+
+    def __init__(self, n_users=100, n_items=50, dim=16):
+        super().__init__()
+        self.user_emb = nn.Embedding(n_users, dim)
+        self.item_emb = nn.Embedding(n_items, dim)
+        self.mlp = nn.Sequential(nn.Linear(2 * dim, 32), nn.ReLU(), nn.Linear(32, 1))
+
+    def forward(self, user, item):
+        pair = torch.cat([self.user_emb(user), self.item_emb(item)], dim=1)
+        return self.mlp(pair).squeeze(1)
+
+
+class RankedCF(NeuralCF):
+    def forward(self, user, item):
+        pair = torch.cat([self.user_emb(user), self.item_emb(item)], dim=1)
+        return torch.softmax(self.mlp(pair).squeeze(1), dim=0)
+
+
+class BagClassifier(nn.Module):
+    def __init__(self, vocab=200, dim=16, classes=4):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(vocab, dim)
+        self.fc = nn.Linear(dim, classes)
+
+    def forward(self, text, offsets):
+        return self.fc(self.embedding(text, offsets))
+
+
+class TokenNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(100, 16)
+        self.rnn = nn.GRU(16, 8, batch_first=True)
+
+    def forward(self, tokens):
+        return self.rnn(self.emb(tokens))[0][:, -1]
+'''
+
+
+def _line(source: str, text: str) -> int:
+    return next(n for n, line in enumerate(source.split("\n"), 1) if text in line)
+
+
+def _traced_inputs(notes: list[str]) -> dict[str, str]:
+    """Model name -> the input its traced note shows."""
+    found = (re.search(r": (\w+): traced via .* input (.*) from ", n) for n in notes)
+    return {m.group(1): m.group(2) for m in found if m}
+
+
+def test_embedding_models_get_one_id_per_sample_when_token_sequences_do_not_run(pool, tmp_path):
+    # NeuralCF's concatenation along dim 1 only works on one id per sample; a softmax over those
+    # samples is the hazard; token models keep their (B, T) input; EmbeddingBag gets flat ids and offsets.
+    path = tmp_path / "recommenders.py"
+    path.write_text(RECOMMENDERS)
+    diagnostics, notes = trace_files([(str(path), "recommenders.py")], TraceOptions(jobs=1, timeout=60, verbose=True),
+                                     pool=pool)
+    line = _line(RECOMMENDERS, "softmax")
+    assert {(d.line, d.code) for d in diagnostics} == {(line, "NNL704"), (line, "NNL705")}, diagnostics
+    inputs = _traced_inputs(notes)
+    for name in ("NeuralCF", "RankedCF"):  # sibling id inputs of one shape
+        assert re.fullmatch(r'\["int64\[(\d+)\]", "int64\[\1\]"\]', inputs[name]), notes
+    assert re.fullmatch(r'"int64\[\d+,\d+\]"', inputs["TokenNet"]), notes
+    assert "BagClassifier" in inputs, notes
+
+
+def test_embedding_bags_get_flat_ids_only_when_forward_takes_offsets():
+    from torch import nn
+
+    from nnlint.trace.input_search import _layer_candidates
+
+    bag = nn.EmbeddingBag(10, 4)
+    assert [specs for specs, _ in _layer_candidates(bag, [])] == [["int64[B,T]"]]
+    assert [specs for specs, _ in _layer_candidates(bag, [], takes_offsets=True)] == [
+        ["int64[B,T]"], ["int64[L]", "offsets=int64[B]"]]
+    assert [specs for specs, _ in _layer_candidates(nn.Embedding(10, 4), [])] == [["int64[B,T]"], ["int64[B]"]]
+
+
+COMMENTED = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Pooled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(3 * 8 * 8, 10)
+
+    # images: (B, 3, 32, 32)
+    def forward(self, images):
+        b, c, h, w = images.shape
+        return self.head(F.avg_pool2d(images, 4).reshape(b, -1))
+
+
+class PooledDocumented(Pooled):
+    def forward(self, x):
+        """Class scores.
+
+        Args:
+            x (Tensor): images of shape (batch, 3, 32, 32)
+        """
+        b, c, h, w = x.shape
+        return self.head(F.avg_pool2d(x, 4).reshape(b, -1))
+
+
+class PooledGarbled(Pooled):
+    def forward(self, x):
+        # x: (B, 3, H*2, W/2) or [batch, ???
+        b, c, h, w = x.shape
+        return self.head(F.avg_pool2d(x, 4).reshape(b, -1))
+
+
+class TimeMajor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        # x: [seq_len, batch, 5]
+        t, b, f = x.shape
+        return (x * self.scale).softmax(dim=DIM)
+'''
+
+
+@pytest.mark.parametrize("dim, codes", [(0, set()), (1, {"NNL704", "NNL705"})])
+def test_shape_comments_feed_forwards_nothing_else_fits(pool, tmp_path, dim, codes):
+    # The comments give the shapes; the garbled one is ignored (its model stays untraced); the
+    # batch is where the comment puts it: a softmax over the sequence is fine, over the batch not.
+    path = tmp_path / "commented.py"
+    path.write_text(COMMENTED.replace("DIM", str(dim)))
+    diagnostics, notes = trace_files([(str(path), "commented.py")], TraceOptions(jobs=1, timeout=60, verbose=True),
+                                     pool=pool)
+    inputs = _traced_inputs(notes)
+    assert re.fullmatch(r'"float32\[\d+,3,32,32\]"', inputs["Pooled"]), notes
+    assert inputs["PooledDocumented"] == inputs["Pooled"], notes
+    assert "PooledGarbled" not in inputs and "TimeMajor" in inputs, notes
+    garbled, softmax = _line(COMMENTED, "class PooledGarbled"), _line(COMMENTED, "softmax")
+    assert {(d.line, d.code) for d in diagnostics} == {(garbled, "NNL790")} | {(softmax, c) for c in codes}, diagnostics

@@ -17,6 +17,7 @@ from nnlint.imports import ImportTable, dotted_name
 from nnlint.static.facts.classes import decide_modules
 from nnlint.static.facts.names import last_part
 from nnlint.trace.callsites import UNKNOWN, argparse_defaults, parsed_names
+from nnlint.trace.shape_comments import comment_inputs
 
 _INPUT_COMMENT = re.compile(r"#\s*nnlint:\s*input\s*=\s*(.+?)\s*$")
 _TENSOR_FACTORIES = {"randn": "float32", "rand": "float32", "zeros": "float32", "ones": "float32",
@@ -44,6 +45,7 @@ class ModelClass:
     is_module: bool | None  # None: decided later, from classes in other files
     input: list[str] | None = None  # from `# nnlint: input=...` on the class line
     first_layers: list[str] = field(default_factory=list)  # `self.<attr>` called first in forward
+    comment_input: list[str] = field(default_factory=list)  # from `# x: (B, 1, 28, 28)` about forward's inputs
 
 
 @dataclass
@@ -327,25 +329,26 @@ def _tensor_spec(node: cst.BaseExpression, ev: _Evaluator, depth: int = 0) -> st
     return f"{dtype}[{','.join(str(d) for d in _dims_after_first(values))}]"
 
 
-def _first_layers(node: cst.ClassDef, limit: int = 4) -> list[str]:
+def _forward(node: cst.ClassDef) -> cst.FunctionDef | None:
+    return next((s for s in node.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward"), None)
+
+
+def _first_layers(forward: cst.FunctionDef, limit: int = 4) -> list[str]:
     """The submodules forward calls, in source order: the first one decides the input's shape."""
-    for stmt in node.body.body:
-        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "forward":
-            found: list[str] = []
-            for sub in _post_order(stmt.body):
-                if not isinstance(sub, cst.Call):
-                    continue
-                func = sub.func
-                while isinstance(func, cst.Subscript):
-                    func = func.value
-                name = dotted_name(func) or ""
-                parts = name.split(".")
-                if len(parts) >= 2 and parts[0] == "self" and parts[1] not in found:
-                    found.append(parts[1])
-                if len(found) >= limit:
-                    break
-            return found
-    return []
+    found: list[str] = []
+    for sub in _post_order(forward.body):
+        if not isinstance(sub, cst.Call):
+            continue
+        func = sub.func
+        while isinstance(func, cst.Subscript):
+            func = func.value
+        name = dotted_name(func) or ""
+        parts = name.split(".")
+        if len(parts) >= 2 and parts[0] == "self" and parts[1] not in found:
+            found.append(parts[1])
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _factory_target(func: cst.FunctionDef, class_names: set[str]) -> str | None:
@@ -444,9 +447,11 @@ def discover(source: str) -> FileModels:
             match = _INPUT_COMMENT.search(text)
             if match:
                 spec = _split_specs(match.group(1))
+        forward = _forward(node)
         model = ModelClass(node.name.value, name_pos.start.line, name_pos.start.column + 1,
                            name_pos.end.line, name_pos.end.column + 1, bases, None, spec,
-                           first_layers=_first_layers(node))
+                           first_layers=_first_layers(forward) if forward else [],
+                           comment_input=comment_inputs(forward) if forward else [])
         local[model.name] = model
         result.classes.append(model)
 

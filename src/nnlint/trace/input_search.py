@@ -7,6 +7,7 @@ Imported only in the worker, after its memory cap is set.
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.nn as nn
@@ -17,6 +18,9 @@ from nnlint.trace.usage import hidden_method, width_specs
 SPATIAL = ("H", "W", "D", "L")
 # Fixed image sizes that many CNN heads (a Linear after a flatten) or ViTs insist on.
 COMMON_SIDES = (32, 28, 64, 224)
+# In sizes: the input is one flat list of ids that `offsets` cut into B bags: its first dimension
+# is no batch, so batch findings are dropped.
+FLAT = "$flat"
 
 
 def param_dims(model) -> set[int]:
@@ -59,13 +63,16 @@ def _size_hints(model) -> list[int]:
     return hints
 
 
-def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
+def _layer_candidates(layer, hints, takes_offsets: bool = False) -> list[tuple[list[str], dict]]:
     """Input specs for a model whose forward starts at `layer`, with any fixed sizes to try."""
     # Free prime sides first; then larger primes (Inception needs 75 px); then the exact sizes
     # fixed heads insist on.
     spatial_sides = [None] + [(h, h) for h in hints] + [(79, 83)] + [(s, s) for s in COMMON_SIDES]
-    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):  # a 2-D input to EmbeddingBag is B bags
-        return [(["int64[B,T]"], {})]
+    if isinstance(layer, nn.Embedding):  # token sequences, then one id per sample (recommenders)
+        return [(["int64[B,T]"], {}), (["int64[B]"], {})]
+    if isinstance(layer, nn.EmbeddingBag):  # a 2-D input is B bags; a 1-D one needs the bags' offsets
+        flat = [(["int64[L]", "offsets=int64[B]"], {FLAT: 1})] if takes_offsets else []
+        return [(["int64[B,T]"], {})] + flat
     if isinstance(layer, nn.Linear):
         return [([f"float32[B,{layer.in_features}]"], {}), ([f"float32[B,T,{layer.in_features}]"], {})]
     if isinstance(layer, nn.Bilinear):
@@ -118,7 +125,8 @@ def _layer_candidates(layer, hints) -> list[tuple[list[str], dict]]:
 
 
 def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
-    """(where from, specs, fixed sizes) in the issue's order: config, comment, literals, first layer."""
+    """(where from, specs, fixed sizes) in the issue's order: config, inline comment, literals, first
+    layer, constructor widths, shape comments, generic guesses."""
     out: list = []
     config = request.get("config") or {}
     if "input" in config:
@@ -131,12 +139,15 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
         except SpecError:
             continue
     hints = list(dict.fromkeys(request.get("image_hints", []) + _size_hints(model)))
+    takes_offsets = "offsets" in (_forward_parameters(model) or {})
     seen = set()
     tried_layers = 0
+    first_layer = None
     for layer in _leaf_layers(model, request.get("first_layers", [])):
-        candidates = _layer_candidates(layer, hints)
+        candidates = _layer_candidates(layer, hints, takes_offsets)
         if not candidates:
             continue
+        first_layer = first_layer or layer
         for specs, sizes in candidates:
             specs = _pad_to_forward(model, specs)
             variants = [sizes] + [{**sizes, "T": t} for t in request.get("sequence_hints", [])
@@ -161,6 +172,8 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
                 trimmed = InputSpec(spec.args[:required - 1])
                 for symbol in reversed(spec.args[0].symbols()):
                     out.insert(0, (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
+    if request.get("comment_input"):
+        out.append(_commented(model, request["comment_input"], first_layer))
     # Last resorts, for parameter-free modules and forwards that start with arithmetic: every size a guess.
     for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
                          (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
@@ -168,24 +181,41 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     return out
 
 
-def _required_inputs(model) -> int:
+COMMENT = "shape comment"
+
+
+def _commented(model, specs: list[str], first_layer) -> tuple[str, InputSpec, dict]:
+    """The shapes the code's comments give forward's inputs: token ids for an embedding, and a guess
+    (a finding must reproduce on other sizes) unless every size but the batch is a number."""
+    if isinstance(first_layer, (nn.Embedding, nn.EmbeddingBag)):
+        specs = [spec.replace("float32[", "int64[", 1) for spec in specs]
+    spec = _parse_list(_pad_to_forward(model, specs))
+    guessed = any(s != "B" for t in spec.all_specs() for s in t.symbols())
+    return COMMENT, spec, {GUESSED: 1} if guessed else {}
+
+
+def _forward_parameters(model) -> dict[str, inspect.Parameter] | None:
     try:
-        parameters = inspect.signature(model.forward).parameters.values()
+        return dict(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
-        return 1
-    return len([p for p in parameters if p.default is inspect.Parameter.empty
+        return None
+
+
+def _required(parameters: dict[str, inspect.Parameter]) -> int:
+    return len([p for p in parameters.values() if p.default is inspect.Parameter.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
+def _required_inputs(model) -> int:
+    parameters = _forward_parameters(model)
+    return 1 if parameters is None else _required(parameters)
+
+
 def _pad_to_forward(model, specs: list[str]) -> list[str]:
-    """Repeat the first input when forward requires more positional inputs (`forward(x1, x2)`)."""
-    try:
-        parameters = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return specs
-    required = [p for p in parameters if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return specs + [specs[0]] * (len(required) - len(specs)) if len(required) > len(specs) else specs
+    """Repeat the first input when forward requires more positional inputs (`forward(user, item)`):
+    sibling inputs get the same shape and dtype (index inputs: all below every embedding's size)."""
+    required = _required(_forward_parameters(model) or {})
+    return specs + [specs[0]] * (required - len(specs)) if required > len(specs) else specs
 
 
 def _parse_list(specs: list[str]) -> InputSpec:
@@ -208,12 +238,17 @@ FIXED = "$fixed"  # in sizes: the symbols the input candidate fixed (the others 
 
 
 def sizes_for(spec: InputSpec, fixed: dict, dims: set[int], batch: int | None) -> dict:
-    """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`."""
+    """Values for the spec's free sizes: `fixed` ones as given, the others chosen to differ from `dims`
+    and from the spec's own numbers."""
     symbols = [s for t in spec.all_specs() for s in t.symbols() if s not in fixed]
     sizes = dict(fixed)
-    sizes.update(choose_sizes(symbols, dims, batch=batch, spatial=SPATIAL))
+    sizes.update(choose_sizes(symbols, dims | spec_numbers(spec), batch=batch, spatial=SPATIAL))
     sizes[FIXED] = tuple(k for k in fixed if not k.startswith("$"))
     return sizes
+
+
+def spec_numbers(spec: InputSpec) -> set[int]:
+    return {d for t in spec.all_specs() for d in t.dims if isinstance(d, int)}
 
 
 def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0):
@@ -240,6 +275,10 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
         if tensor_spec.dtype == "bool":
             return torch.randint(0, 2, shape, generator=generator).bool()
         made.append(tensor_spec)
+        if name == "offsets" and spec.args:  # where each bag starts in the flat ids: from 0, ascending
+            starts = torch.randint(0, math.prod(spec.args[0].shape(sizes)), shape, generator=generator).sort().values
+            starts[:1] = 0
+            return starts.to(dtype)
         if tensor_spec.is_int:
             labels = len(made) > 1 or any(w in name.lower() for w in _LABEL_NAMES)
             return torch.randint(0, label_high if labels else high, shape, generator=generator, dtype=dtype)

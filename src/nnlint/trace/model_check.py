@@ -23,12 +23,15 @@ from nnlint.trace.building import define_missing_global
 from nnlint.trace.construction import _value_for, construction_candidates, image_hints, sequence_hints
 from nnlint.trace.failures import CheckedCodeFailed, checked_code
 from nnlint.trace.input_search import (
+    COMMENT,
     FIXED,
+    FLAT,
     SPATIAL,
     input_candidates,
     make_tensors,
     param_dims,
     sizes_for,
+    spec_numbers,
 )
 from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
 from nnlint.trace.usage import width_hints
@@ -187,19 +190,21 @@ def _traced(cls, how, build, model, found, params, request, options, path, fake,
     result = _analyzed(model, how, found, params, path, fake, started,
                        lambda result, found: confirm(result, found=found))
     if request.get("unbatched"):
-        _drop_batch_findings(result)
+        _drop_batch_findings(result, "the code calls the model on one sample")
+    elif FLAT in found[2]:
+        _drop_batch_findings(result, "the input is one flat list of ids, not a batch")
     TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
     return result
 
 
-def _drop_batch_findings(result: dict) -> None:
-    """The checked code calls the model on one sample (`model(x[0])`): rows are not samples."""
+def _drop_batch_findings(result: dict, why: str) -> None:
+    """The input's rows are not samples (`model(x[0])`, the flat ids of an EmbeddingBag)."""
     from nnlint.trace.analyze import BATCH_CODES
 
     kept = [f for f in result.get("findings", []) if f["code"] not in BATCH_CODES]
     if len(kept) < len(result.get("findings", [])):
         result["notes"] = list(result.get("notes", [])) + [
-            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: the code calls the model on one sample"]
+            f"{len(result['findings']) - len(kept)} batch finding(s) dropped: {why}"]
     result["findings"] = kept
 
 
@@ -315,7 +320,7 @@ def _second_inputs(model, request, options, found):
     sized independently, then the other candidates of the same ranks."""
     source, spec, sizes = found[:3]
     free = {s for t in spec.all_specs() for s in t.symbols()} - set(sizes.get(FIXED, ()))
-    dims = param_dims(model)
+    dims = param_dims(model) | spec_numbers(spec)
     yield spec, resized(sizes, free, dims, spatial=SPATIAL)
     ranks = [len(t.dims) for t in spec.all_specs()]
     for _, other, other_fixed in input_candidates(model, request):
@@ -344,7 +349,8 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
             with checked_code():
                 args, kwargs = make_tensors(spec, sizes, target, device)
                 _forward(target, args, kwargs, device)
-            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()))
+            again = _analyze(target, args, kwargs, path, fake, any(t.is_int for t in spec.all_specs()),
+                             _batch_axis(found[0], spec))
         except (CheckedCodeFailed, ModelFailure):  # this second input does not run: try another
             continue
         seen = {(f["code"], f["line"]) for f in again.get("findings", [])}
@@ -362,7 +368,7 @@ def _confirmed(result, model, rebuild, request, options, found, path, fake) -> d
 
 def _batch_axis(source: str, spec: InputSpec) -> int | None:
     """Where the code itself puts the batch (its `B`), for inputs it declared; None: infer it."""
-    if source not in TRUSTED_SOURCES or not spec.all_specs():
+    if source not in TRUSTED_SOURCES + (COMMENT,) or not spec.all_specs():
         return None
     dims = spec.all_specs()[0].dims
     return dims.index("B") if "B" in dims else None

@@ -145,7 +145,8 @@ def _requests(files: list[_File], options: TraceOptions) -> list[dict]:
                 "literal_inputs": input_shapes.get((path, cls.name), []),
                 "instantiations": instantiations.get((path, cls.name), [])[:4],
                 "factories": file.found.factories.get(cls.name, [])[:2],
-                "first_layers": cls.first_layers, "dtype": dtypes.get((path, cls.name)),
+                "first_layers": cls.first_layers, "comment_input": cls.comment_input,
+                "dtype": dtypes.get((path, cls.name)),
                 "unbatched": (path, cls.name) in unbatched,
             })
         if models:
