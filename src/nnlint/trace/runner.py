@@ -327,7 +327,6 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     own_pool = pool is None
     if pool is None:
         pool = WorkerPool(options)
-    pool.ready()
     queue = list(reversed(requests))
     queue_lock = threading.Lock()
     counts = {"files": 0, "models": 0}
@@ -341,6 +340,8 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
                 progress(counts["files"], len(requests), counts["models"], total_models, display)
 
     def serve(worker: Worker) -> None:
+        if not pool.wait_started(worker, lambda: bool(queue)):  # each serves as soon as it is up
+            return
         while True:
             with queue_lock:
                 if not queue:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,42 +130,53 @@ class WorkerPool:
 
     def __init__(self, options: TraceOptions, early: EarlyWorker | None = None):
         self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
-        self._starting: list[threading.Thread] = []
+        self._starting: dict[int, threading.Thread] = {}  # index of a worker -> the thread starting it
         self._closing = False
         taken = early.hand_over(options) if early is not None else None
         if taken is not None and early is not None:
             self.workers[0] = taken
-            self._starting.append(early.thread)
-        self._started = len(self._starting)  # workers[:_started] are started or starting
+            self._starting[0] = early.thread
 
     def start_early(self, count: int) -> None:
         """Start `count` workers in the background now, so their `import torch` overlaps other work
-        (`nnlint check` runs the static pass meanwhile)."""
-        def start(worker: Worker) -> None:
+        (`nnlint check` runs the static pass meanwhile). Without a core for each worker and one for
+        nnlint, the others wait until the first is ready: imports that fight for the cores delay the
+        first worker, and for a few small files the first is all the run needs."""
+        spare_cores = (os.cpu_count() or 1) > count
+        for index, worker in enumerate(self.workers[:max(0, count)]):
+            if index not in self._starting:
+                after = None if spare_cores or index == 0 else self._starting.get(0)
+                thread = threading.Thread(target=self._start, args=(worker, after), daemon=True)
+                thread.start()
+                self._starting[index] = thread
+
+    def _start(self, worker: Worker, after: threading.Thread | None) -> None:
+        if after is not None:
+            after.join()
+        if not self._closing:
             worker.start_quietly()
-            if self._closing:
-                worker.kill()
+        if self._closing:
+            worker.kill()
 
-        for worker in self.workers[self._started:max(0, count)]:
-            thread = threading.Thread(target=start, args=(worker,), daemon=True)
-            thread.start()
-            self._starting.append(thread)
-        self._started = max(self._started, count)
-
-    def ready(self) -> None:
-        for thread in self._starting:
-            thread.join()
-        self._starting = []
+    def wait_started(self, worker: Worker, still_needed: Callable[[], bool]) -> bool:
+        """Wait until `worker`, when it was started early, is ready; False as soon as it is no longer
+        needed (the other workers took all the files)."""
+        thread = self._starting.get(self.workers.index(worker))
+        while thread is not None and thread.is_alive():
+            if not still_needed():
+                return False
+            thread.join(0.05)
+        return True
 
     def close(self) -> None:
         """Kill every worker: each has answered all it was asked (and one started early but never
-        needed, every file cached, is not waited for)."""
+        needed is not waited for)."""
         self._closing = True
         for worker in self.workers:
             worker.kill()
-        for thread in self._starting:
+        for thread in self._starting.values():
             thread.join(timeout=5)
-        self._starting = []
+        self._starting = {}
 
     def __enter__(self) -> WorkerPool:
         return self
