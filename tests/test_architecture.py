@@ -12,6 +12,8 @@ LOWER_LAYERS = {
     "nnlint.rule": ("nnlint.static", "nnlint.trace", "nnlint.registry"),
     "nnlint.diagnostics": ("nnlint.rule", "nnlint.static", "nnlint.trace"),
     "nnlint.trace.hazards": ("torch", "nnlint.static"),
+    "nnlint.observations": ("nnlint.static", "nnlint.trace", "nnlint.layers"),  # facts are plain data
+    "nnlint.trace.runner": ("torch", "nnlint.check", "nnlint.layers"),
 }
 
 

@@ -377,3 +377,170 @@ def test_shape_comments_feed_forwards_nothing_else_fits(pool, tmp_path, dim, cod
     assert "PooledGarbled" not in inputs and "TimeMajor" in inputs, notes
     garbled, softmax = _line(COMMENTED, "class PooledGarbled"), _line(COMMENTED, "softmax")
     assert {(d.line, d.code) for d in diagnostics} == {(garbled, "NNL790")} | {(softmax, c) for c in codes}, diagnostics
+
+
+# NNL302's fix made exact by the ranks tracing saw: `nnlint check` on one shared project.
+SOFTMAX_HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+SOFTMAX_FILES = {
+    "dense.py": SOFTMAX_HEADER + '''class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+        self.log_probs = nn.LogSoftmax()
+
+    def forward(self, x):
+        logits = self.fc(x)
+        return F.softmax(logits) + self.log_probs(logits)
+
+
+probs = Classifier()(torch.randn(8, 16))
+''',
+    # Data-dependent control flow: traced eagerly; the module is built inside a Sequential.
+    "maps.py": SOFTMAX_HEADER + '''class Segmenter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3, padding=1)
+        self.probs = nn.Sequential(nn.ReLU(), nn.Softmax())
+
+    def forward(self, x):
+        h = self.conv(x)
+        if h.sum() > 1e9:
+            h = h * 0
+        return self.probs(h) + F.log_softmax(h)
+
+
+masks = Segmenter()(torch.randn(2, 3, 9, 9))
+''',
+    "sequence.py": SOFTMAX_HEADER + '''class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 6)
+
+    def forward(self, tokens):
+        return F.softmax(self.proj(tokens))
+
+
+tags = Tagger()(torch.randn(4, 7, 8))
+''',
+    # No example call: the input is a guess (a 2-D one first), so the rank at the softmax is unknown.
+    "guessed.py": SOFTMAX_HEADER + '''class Scorer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 6)
+
+    def forward(self, tokens):
+        return F.softmax(self.proj(tokens))
+''',
+    # One call, run on a 2-D and on a 3-D tensor: the runs disagree.
+    "mixed.py": SOFTMAX_HEADER + '''def normalize(scores):
+    return F.softmax(scores)
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rows = nn.Linear(8, 3)
+
+    def forward(self, x):
+        flat = normalize(self.rows(x))
+        steps = normalize(self.rows(x).unsqueeze(1).expand(-1, 2, -1))
+        return flat.sum() + steps.sum()
+
+
+both = TwoHeads()(torch.randn(4, 8))
+''',
+}
+
+
+def _softmax_project(root):
+    for name, text in SOFTMAX_FILES.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def _check(paths, pool, **options):
+    from nnlint.api import CheckOptions, check_paths
+
+    return check_paths([str(p) for p in paths], CheckOptions([], trace_pool=pool, **{"cache": False, **options}))
+
+
+def _softmax_fixes(outcome) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(file, the line's code) -> (applicability, fix message, the line once fixed) of each NNL302."""
+    from nnlint.fixes import apply_edits
+
+    found = {}
+    for d in outcome.diagnostics:
+        if d.code == "NNL302":
+            name = os.path.basename(d.path)
+            line = SOFTMAX_FILES[name].split("\n")[d.line - 1]
+            fixed = apply_edits(SOFTMAX_FILES[name], d.fix.edits).split("\n")[d.line - 1]
+            found[(name, line.strip())] = (d.fix.applicability.value, d.fix.message, fixed.strip())
+    return found
+
+
+@pytest.fixture(scope="module")
+def softmax_checked(pool, tmp_path_factory):
+    return _check([_softmax_project(tmp_path_factory.mktemp("softmax"))], pool)
+
+
+def test_traced_ranks_make_the_softmax_fix_exact(softmax_checked):
+    fixes = _softmax_fixes(softmax_checked)
+    assert {key: (level, fixed) for key, (level, _, fixed) in fixes.items()} == {
+        ("dense.py", "self.log_probs = nn.LogSoftmax()"): ("safe", "self.log_probs = nn.LogSoftmax(dim=-1)"),
+        ("dense.py", "return F.softmax(logits) + self.log_probs(logits)"):
+            ("safe", "return F.softmax(logits, dim=-1) + self.log_probs(logits)"),
+        ("maps.py", "self.probs = nn.Sequential(nn.ReLU(), nn.Softmax())"):
+            ("safe", "self.probs = nn.Sequential(nn.ReLU(), nn.Softmax(dim=1))"),
+        ("maps.py", "return self.probs(h) + F.log_softmax(h)"):
+            ("safe", "return self.probs(h) + F.log_softmax(h, dim=1)"),
+        ("sequence.py", "return F.softmax(self.proj(tokens))"):
+            ("unsafe", "return F.softmax(self.proj(tokens), dim=-1)"),
+        ("guessed.py", "return F.softmax(self.proj(tokens))"):
+            ("unsafe", "return F.softmax(self.proj(tokens), dim=-1)"),
+        ("mixed.py", "return F.softmax(scores)"): ("unsafe", "return F.softmax(scores, dim=-1)"),
+    }
+    assert "2-D" in fixes[("dense.py", "self.log_probs = nn.LogSoftmax()")][1]
+    assert "4-D" in fixes[("maps.py", "return self.probs(h) + F.log_softmax(h)")][1]
+    assert fixes[("guessed.py", "return F.softmax(self.proj(tokens))")][1] == "pass dim=-1"  # the static fix
+    assert fixes[("mixed.py", "return F.softmax(scores)")][1] == "pass dim=-1"
+    (three_d,) = [d for d in softmax_checked.diagnostics if d.code == "NNL302" and d.path.endswith("sequence.py")]
+    assert "traced on a 3-D input, it normalizes over dim 0" in three_d.message and len(three_d.message) <= 200
+
+
+def test_json_report_carries_the_exact_fix(softmax_checked):
+    from nnlint.report import render
+
+    report = json.loads(render("json", softmax_checked.diagnostics, softmax_checked.summary, color=False))
+    (dense,) = [d for d in report if d["code"] == "NNL302" and d["path"].endswith("dense.py") and d["line"] == 14]
+    assert dense["source"] == "static"
+    assert dense["fix"]["applicability"] == "safe" and dense["fix"]["edits"][0]["content"] == "logits, dim=-1"
+
+
+def test_static_only_keeps_the_unsafe_fix(tmp_path):
+    outcome = _check([_softmax_project(tmp_path)], None, static_only=True)
+    fixes = _softmax_fixes(outcome)
+    assert len(fixes) == 7 and {(level, message) for level, message, _ in fixes.values()} == {("unsafe", "pass dim=-1")}
+
+
+def test_fix_applies_the_traced_safe_fixes_only(pool, tmp_path):
+    from nnlint.diagnostics import Applicability
+
+    root = _softmax_project(tmp_path)
+    outcome = _check([root], pool, fix=frozenset({Applicability.SAFE}))
+    text = {name: (root / name).read_text(encoding="utf-8") for name in SOFTMAX_FILES}
+    assert "nn.LogSoftmax(dim=-1)" in text["dense.py"] and "F.softmax(logits, dim=-1)" in text["dense.py"]
+    assert "nn.Softmax(dim=1)" in text["maps.py"] and "F.log_softmax(h, dim=1)" in text["maps.py"]
+    for name in ("sequence.py", "guessed.py", "mixed.py"):  # unsafe: left for --unsafe-fixes
+        assert text[name] == SOFTMAX_FILES[name]
+    assert sorted(os.path.basename(d.path) for d in outcome.diagnostics if d.code == "NNL302") == [
+        "guessed.py", "mixed.py", "sequence.py"]
+
+
+def test_cached_trace_keeps_the_exact_fix(pool, tmp_path):
+    (tmp_path / "dense.py").write_text(SOFTMAX_FILES["dense.py"], encoding="utf-8")
+    runs = []
+    for _ in range(2):
+        outcome = _check([tmp_path / "dense.py"], pool, cache=True, cache_dir=str(tmp_path / "cache"), verbose=True)
+        runs.append({level for level, _, _ in _softmax_fixes(outcome).values()})
+    assert any("trace results from the cache" in note for note in outcome.notes)
+    assert runs == [{"safe"}, {"safe"}]

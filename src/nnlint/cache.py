@@ -95,8 +95,18 @@ class ResultCache:
         except (TypeError, ValueError, KeyError):
             return None
 
-    def put(self, path: str, key: str, diagnostics: list[Diagnostic], suppressed: list[Diagnostic]) -> None:
-        self.entries[os.path.abspath(path)] = [key, [to_row(d) for d in diagnostics], [to_row(d) for d in suppressed]]
+    def facts(self, path: str, key: str) -> list:
+        """The facts (plain JSON rows) stored with `path`'s results under `key`; none on a miss."""
+        entry = self.entries.get(os.path.abspath(path))
+        if not entry or entry[0] != key or len(entry) < 4 or not isinstance(entry[3], list):
+            return []
+        return entry[3]
+
+    def put(self, path: str, key: str, diagnostics: list[Diagnostic], suppressed: list[Diagnostic],
+            facts: list | None = None) -> None:
+        """Store the results, and any facts (JSON rows) the layer carries besides its findings."""
+        entry = [key, [to_row(d) for d in diagnostics], [to_row(d) for d in suppressed]]
+        self.entries[os.path.abspath(path)] = entry + ([facts] if facts else [])
         self.changed = True
 
     def save(self) -> str | None:

@@ -15,10 +15,12 @@ from nnlint.diagnostics import Applicability, Diagnostic, Severity
 from nnlint.discovery import walk_folder
 from nnlint.engine import FileTask, fix_text
 from nnlint.layers import Layer, StaticLayer, TraceLayer, lint_cached
+from nnlint.observations import SoftmaxRank, Span, span_of
 from nnlint.report import Summary
 from nnlint.selection import RuleSelection
 from nnlint.source import DecodeError, UnreadableFile, decode, encode_like, python_newlines, read_bytes
-from nnlint.suppression import settle
+from nnlint.static.shapes import SoftmaxImplicitDim
+from nnlint.suppression import FileResult, settle
 
 if TYPE_CHECKING:
     from nnlint.trace.workers import EarlyWorker, WorkerPool
@@ -114,17 +116,39 @@ def layers_for(options: CheckOptions, progress: Callable[[], None] | None = None
     return layers
 
 
+def with_traced_facts(diagnostics: list[Diagnostic], softmax_ranks: list[SoftmaxRank],
+                      placed: Callable[[Diagnostic], Diagnostic] | None = None) -> list[Diagnostic]:
+    """The findings, with the fixes tracing makes exact: NNL302's where every traced run of that very call
+    (same file, same span) saw one input rank. A guessed rank (None) agrees with nothing. `placed` gives
+    a finding's place as the facts have it, when the finding is elsewhere (a notebook's joined cells)."""
+    ranks: dict[Span, set[int | None]] = {}
+    for fact in softmax_ranks:
+        ranks.setdefault(fact.span, set()).add(fact.rank)
+    refined = []
+    for d in diagnostics:
+        seen = ranks.get(span_of(placed(d) if placed else d), set()) if d.code == SoftmaxImplicitDim.code else set()
+        rank = next(iter(seen)) if len(seen) == 1 else None
+        refined.append(d if rank is None else SoftmaxImplicitDim.with_traced_rank(d, rank))
+    return refined
+
+
+def _active(tasks: list[FileTask], layers: list[Layer]) -> list[Layer]:
+    enabled_anywhere = frozenset().union(*(t.enabled for t in tasks))
+    return [layer for layer in layers if layer.codes & enabled_anywhere]  # no tracing under --select NNL3
+
+
 def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Layer]
                ) -> tuple[list[Diagnostic], list[Diagnostic], list[str], list[str]]:
     """(reported, suppressed, notes, snippets) of every layer whose codes some file enables; each
-    finding settled once. Layers that can `prepare` (start trace workers) do so before any runs."""
-    enabled_anywhere = frozenset().union(*(t.enabled for t in tasks))
+    finding settled once, then given the fixes tracing made exact. Layers that can `prepare` (start
+    trace workers) do so before any runs."""
     diagnostics: list[Diagnostic] = []
     suppressed: list[Diagnostic] = []
     notes: list[str] = []
     snippets: list[str] = []
+    softmax_ranks: list[SoftmaxRank] = []
     by_display = {t.display: t for t in tasks}
-    active = [layer for layer in layers if layer.codes & enabled_anywhere]  # no tracing under --select NNL3
+    active = _active(tasks, layers)
     for layer in layers:  # an inactive layer's prepare releases what was started for it
         if hasattr(layer, "prepare"):
             layer.prepare(tasks, selection)
@@ -132,6 +156,7 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
         output = layer.run(tasks, selection)
         notes += output.notes
         snippets += output.snippets
+        softmax_ranks += output.softmax_ranks
         raw_by_file: dict[str, list[Diagnostic]] = {}
         for d in output.raw:
             raw_by_file.setdefault(d.path, []).append(d)
@@ -143,7 +168,7 @@ def run_layers(tasks: list[FileTask], selection: RuleSelection, layers: list[Lay
         for result in results:
             diagnostics += result.diagnostics
             suppressed += result.suppressed
-    return diagnostics, suppressed, notes, snippets
+    return with_traced_facts(diagnostics, softmax_ranks), suppressed, notes, snippets
 
 
 def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
@@ -153,17 +178,36 @@ def _stdin_task(options: CheckOptions, selection: RuleSelection) -> FileTask:
     return FileTask(name or "-", display_path(name) if name else "-", selection.for_path(where), options.stdin)
 
 
+def _ranks_before_fixing(tasks: list[FileTask], results: list[FileResult], selection: RuleSelection,
+                         layers: list[Layer]) -> list[SoftmaxRank]:
+    """What tracing the files as they are tells NNL302's fixes, when some file has one and tracing runs:
+    a fix must be exact before it is applied, and applying fixes moves the lines tracing saw. The
+    check after fixing traces again (from the cache for files the fixes left alone)."""
+    if not any(d.code == SoftmaxImplicitDim.code and d.fix for result in results for d in result.diagnostics):
+        return []
+    tracers = [layer for layer in _active(tasks, layers) if layer.name == "trace"]
+    for layer in tracers:
+        if hasattr(layer, "prepare"):
+            layer.prepare(tasks, selection)
+    return [seen for layer in tracers for seen in layer.run(tasks, selection).softmax_ranks]
+
+
 def _apply_fixes(tasks: list[FileTask], options: CheckOptions, cache: ResultCache | None,
-                 outcome: CheckOutcome) -> list[FileTask]:
+                 outcome: CheckOutcome, selection: RuleSelection, layers: list[Layer]) -> list[FileTask]:
     """Fix every file with applicable fixes (before any layer runs, so all of them see the fixed code);
     the tasks to check afterwards (stdin's carries its fixed text)."""
     results = lint_cached(tasks, cache, options.jobs)
+    ranks = _ranks_before_fixing(tasks, results, selection, layers)
+
+    def refine(found: list[Diagnostic], placed: Callable[[Diagnostic], Diagnostic] | None) -> list[Diagnostic]:
+        return with_traced_facts(found, ranks, placed)
+
     for index, (task, result) in enumerate(zip(tasks, results)):
-        if not any(d.fix and d.fix.applicability in options.fix for d in result.diagnostics):
+        if not any(d.fix and d.fix.applicability in options.fix for d in refine(result.diagnostics, None)):
             continue
         data = task.data if task.data is not None else read_bytes(task.path)
         before = decode(data)
-        after, applied, remaining = fix_text(before, task.display, task.enabled, options.fix)
+        after, applied, remaining = fix_text(before, task.display, task.enabled, options.fix, refine)
         if after == before:
             continue
         outcome.changes.append(FileChange(task.display, before, after, applied))
@@ -213,10 +257,10 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckO
     cache = None
     if options.cache and options.stdin is None:
         cache = ResultCache(cache_dir(options.cache_dir, settings), "static")
-    if options.fix:
-        tasks = _apply_fixes(tasks, options, cache, outcome)
     layers = layers_for(options, progress(len(tasks)) if progress else None, cache)
     try:
+        if options.fix:
+            tasks = _apply_fixes(tasks, options, cache, outcome, selection, layers)
         diagnostics, suppressed, notes, snippets = run_layers(tasks, selection, layers)
     finally:
         for layer in layers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import libcst as cst
@@ -238,17 +239,24 @@ def _finish(found: list[Diagnostic], text: str, enabled: frozenset[str], noqa_pa
 MAX_FIX_PASSES = 10
 
 
-def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability]
-             ) -> tuple[str, list[Diagnostic], FileResult]:
+Refine = Callable[[list[Diagnostic], Callable[[Diagnostic], Diagnostic] | None], list[Diagnostic]]
+
+
+def fix_text(text: str, path: str, enabled: frozenset[str], allowed: frozenset[Applicability],
+             refine: Refine | None = None) -> tuple[str, list[Diagnostic], FileResult]:
     """Apply the allowed fixes and check again until nothing more applies (one fix can expose another).
 
     Returns the new text, the diagnostics whose fixes were applied, and the findings that remain.
-    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells."""
+    A notebook's text is its JSON: the rules see its joined cells, the edits go back into the cells.
+    `refine(found, placed)` rewrites the first pass's findings (whose places `placed` gives as reported:
+    a notebook's in its cells) with what was learned about the text as given, e.g. by tracing."""
     applied: list[Diagnostic] = []
     for attempt in range(MAX_FIX_PASSES + 1):
         book = notebook.load(text) if path.endswith(notebook.SUFFIX) else None
         source = book.source if book else text
         result = lint_text(source, path, enabled)
+        if attempt == 0 and refine is not None:  # later passes see moved lines
+            result = FileResult(refine(result.diagnostics, book.to_cell if book else None), result.suppressed)
         if attempt == MAX_FIX_PASSES:
             break  # fixes that keep producing fixes: stop, report what remains
         fixable = [d for d in result.diagnostics if d.fix is not None]

@@ -16,6 +16,7 @@ from nnlint import notebook
 from nnlint.cache import ResultCache, cache_dir, entry_key
 from nnlint.diagnostics import Diagnostic
 from nnlint.engine import FileTask, lint_files
+from nnlint.observations import SoftmaxRank
 from nnlint.registry import registry
 from nnlint.selection import RuleSelection
 from nnlint.source import UnreadableFile, read_bytes
@@ -33,6 +34,7 @@ class LayerOutput:
     raw: list[Diagnostic] = field(default_factory=list)  # to settle: codes, line text, noqa
     notes: list[str] = field(default_factory=list)  # said on stderr, never part of the report
     snippets: list[str] = field(default_factory=list)  # config tables printed after the report
+    softmax_ranks: list[SoftmaxRank] = field(default_factory=list)  # facts that make NNL302's fix exact
 
 
 class Layer(Protocol):
@@ -136,7 +138,7 @@ class TraceLayer:
         enabling a traced code mentions torch."""
         import importlib.util
 
-        if self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
+        if self.pool is not None or self.options.trace_pool is not None or importlib.util.find_spec("torch") is None:
             return
         from nnlint.trace.options import trace_options
         from nnlint.trace.workers import WorkerPool
@@ -175,10 +177,12 @@ class TraceLayer:
         # Every file goes to discovery, enabled or not: a model's base class may live in another file;
         # but not one above max-file-size (the static layer notes it).
         snippets: list[str] = []
+        ranks: list[SoftmaxRank] = []
         diagnostics, notes = trace_files([(f.path, f.display) for f in files
                                           if not f.max_bytes or f.path.endswith(notebook.SUFFIX)
                                           or _size(f.path) <= f.max_bytes], options,
                                          pool=self.options.trace_pool or self.pool, snippets=snippets,
-                                         progress=self.options.trace_progress)
+                                         softmax_ranks=ranks, progress=self.options.trace_progress)
         problem = options.cache.save() if options.cache else None
-        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []), snippets=snippets)
+        return LayerOutput(raw=diagnostics, notes=notes + ([problem] if problem else []), snippets=snippets,
+                           softmax_ranks=ranks)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import libcst as cst
 
-from nnlint.diagnostics import Applicability, Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Fix, Severity
 from nnlint.imports import dotted_name
 from nnlint.rule import Invalid, NodeFix, StaticRule
 from nnlint.static.calls import get_arg, has_arg, positional_args
@@ -33,6 +33,7 @@ _SOFTMAX_FUNCTIONS = frozenset(
     }
 )
 _SOFTMAX_MODULES = frozenset({"torch.nn.Softmax", "torch.nn.LogSoftmax", "torch.nn.Softmin"})
+_LAST_DIM = "dim=-1"  # what the fix passes, unless tracing saw torch pick dim 1
 
 
 class SoftmaxImplicitDim(StaticRule):
@@ -41,8 +42,16 @@ class SoftmaxImplicitDim(StaticRule):
     `F.softmax(x)`, `nn.Softmax()` and friends without `dim` pick dim 0 for 0-, 1- and 3-D
     inputs and dim 1 otherwise, and only warn. On a `(batch, classes)` tensor that happens to be right,
     but on a 3-D `(batch, seq, vocab)` tensor it normalizes over the batch, and the model still trains.
-    Always pass `dim`, usually `dim=-1`. The fix adds `dim=-1`, marked unsafe: on a 4-D
-    `(N, C, H, W)` map the implicit choice was the channel dim 1, which may be what was meant.
+    Always pass `dim`, usually `dim=-1`.
+
+    From the source alone the input's rank is unknown, so the fix adds `dim=-1` marked unsafe: on a
+    4-D `(N, C, H, W)` map the implicit choice was the channel dim 1, which may be what was meant.
+    `nnlint check` makes the fix exact when tracing ran the call on the input the code declares (in
+    the config, an `# nnlint: input=` comment, or example calls such as `model(torch.randn(8, 16))`,
+    all of one rank) and every run of it saw one rank: torch's own choice, made explicit and so safe,
+    is `dim=-1` for 1- and 2-D inputs and `dim=1` for 4-D and higher. On a 3-D input the fix stays
+    `dim=-1` and unsafe on purpose: it changes the result, which normalized over dim 0 (the bug). On a
+    guessed input, with `--static-only`, or where runs disagree, the fix stays the unsafe `dim=-1`.
     """
 
     code = "NNL302"
@@ -83,17 +92,42 @@ class SoftmaxImplicitDim(StaticRule):
     def _fix(self, node: cst.Call) -> NodeFix | None:
         """Add `dim=-1` after the last argument. Unsafe: torch's implicit choice is dim 0 for 0-, 1- and
         3-D inputs and dim 1 otherwise, so -1 keeps the result only for 1- and 2-D inputs; on a 4-D
-        `(N, C, H, W)` map the channel dim 1 may be what was meant."""
+        `(N, C, H, W)` map the channel dim 1 may be what was meant (`with_traced_rank` knows which)."""
         if any(arg.star for arg in node.args):
             return None  # `*args` / `**kwargs` may already carry dim
         if not node.args:
             dim = cst.Arg(cst.UnaryOperation(cst.Minus(), cst.Integer("1")),
                           keyword=cst.Name("dim"), equal=cst.AssignEqual(cst.SimpleWhitespace(""),
                                                                          cst.SimpleWhitespace("")))
-            return NodeFix("pass dim=-1", ((node, node.with_changes(args=[dim])),), Applicability.UNSAFE)
+            return NodeFix(f"pass {_LAST_DIM}", ((node, node.with_changes(args=[dim])),), Applicability.UNSAFE)
         last = node.args[-1].value
-        return NodeFix("pass dim=-1", ((last, f"{self.ctx.module.code_for_node(last)}, dim=-1"),),
+        return NodeFix(f"pass {_LAST_DIM}", ((last, f"{self.ctx.module.code_for_node(last)}, {_LAST_DIM}"),),
                        Applicability.UNSAFE)
+
+    @staticmethod
+    def with_traced_rank(diagnostic: Diagnostic, rank: int) -> Diagnostic:
+        """The finding with its fix made exact by the rank of the input tracing saw at this call: torch's
+        own choice made explicit (safe) for 1-, 2- and 4+-D inputs; `dim=-1`, still unsafe and now
+        saying why, for 3-D ones; unchanged for 0-D."""
+        fix = diagnostic.fix
+        if fix is None or rank <= 0:
+            return diagnostic
+        if rank == 3:
+            return replace(diagnostic,
+                           message=f"{diagnostic.message}; traced on a 3-D input, it normalizes over dim 0 "
+                                   "(usually the batch)",
+                           fix=replace(fix, message=f"pass {_LAST_DIM} (changes the result: on the traced 3-D "
+                                                    "input torch normalizes over dim 0)"))
+        if rank <= 2:
+            return replace(diagnostic, fix=Fix(f"pass {_LAST_DIM} (torch's own choice on the traced {rank}-D input)",
+                                               fix.edits, Applicability.SAFE))
+        *kept, last = fix.edits  # the one edit, which ends in `dim=-1` (and the call's parenthesis)
+        head, found, tail = last.content.rpartition(_LAST_DIM)
+        if not found:
+            return diagnostic
+        return replace(diagnostic, message=f"{diagnostic.message}; traced on a {rank}-D input, torch picks dim 1",
+                       fix=Fix(f"pass dim=1 (torch's own choice on the traced {rank}-D input)",
+                               (*kept, replace(last, content=f"{head}dim=1{tail}")), Applicability.SAFE))
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
 
-from nnlint.trace import eagerpath, fxpath, leakage
+from nnlint.trace import eagerpath, fxpath, implicit_dims, leakage
 from nnlint.trace.checks import (
     Locator,
     OpRecord,
@@ -45,8 +45,9 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
     """Trace `model(*args, **kwargs)` and report hazards at lines of `source_file`.
 
     Returns {"path": "fx" | "eager" | "fake-fx" | "fake-eager", "why": str, "findings": [{"code",
-    "message", "line", "column", "end_line", "end_column"}], "notes": [str]}: plain data. Raises only
-    when the forward pass itself fails (on the fake path: also when forward needs tensor values).
+    "message", "line", "column", "end_line", "end_column"}], "notes": [str], "implicit_dims": [rows
+    of `implicit_dims.as_rows`]}: plain data. Raises only when the forward pass itself fails (on the
+    fake path: also when forward needs tensor values).
 
     `int_inputs` is a hint only: token inputs are recognized from their dtype, and the batch-mixing
     test then differentiates the first embedding output instead. `batch_axis` is where the checked
@@ -63,8 +64,10 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
 
             mode = FakeTensorMode(allow_non_fake_inputs=True)
             args, kwargs = _fakeify(model, args, kwargs, mode)
-        with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)):
+        with mode, (contextlib.nullcontext() if fake else _batch_statistics(model)), \
+                implicit_dims.module_ranks(model, locate) as built_ranks:
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
+        ranks = implicit_dims.as_rows(implicit_dims.call_ranks(trace.records) + built_ranks)
         batch, axis = _batch(model, trace.records, args, kwargs, batch_axis)
         info = TraceInfo(batch, definition_loc(source_file, model))
         op_rules = _rules(lambda r: r.scope == "op" and not (fake and r.needs_values))
@@ -89,12 +92,12 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
                 raise RuntimeError("forward branches on tensor values, which fake tensors do not have "
                                    f"(model too big for the real path): {failed}") from None
             raise failed.cause from None
-        path, why = "eager", f"forward raised {failed}"
+        path, why, ranks = "eager", f"forward raised {failed}", []
     finally:
         set_training(model, was_training)
     if fake:
         path = "fake-" + path
-    return {"path": path, "why": why, "findings": _dedupe(findings), "notes": notes}
+    return {"path": path, "why": why, "findings": _dedupe(findings), "notes": notes, "implicit_dims": ranks}
 
 
 def set_training(model: torch.nn.Module, mode: bool) -> None:

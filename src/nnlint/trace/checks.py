@@ -195,19 +195,19 @@ class Locator:
         frame: types.FrameType | None = sys._getframe(1)
         while frame is not None:
             if self.is_user_file(frame.f_code.co_filename):
-                return self.frame_loc(frame)
+                return self.code_loc(frame.f_code, frame.f_lasti, frame.f_lineno)
             frame = frame.f_back
         return None
 
-    def frame_loc(self, frame) -> Loc:
-        code = frame.f_code
+    def code_loc(self, code, lasti: int, lineno: int) -> Loc:
+        """The span of the instruction at `lasti` of `code` (a frame's f_lasti), else of line `lineno`."""
         positions = self._positions.get(code)
         if positions is None:
             positions = self._positions[code] = list(code.co_positions())
-        index = frame.f_lasti // 2
+        index = lasti // 2
         line, end_line, col, end_col = positions[index] if 0 <= index < len(positions) else (None,) * 4
         if line is None or col is None or end_col is None:
-            line = end_line = frame.f_lineno
+            line = end_line = lineno
             text = linecache.getline(code.co_filename, line).rstrip("\n")
             col, end_col = len(text) - len(text.lstrip()), len(text)
             return Loc(line, col + 1, end_line, end_col + 1)

@@ -132,10 +132,10 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     if "input" in config:
         return [("config", parse_input(config["input"]), {})]
     if request.get("inline_input"):
-        return [("inline comment", _parse_list(request["inline_input"]), {})]
+        return [("inline comment", parse_list(request["inline_input"]), {})]
     for specs in request.get("literal_inputs", []):
         try:
-            out.append(("literal example input in the file", _parse_list(specs), {}))
+            out.append(("literal example input in the file", parse_list(specs), {}))
         except SpecError:
             continue
     hints = list(dict.fromkeys(request.get("image_hints", []) + _size_hints(model)))
@@ -156,7 +156,7 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
                 key = (tuple(specs), tuple(sorted(variant.items())))
                 if key not in seen:
                     seen.add(key)
-                    out.append((f"first layer {type(layer).__name__}", _parse_list(specs), variant))
+                    out.append((f"first layer {type(layer).__name__}", parse_list(specs), variant))
         tried_layers += 1
         if tried_layers >= 3:
             break
@@ -164,7 +164,7 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     # recurrent models whose forward takes one from `init_hidden`.
     required = _required_inputs(model)
     for specs in width_specs(request.get("width_hints", []), required):
-        out.append(("constructor width", _parse_list(specs), {}))
+        out.append(("constructor width", parse_list(specs), {}))
     method = hidden_method(model)
     if method and required >= 2:
         for source, spec, sizes in list(out):
@@ -177,7 +177,7 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     # Last resorts, for parameter-free modules and forwards that start with arithmetic: every size a guess.
     for specs, sizes in ((["float32[B,C]"], {"C": 16, GUESSED: 1}), (["float32[B,T,C]"], {"C": 16, GUESSED: 1}),
                          (["float32[B,C,H,W]"], {"C": 16, "H": 7, "W": 7, GUESSED: 1})):
-        out.append(("generic guess", _parse_list(_pad_to_forward(model, specs)), sizes))
+        out.append(("generic guess", parse_list(_pad_to_forward(model, specs)), sizes))
     return out
 
 
@@ -218,7 +218,7 @@ def _pad_to_forward(model, specs: list[str]) -> list[str]:
     return specs + [specs[0]] * (required - len(specs)) if required > len(specs) else specs
 
 
-def _parse_list(specs: list[str]) -> InputSpec:
+def parse_list(specs: list[str]) -> InputSpec:
     args, kwargs = [], []
     for text in specs:
         name, sep, rest = text.partition("=")

@@ -30,10 +30,11 @@ from nnlint.trace.input_search import (
     input_candidates,
     make_tensors,
     param_dims,
+    parse_list,
     sizes_for,
     spec_numbers,
 )
-from nnlint.trace.inputs import GUESSED, InputSpec, TensorSpec, resized
+from nnlint.trace.inputs import GUESSED, InputSpec, SpecError, TensorSpec, resized
 from nnlint.trace.usage import width_hints
 
 ANALYZER = "nnlint.trace.analyze:analyze_model"
@@ -193,6 +194,8 @@ def _traced(cls, how, build, model, found, params, request, options, path, fake,
         _drop_batch_findings(result, "the code calls the model on one sample")
     elif FLAT in found[2]:
         _drop_batch_findings(result, "the input is one flat list of ids, not a batch")
+    if not _rank_known(found[0], request):
+        _unranked(result)
     TRACED.append(nested.Traced(cls.__name__, build, found[1], found[2], fake, found[0] in TRUSTED_SOURCES))
     return result
 
@@ -206,6 +209,28 @@ def _drop_batch_findings(result: dict, why: str) -> None:
         result["notes"] = list(result.get("notes", [])) + [
             f"{len(result['findings']) - len(kept)} batch finding(s) dropped: {why}"]
     result["findings"] = kept
+
+
+def _rank_known(source: str, request: dict) -> bool:
+    """Whether the traced input has the rank the code's own inputs have (its sizes may be chosen): it is
+    declared (config, comment), or it is the file's example input and every example has one rank."""
+    if request.get("unbatched"):  # `model(x[0])` somewhere: a rank lower than the batch's
+        return False
+    if source not in TRUSTED_SOURCES:
+        return False
+    if source != "literal example input in the file":
+        return True
+    try:
+        ranks = {tuple(len(t.dims) for t in parse_list(specs).all_specs()) for specs in request["literal_inputs"]}
+    except SpecError:
+        return False
+    return len(ranks) == 1
+
+
+def _unranked(result: dict) -> dict:
+    """The softmax calls seen on a guessed input: seen, but the rank the code gives them is unknown."""
+    result["implicit_dims"] = [[*row[:4], None] for row in result.get("implicit_dims", [])]
+    return result
 
 
 def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -> dict:
@@ -294,7 +319,7 @@ def check_model(cls, namespace, request, options, path, warm_meta: MetaWarmup) -
         # given a (B, 1) target): the analyzer reports that as a finding, else it raises.
         how, model, params, found = raised
         with suppress(ModelFailure):
-            return _analyzed(model, how, found, params, path, False, started)
+            return _unranked(_analyzed(model, how, found, params, path, False, started))
     best_guess = next(((text, spec) for text, spec in attempts if spec is not None), None)
     reasons = [text for text, _ in attempts[-4:]]
     if not attempts:
@@ -433,6 +458,7 @@ def check_inside(deferred: dict, path: str, send) -> None:
             continue
         if not hit.parent.trusted:  # a guessed input: the parent's own (confirmed) analysis covers it
             result["findings"] = []
+        result["implicit_dims"] = []  # the parent's own analysis saw these calls, on the parent's input
         shapes = ", ".join(f"{str(t.dtype).removeprefix('torch.')}[{','.join(map(str, t.shape))}]" for t in tensors)
         result.update({"ok": True, "built": f"inside {hit.parent.name}, as the code builds it",
                        "input": f'"{shapes}"', "input_source": f"the inputs {hit.parent.name} passes",

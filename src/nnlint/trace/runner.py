@@ -21,6 +21,7 @@ import libcst as cst
 from nnlint import notebook
 from nnlint.diagnostics import Diagnostic
 from nnlint.notebook import Notebook
+from nnlint.observations import SoftmaxRank
 from nnlint.precheck import compile_error
 from nnlint.source import DecodeError, UnreadableFile, decode, python_newlines, read_bytes
 from nnlint.static.facts.classes import decide_modules
@@ -211,6 +212,25 @@ def _blocked_by_package(file: _File, package: str, line: int, names: list[str]) 
     return _diagnostic("NNL790", message, file, line, 1, line, end)
 
 
+def _softmax_ranks(rows, file: _File) -> list[SoftmaxRank]:
+    """A model's `implicit_dims` rows ([line, column, end_line, end_column, rank]) placed as diagnostics
+    are; malformed rows are dropped (they only ever refine a fix)."""
+    found = []
+    for row in rows if isinstance(rows, list) else []:
+        if not (isinstance(row, list) and len(row) == 5 and all(type(v) is int for v in row[:4])
+                and (row[4] is None or type(row[4]) is int)):
+            continue
+        line, column, end_line, end_column, rank = row
+        cell = None
+        if file.notebook is not None:
+            cell, line, column = file.notebook.locate(line, column)
+            end_cell, end_line, end_column = file.notebook.locate(end_line, end_column)
+            if end_cell != cell:
+                continue
+        found.append(SoftmaxRank(file.display, line, column, end_line, end_column, rank, cell))
+    return found
+
+
 def _timeout_snippet(options: TraceOptions) -> str:
     return f"[tool.nnlint.trace]\ntimeout = {int(options.timeout * 4)}"
 
@@ -221,6 +241,7 @@ class _ResultCollector:
         self.diagnostics: list[Diagnostic] = []
         self.notes: list[str] = []
         self.snippets: list[str] = []  # ready-to-paste config, printed after the report
+        self.softmax_ranks: set[SoftmaxRank] = set()  # facts for NNL302's fix, not diagnostics
         # (file, package) -> import line and the classes the missing package blocks
         self.blocked: dict[tuple[str, str], tuple[_File, int, list[str]]] = {}
         self.lock = threading.Lock()
@@ -240,6 +261,7 @@ class _ResultCollector:
             if message.get("ok"):
                 for finding in message.get("findings", []):
                     self.diagnostics.append(_finding_diagnostic(finding, file, cls))
+                self.softmax_ranks.update(_softmax_ranks(message.get("implicit_dims"), file))
                 # Without --verbose only the info line that value checks were skipped is shown.
                 notes = message.get("notes", [])
                 if not self.options.verbose:
@@ -309,10 +331,12 @@ def _run_file(worker: Worker, file: _File, request: dict, collector: _ResultColl
 
 def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
                 pool: WorkerPool | None = None, snippets: list[str] | None = None,
+                softmax_ranks: list[SoftmaxRank] | None = None,
                 progress=None) -> tuple[list[Diagnostic], list[str]]:
     """Trace every model of the files; (diagnostics, verbose notes). `pool` lets callers (tests,
     long-lived tools) reuse workers, whose torch import is the expensive part. `snippets`, when
-    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced.
+    given, receives the ready-to-paste `[tool.nnlint.models]` tables of models that were not traced;
+    `softmax_ranks` the ranks that softmax calls without `dim` ran on (for NNL302's fix).
     `progress(files_done, files, models_done, models, current_file)` is called as tracing advances."""
     if importlib.util.find_spec("torch") is None:
         return [], ["tracing skipped: torch is not importable here (install it, e.g. pip install "
@@ -323,6 +347,8 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
     collector = _ResultCollector(options)
     requests, keys = _cached(requests, by_path, options.cache, collector)
     if not requests:
+        if softmax_ranks is not None:
+            softmax_ranks += collector.softmax_ranks
         return _deduplicated(collector.diagnostics), collector.notes
     own_pool = pool is None
     if pool is None:
@@ -369,6 +395,8 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
             pool.close()
     if snippets is not None:
         snippets.extend(collector.snippets)
+    if softmax_ranks is not None:
+        softmax_ranks += collector.softmax_ranks
     traced = collector.diagnostics + collector.blocked_diagnostics()
     if options.verbose:
         collector.notes.extend(sorted({f"trace sandbox: {w.isolation}" for w in workers if w.isolation}))
@@ -378,7 +406,8 @@ def trace_files(files: list[tuple[str, str]], options: TraceOptions, *,
         # A timeout or a dead worker may not happen next time: only complete results are kept.
         key = keys.get(request["path"])
         if key and options.cache is not None and not any(d.code in ("NNL790", "NNL003") for d in outcome):
-            options.cache.put(file.path, key, outcome, [])
+            ranks = [seen.to_row() for seen in collector.softmax_ranks if seen.path == file.display]
+            options.cache.put(file.path, key, outcome, [], facts=ranks)
     return _deduplicated(traced), collector.notes
 
 
@@ -399,9 +428,17 @@ def _cached(requests: list[dict], by_path: dict[str, _File], cache, collector: _
             keys[request["path"]] = key
         else:
             collector.diagnostics.extend(hit[0])
+            collector.softmax_ranks.update(_cached_ranks(cache.facts(file.path, key), file))
             if collector.options.verbose:
                 collector.notes.append(f"{file.display}: trace results from the cache (nothing it runs changed)")
     return missing, keys
+
+
+def _cached_ranks(rows: list, file: _File) -> list[SoftmaxRank]:
+    try:
+        return [SoftmaxRank.from_row(row, file.display) for row in rows]
+    except (TypeError, ValueError):
+        return []  # a damaged entry: the static fix stays
 
 
 def _deduplicated(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -136,9 +136,11 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(threads)
     from nnlint.trace.building import install_argparse_defaults
     from nnlint.trace.construction import _value_for
+    from nnlint.trace.implicit_dims import remember_construction_sites
     from nnlint.trace.model_check import MetaWarmup, warm_analyzer
 
     install_argparse_defaults(lambda name: _value_for(name, None, 1))  # the checked code's parse_args()
+    remember_construction_sites()  # where each nn.Softmax is built: NNL302 reports it there
 
     warm_analyzer(fake=False)  # the meta kernels load lazily, for the first big model (MetaWarmup)
     guards.install()  # from here on: no writes outside the sandbox, no network, processes or signals
