@@ -189,7 +189,7 @@ def _commented(model, specs: list[str], first_layer) -> tuple[str, InputSpec, di
     (a finding must reproduce on other sizes) unless every size but the batch is a number."""
     if isinstance(first_layer, (nn.Embedding, nn.EmbeddingBag)):
         specs = [spec.replace("float32[", "int64[", 1) for spec in specs]
-    spec = _parse_list(_pad_to_forward(model, specs))
+    spec = parse_list(_pad_to_forward(model, specs))
     guessed = any(s != "B" for t in spec.all_specs() for s in t.symbols())
     return COMMENT, spec, {GUESSED: 1} if guessed else {}
 
