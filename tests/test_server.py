@@ -244,3 +244,49 @@ def test_newer_save_supersedes_a_running_trace_and_typing_is_never_blocked(tmp_p
 
     # Waiting for the 200 s build would take that long; a killed one costs a worker restart.
     assert run(scenario()) < 100
+
+
+DENSE = """import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return F.softmax(self.fc(x))
+
+
+probs = Classifier()(torch.randn(8, 16))
+"""
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None, reason="tracing needs torch")
+def test_save_makes_the_softmax_dim_fix_exact(tmp_path):
+    """While typing NNL302's fix is unsafe; once a save traced the call on a 2-D input it is safe."""
+    async def scenario():
+        async with Session(tmp_path) as session:
+            uri = session.open("dense.py", DENSE)
+
+            async def dim_fix(diagnostics) -> lsp.CodeAction:
+                (found,) = diagnostics
+                actions = await session.client.text_document_code_action_async(lsp.CodeActionParams(
+                    lsp.TextDocumentIdentifier(uri=uri), found.range, lsp.CodeActionContext(diagnostics=[found])))
+                return next(a for a in actions if a.title.startswith("NNL302: pass"))
+
+            found = [d for d in await session.next(uri) if d.code == "NNL302"]
+            typed = await dim_fix(found)
+            assert "unsafe" in typed.title and not typed.is_preferred
+            session.save(uri, DENSE)
+            deadline = time.monotonic() + 120  # the first save starts the worker (import torch)
+            while "unsafe" in (saved := await dim_fix(found)).title:
+                assert time.monotonic() < deadline, "the saved check never made the fix exact"
+                await asyncio.sleep(0.2)
+            assert saved.is_preferred
+            (edit,) = saved.edit.changes[uri]
+            assert edit.new_text.endswith("dim=-1")
+
+    run(scenario())

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ from pygls.uris import to_fs_path
 from nnlint import __version__, notebook
 from nnlint.api import CheckOptions, Reparser, check_paths, lint_source
 from nnlint.config import ConfigError, ConfigFinder
-from nnlint.diagnostics import Applicability, Diagnostic, Severity
+from nnlint.diagnostics import Applicability, Diagnostic, Fix, Severity
 from nnlint.docs import rule_url
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
@@ -50,6 +50,7 @@ class _Document:
     debounce: asyncio.Task | None = None
     save_generation: int = 0
     reparser: Reparser = field(default_factory=Reparser)
+    saved_fixes: dict[tuple[str, int, int, str], Fix] = field(default_factory=dict)
 
 
 class NnlintServer(LanguageServer):
@@ -118,6 +119,9 @@ class NnlintServer(LanguageServer):
         if generation != document.save_generation:
             return
         document.traced = [d for d in found if d.source != "static"]
+        # Tracing can make a static finding's fix exact (NNL302's dim): kept for the buffer's same finding.
+        document.saved_fixes = {(d.code, d.line, d.column, d.line_text): d.fix for d in found
+                                if d.source == "static" and d.fix is not None}
         self.publish(uri)
 
     def _trace(self, path: str) -> list[Diagnostic]:
@@ -141,12 +145,15 @@ class NnlintServer(LanguageServer):
                     pass
 
     def current(self, uri: str) -> list[Diagnostic]:
-        """Static findings of the buffer, plus traced ones whose line still reads as when it was saved."""
+        """Static findings of the buffer (with the fixes the saved check made exact), plus traced ones
+        whose line still reads as when it was saved."""
         document = self.document(uri)
         lines = self.workspace.get_text_document(uri).lines
         traced = [d for d in document.traced
                   if d.line <= len(lines) and lines[d.line - 1].rstrip("\r\n") == d.line_text]
-        return document.static + traced
+        static = [replace(d, fix=document.saved_fixes.get((d.code, d.line, d.column, d.line_text), d.fix))
+                  for d in document.static]
+        return static + traced
 
     def publish(self, uri: str) -> None:
         text_document = self.workspace.get_text_document(uri)
