@@ -22,6 +22,7 @@ from nnlint.trace.checks import (
     OpRecord,
     TracedRun,
     TraceInfo,
+    batch_merged_sizes,
     definition_loc,
     gradient_norm_findings,
     initial_loss,
@@ -69,7 +70,7 @@ def analyze_model(model, args: tuple, kwargs: dict, source_file: str, *, fake: b
             trace, path, why = _trace(model, args, kwargs, locate, values=not fake)
         ranks = implicit_dims.as_rows(implicit_dims.call_ranks(trace.records) + built_ranks)
         batch, axis = _batch(model, trace.records, args, kwargs, batch_axis)
-        info = TraceInfo(batch, definition_loc(source_file, model))
+        info = TraceInfo(batch, definition_loc(source_file, model), batch_merged_sizes(trace.records, batch))
         op_rules = _rules(lambda r: r.scope == "op" and not (fake and r.needs_values))
         findings = _op_findings(trace.records, info, op_rules)
         if fake:  # every run check needs values

@@ -251,6 +251,7 @@ def definition_loc(source_file: str, model: torch.nn.Module) -> Loc:
 class TraceInfo:
     batch: int | None  # the batch size of the inputs (chosen coprime with the other sizes)
     fallback: Loc  # where findings without a located op go: forward's def line
+    merged_batch: frozenset[int] = frozenset()  # sizes of dims a reshape made from the batch and its neighbours
 
 
 @dataclass
@@ -413,12 +414,39 @@ def check_batch_reduction(rec: OpRecord, info: TraceInfo) -> dict | None:
     if found is None or out is None or not out.shape:  # a full reduction to a scalar is a loss
         return None
     x, dims = found
+    where = dims[0] if len(dims) == 1 else dims
+    if rec.op in _SOFTMAXES and info.batch not in x.shape and x.shape[dims[0]] in info.merged_batch:
+        # (T*B, V) after `view(-1, V)`: normalizing over the rows normalizes over every sample at once.
+        return finding("NNL705", f"{rec.op} over dim {where} of {_shape(x)}, whose rows hold the batch "
+                       f"(size {info.batch}) merged by a reshape: samples' outputs depend on each other; "
+                       "normalize over the last dim", rec.loc or info.fallback)
     # With B also the size of another dimension (a 7x7 grid at B=7), which one is the batch is unknown.
     if x.shape.count(info.batch) != 1 or not any(x.shape[d] == info.batch for d in dims):
         return None
-    return finding("NNL705", f"{rec.op} over dim {dims[0] if len(dims) == 1 else dims} of {_shape(x)}, "
+    return finding("NNL705", f"{rec.op} over dim {where} of {_shape(x)}, "
                    f"the batch dimension (size {info.batch}): each sample's output depends on the "
                    "others; reduce over the feature dimensions", rec.loc or info.fallback)
+
+
+def batch_merged_sizes(records: list[OpRecord], batch: int | None) -> frozenset[int]:
+    """Sizes of the dims that reshapes made by merging the batch dim with its neighbours: (T, B, V) ->
+    (T*B, V) gives T*B. Only products the output really has, of runs of adjacent dims holding B."""
+    found: set[int] = set()
+    if not batch or batch < 2:
+        return frozenset()
+    for rec in records:
+        src, dst = _arg(rec, 0, "input"), first_tensor(rec.out)
+        if rec.op not in _RESHAPES or not isinstance(src, TensorInfo) or dst is None:
+            continue
+        if src.shape.count(batch) != 1 or batch in dst.shape:
+            continue
+        at = src.shape.index(batch)
+        for start in range(at + 1):
+            for end in range(at + 1, len(src.shape) + 1):
+                size = math.prod(src.shape[start:end])
+                if end - start > 1 and size in dst.shape:
+                    found.add(size)
+    return frozenset(found)
 
 
 def check_device(rec: OpRecord, info: TraceInfo) -> dict | None:

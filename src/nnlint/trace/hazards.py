@@ -225,7 +225,9 @@ class BatchDimReduction(TraceRule):
     """A reduction or softmax over the batch dimension inside forward.
 
     Each sample's output then depends on the rest of the batch (and on the batch size). Reduce over
-    the feature dimensions instead.
+    the feature dimensions instead. A softmax over rows that a reshape made from the batch and its
+    neighbours (`view(-1, vocab)` of a `(T, B, vocab)` output) counts too: it normalizes over every
+    sample at once.
     """
 
     code = "NNL705"
@@ -246,6 +248,23 @@ class TabularNet(nn.Module):  # nnlint: input=float32[B,20]
         x = x - x.mean(dim=0)  # <-
         return self.mlp(x)
 """,
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class WordLM(nn.Module):  # nnlint: input=int64[T,B]
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.rnn = nn.GRU(16, 16)
+        self.decoder = nn.Linear(16, 50)
+
+    def forward(self, tokens):
+        output, _ = self.rnn(self.embed(tokens))
+        decoded = self.decoder(output).view(-1, 50)  # (T*B, vocab): time and batch merged
+        return F.log_softmax(decoded, dim=0)  # <-
+""",
     )
     VALID = (
         """\
@@ -260,6 +279,23 @@ class TabularNet(nn.Module):  # nnlint: input=float32[B,20]
     def forward(self, x):
         x = x - x.mean(dim=1, keepdim=True)
         return self.mlp(x)
+""",
+        """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class WordLM(nn.Module):  # nnlint: input=int64[T,B]
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.rnn = nn.GRU(16, 16)
+        self.decoder = nn.Linear(16, 50)
+
+    def forward(self, tokens):
+        output, _ = self.rnn(self.embed(tokens))
+        decoded = self.decoder(output).view(-1, 50)
+        return F.log_softmax(decoded, dim=1)
 """,
     )
 
