@@ -73,3 +73,22 @@ def test_line_endings_and_bom_do_not_change_findings(source, ending, bom):
         return
     other = lint_text(text, "p.py", ALL).diagnostics
     assert [(d.code, d.line, d.column) for d in other] == [(d.code, d.line, d.column) for d in plain]
+
+
+@SETTINGS
+@given(hypothesmith.from_grammar())
+def test_reparse_of_generated_programs_equals_a_full_parse(source):
+    """An editor's reparse (pieces cut before top-level statements) builds libcst's own module."""
+    import libcst
+
+    from nnlint.reparse import Reparser
+
+    if not compiles(source):
+        return
+    try:
+        full = libcst.parse_module(source)
+    except Exception:  # noqa: BLE001 - what libcst rejects is lint_text's NNL001, tested above
+        return
+    reparser = Reparser()
+    assert reparser.parse(source).deep_equals(full)
+    assert reparser.parse("EDITED = 1\n" + source).deep_equals(libcst.parse_module("EDITED = 1\n" + source))
