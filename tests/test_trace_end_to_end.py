@@ -544,3 +544,36 @@ def test_cached_trace_keeps_the_exact_fix(pool, tmp_path):
         runs.append({level for level, _, _ in _softmax_fixes(outcome).values()})
     assert any("trace results from the cache" in note for note in outcome.notes)
     assert runs == [{"safe"}, {"safe"}]
+
+
+STATEFUL_LM = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CharLM(nn.Module):
+    def __init__(self, vocab=50, embed=16, hidden=32, layers=2):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.rnn = nn.RNN_TYPE(embed, hidden, layers, batch_first=True)
+        self.linear = nn.Linear(hidden, vocab)
+
+    def forward(self, x, state):
+        out, state = self.rnn(self.embed(x), state)
+        out = out.reshape(out.size(0) * out.size(1), out.size(2))
+        return F.log_softmax(self.linear(out), dim=DIM), state
+'''
+
+
+@pytest.mark.parametrize("rnn, dim, codes", [("LSTM", 1, set()), ("GRU", 1, set()), ("LSTM", 0, {"NNL705"})])
+def test_recurrent_state_taken_by_forward_is_zeros_for_its_rnn(pool, tmp_path, rnn, dim, codes):
+    """`forward(x, state)` with the caller's own zeros (no init_hidden): the state is built for the RNN."""
+    path = tmp_path / "lm.py"
+    text = STATEFUL_LM.replace("RNN_TYPE", rnn).replace("DIM", str(dim))
+    path.write_text(text, encoding="utf-8")
+    diagnostics, notes = trace_files([(str(path), "lm.py")], TraceOptions(jobs=1, timeout=60, verbose=True),
+                                     pool=pool)
+    assert {d.code for d in diagnostics} == codes, diagnostics
+    assert all(d.line == _line(text, "log_softmax") for d in diagnostics)
+    assert any("with a zero state" in note for note in notes), notes

@@ -165,13 +165,16 @@ def input_candidates(model, request) -> list[tuple[str, InputSpec, dict]]:
     required = _required_inputs(model)
     for specs in width_specs(request.get("width_hints", []), required):
         out.append(("constructor width", parse_list(specs), {}))
+    # Recurrent models whose forward takes the state as its last input: from `init_hidden` when the
+    # model has one, else zeros shaped for its first RNN (`model(x, (h0, c0))` built by the caller).
     method = hidden_method(model)
-    if method and required >= 2:
+    state = f"{method}()" if method else "a zero state" if _first_rnn(model) is not None else None
+    if state and required >= 2:
         for source, spec, sizes in list(out):
             if len(spec.args) >= required and not spec.kwargs:
                 trimmed = InputSpec(spec.args[:required - 1])
                 for symbol in reversed(spec.args[0].symbols()):
-                    out.insert(0, (source + f" with {method}()", trimmed, {**sizes, "$hidden": symbol}))
+                    out.insert(0, (source + f" with {state}", trimmed, {**sizes, "$hidden": symbol}))
     if request.get("comment_input"):
         out.append(_commented(model, request["comment_input"], first_layer))
     # Last resorts, for parameter-free modules and forwards that start with arithmetic: every size a guess.
@@ -204,6 +207,22 @@ def _forward_parameters(model) -> dict[str, inspect.Parameter] | None:
 def _required(parameters: dict[str, inspect.Parameter]) -> int:
     return len([p for p in parameters.values() if p.default is inspect.Parameter.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
+def _first_rnn(model):
+    return next((m for m in model.modules() if isinstance(m, nn.RNNBase)), None)
+
+
+def _zero_state(model, batch: int, dtype, device: str):
+    """The initial state of the model's first RNN for `batch` sequences: (layers x directions, B, hidden),
+    a pair (h0, c0) for an LSTM."""
+    rnn = _first_rnn(model)
+    assert rnn is not None, "a zero state is only tried for models with an RNN"
+    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+    hidden = torch.zeros(layers, batch, getattr(rnn, "proj_size", 0) or rnn.hidden_size, dtype=dtype, device=device)
+    if isinstance(rnn, nn.LSTM):
+        return hidden, torch.zeros(layers, batch, rnn.hidden_size, dtype=dtype, device=device)
+    return hidden
 
 
 def _required_inputs(model) -> int:
@@ -285,8 +304,8 @@ def make_tensors(spec: InputSpec, sizes: dict, model, device: str, seed: int = 0
         return torch.randn(shape, generator=generator).to(dtype)
 
     args = [one(s) for s in spec.args]
-    if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`
+    if "$hidden" in sizes:  # the state the code gets from `model.init_hidden(batch)`, or zeros
         method = hidden_method(model)
-        assert method is not None, "$hidden is only set for models that have one"
-        args.append(getattr(model, method)(sizes[sizes["$hidden"]]))
+        batch = sizes[sizes["$hidden"]]
+        args.append(getattr(model, method)(batch) if method else _zero_state(model, batch, model_float, device))
     return args, {k: one(s, k) for k, s in spec.kwargs}
