@@ -168,3 +168,18 @@ def test_cli_starts_a_worker_first_only_when_it_may_trace(tmp_path, monkeypatch,
         if early is not None:
             early.discard()
     assert not [p for p in _processes() if f"NNLINT_CALLER_CWD={tmp_path} " in p]
+
+
+def test_a_pool_with_other_limits_lets_the_early_worker_go(tmp_path, monkeypatch):
+    from nnlint.trace.workers import EarlyWorker, TraceOptions, WorkerPool
+
+    monkeypatch.chdir(tmp_path)
+    early = EarlyWorker()
+    pool = WorkerPool(TraceOptions(jobs=1, memory=early.worker.options.memory // 2), early=early)
+    try:
+        assert pool.workers[0] is not early.worker
+        assert not early.worker.child.alive and not early.thread.is_alive()
+        assert not [p for p in _processes() if f"NNLINT_CALLER_CWD={tmp_path} " in p]
+    finally:
+        pool.close()
+        early.discard()

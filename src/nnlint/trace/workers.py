@@ -132,10 +132,13 @@ class WorkerPool:
         self.workers = [Worker(options) for _ in range(max(1, options.jobs))]
         self._starting: dict[int, threading.Thread] = {}  # index of a worker -> the thread starting it
         self._closing = False
-        taken = early.hand_over(options) if early is not None else None
-        if taken is not None and early is not None:
-            self.workers[0] = taken
-            self._starting[0] = early.thread
+        if early is not None:
+            taken = early.hand_over(options)
+            if taken is None:  # started under other limits: free its core now
+                early.discard()
+            else:
+                self.workers[0] = taken
+                self._starting[0] = early.thread
 
     def start_early(self, count: int) -> None:
         """Start `count` workers in the background now, so their `import torch` overlaps other work
