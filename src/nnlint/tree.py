@@ -67,12 +67,16 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(children(current)))
 
 
+# Exact types (libcst's node classes are final): isinstance() on them goes through ABC machinery.
+_DEFINITIONS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
+
+
 def walk_no_defs(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """Like walk, but does not enter nested function, lambda or class bodies."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        if current is not node and isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+        if current is not node and type(current) in _DEFINITIONS:
             continue
         stack.extend(reversed(children(current)))

@@ -243,17 +243,21 @@ def _is_main_guard(test: cst.BaseExpression) -> bool:
 
 
 def _names_in(target: cst.CSTNode) -> set[str]:
-    return {n.value for n in walk_no_defs(target) if isinstance(n, cst.Name)}
+    return {n.value for n in walk_no_defs(target) if type(n) is cst.Name}
+
+
+# What can bind a name; checked by exact type first (libcst's node classes are final, and isinstance()
+# on them goes through the slow ABC machinery for every node of the walk).
+_BINDERS = frozenset({cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.NamedExpr,
+                      cst.AsName, cst.ImportAlias, cst.FunctionDef, cst.ClassDef, cst.Global, cst.Nonlocal})
 
 
 def _assigned_in(statement: cst.CSTNode) -> frozenset[str]:
     names: set[str] = set()
     for node in walk_no_defs(statement):
-        if isinstance(node, cst.AssignTarget):
-            names |= _names_in(node.target)
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor)):
-            names |= _names_in(node.target)
-        elif isinstance(node, cst.NamedExpr):
+        if type(node) not in _BINDERS:
+            continue
+        if isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.NamedExpr)):
             names |= _names_in(node.target)
         elif isinstance(node, cst.AsName):
             names |= _names_in(node.name)
@@ -849,6 +853,9 @@ class FlowAnalysis:
         return names
 
 
+_SCANNED = frozenset({cst.Call, cst.CompFor, cst.NamedExpr})  # exact types, as for _BINDERS
+
+
 class _Interpreter:
     """Runs statements in order over an environment {name: abstract value}."""
 
@@ -988,11 +995,11 @@ class _Interpreter:
         calls = []
         shadowed: set[str] = set()
         for child in walk_no_defs(node):
+            if type(child) not in _SCANNED:
+                continue
             if isinstance(child, cst.Call):
                 calls.append(child)
-            elif isinstance(child, cst.CompFor):
-                shadowed |= _names_in(child.target)
-            elif isinstance(child, cst.NamedExpr):
+            elif isinstance(child, (cst.CompFor, cst.NamedExpr)):
                 shadowed |= _names_in(child.target)
         if not calls:
             return
