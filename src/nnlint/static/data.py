@@ -93,7 +93,7 @@ class _ShuffleScope:
 def _row_slice(value: cst.BaseExpression) -> tuple[str, str] | None:
     """(`data`, `3:`) when the value takes rows of a named array: `from_numpy(data[3:, :-1])`."""
     for node in walk_no_defs(value):
-        if isinstance(node, cst.Subscript) and len(node.slice) >= 2 and isinstance(node.value, cst.Name):
+        if type(node) is cst.Subscript and len(node.slice) >= 2 and type(node.value) is cst.Name:
             first = node.slice[0].slice
             if isinstance(first, cst.Slice):
                 return node.value.value, cst.Module([]).code_for_node(first)
@@ -330,8 +330,8 @@ class IndependentShuffle(StaticRule):
         if isinstance(value, (cst.ListComp, cst.GeneratorExp)) and isinstance(value.for_in.iter, cst.Name):
             sources.add(value.for_in.iter.value)
         elif isinstance(value, (cst.Call, cst.Subscript)):
-            sources = {n.value.value for n in walk_no_defs(value)
-                       if isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name)}
+            sources = {n.value.value for n in walk_no_defs(value)  # exact types: isinstance() is slow here
+                       if type(n) is cst.Subscript and type(n.value) is cst.Name}
         scope.derived += [(name, source, scope.clock) for name in names for source in sources if source != name]
 
     def _partners(self, scope: _ShuffleScope, name: str) -> set[str]:
