@@ -290,3 +290,70 @@ def test_save_makes_the_softmax_dim_fix_exact(tmp_path):
             assert edit.new_text.endswith("dim=-1")
 
     run(scenario())
+
+
+def test_notebook_cells_are_checked_joined_and_reported_on_their_cells(tmp_path):
+    """The rules see the notebook's code cells as one module (imports in the first cell resolve the
+    call in the second), and each finding lands on its own cell, in the cell's own lines."""
+    async def scenario():
+        async with Session(tmp_path) as session:
+            notebook_uri = from_fs_path(str(tmp_path / "explore.ipynb"))
+            texts = ["import torch\nimport torch.nn.functional as F\n%matplotlib inline\n",
+                     "# logits of a batch\nx = torch.randn(4, 3)\nlogp = torch.log(F.softmax(x, dim=1))\n",
+                     "print(logp.shape)\n"]
+            cells = [f"vscode-notebook-cell:{tmp_path}/explore.ipynb#cell{n}" for n in range(3)]
+            session.client.notebook_document_did_open(lsp.DidOpenNotebookDocumentParams(
+                lsp.NotebookDocument(uri=notebook_uri, notebook_type="jupyter-notebook", version=1, cells=[
+                    lsp.NotebookCell(kind=lsp.NotebookCellKind.Code, document=uri) for uri in cells]),
+                [lsp.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+                 for uri, text in zip(cells, texts)]))
+            (found,) = await session.next(cells[1])
+            assert found.code == "NNL402" and found.range.start == lsp.Position(2, 7)
+            assert await session.next(cells[0]) == [] and await session.next(cells[2]) == []
+
+            actions = await session.client.text_document_code_action_async(lsp.CodeActionParams(
+                lsp.TextDocumentIdentifier(uri=cells[1]), found.range, lsp.CodeActionContext(diagnostics=[found])))
+            fix = next(a for a in actions if a.title.startswith("NNL402"))
+            (edit,) = fix.edit.changes[cells[1]]
+            assert edit.range == found.range and edit.new_text == "F.log_softmax(x, dim=1)"
+
+            fixed = texts[1].replace("torch.log(F.softmax(x, dim=1))", "F.log_softmax(x, dim=1)")
+            session.client.notebook_document_did_change(lsp.DidChangeNotebookDocumentParams(
+                lsp.VersionedNotebookDocumentIdentifier(version=2, uri=notebook_uri),
+                lsp.NotebookDocumentChangeEvent(cells=lsp.NotebookDocumentCellChanges(text_content=[
+                    lsp.NotebookDocumentCellContentChanges(
+                        document=lsp.VersionedTextDocumentIdentifier(uri=cells[1], version=2),
+                        changes=[lsp.TextDocumentContentChangeWholeDocument(text=fixed)])]))))
+            assert await session.next(cells[1]) == []
+
+    run(scenario())
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None, reason="tracing needs torch")
+def test_notebook_save_traces_it_and_places_trace_findings_in_their_cell(tmp_path):
+    import json
+
+    async def scenario():
+        async with Session(tmp_path) as session:
+            path = tmp_path / "model.ipynb"
+            cells = [("markdown", "# A model\n"), ("code", TRACED), ("code", "net = Net()\n")]
+            path.write_text(json.dumps({"cells": [
+                {"cell_type": kind, "metadata": {}, "source": text,
+                 **({"outputs": [], "execution_count": None} if kind == "code" else {})} for kind, text in cells],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+            notebook_uri = from_fs_path(str(path))
+            uris = [f"vscode-notebook-cell:{path}#cell{n}" for n in range(3)]
+            kinds = {"markdown": lsp.NotebookCellKind.Markup, "code": lsp.NotebookCellKind.Code}
+            session.client.notebook_document_did_open(lsp.DidOpenNotebookDocumentParams(
+                lsp.NotebookDocument(uri=notebook_uri, notebook_type="jupyter-notebook", version=1, cells=[
+                    lsp.NotebookCell(kind=kinds[kind], document=uri) for uri, (kind, _) in zip(uris, cells)]),
+                [lsp.TextDocumentItem(uri=uri, language_id="python" if kind == "code" else "markdown", version=1,
+                                      text=text) for uri, (kind, text) in zip(uris, cells)]))
+            assert await session.next(uris[1]) == []
+            session.client.notebook_document_did_save(lsp.DidSaveNotebookDocumentParams(
+                lsp.NotebookDocumentIdentifier(uri=notebook_uri)))
+            traced = await session.until(uris[1], lambda ds: any(d.source == "nnlint (trace)" for d in ds))
+            (hazard,) = [d for d in traced if d.source == "nnlint (trace)"]
+            assert hazard.code.startswith("NNL7") and hazard.range.start.line == 10  # the cell's own line
+
+    run(scenario())

@@ -311,6 +311,13 @@ def read(path: str, data: bytes | None = None) -> str:
                             data.count(b"\n", 0, exc.start) + 1, 1) from None
 
 
+def as_ipynb(sources: list[str]) -> bytes:
+    """A notebook file made of these code cells (an editor's open notebook, checked as its file would be)."""
+    cells: list[dict] = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                          "source": source} for source in sources]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode("utf-8")
+
+
 def load(text: str) -> Notebook:
     """Read a notebook's raw JSON text; raises NotebookError when it is not one."""
     try:

@@ -26,10 +26,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from nnlint import __version__, notebook
-from nnlint.api import CheckOptions, Reparser, check_paths, lint_source
+from nnlint.api import CheckOptions, Reparser, RuleSelection, check_paths, lint_source
 from nnlint.config import ConfigError, ConfigFinder
 from nnlint.diagnostics import Applicability, Diagnostic, Fix, Severity
 from nnlint.docs import rule_url
+from nnlint.engine import FileTask, lint_file
 from nnlint.registry import registry
 from nnlint.suppression import suppressed_codes
 
@@ -57,7 +58,10 @@ class _Document:
 
 class NnlintServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("nnlint", __version__)
+        # Notebooks are synced whole (their code cells joined as `nnlint check` joins them), never cell by cell.
+        cells = lsp.NotebookDocumentFilterWithCells(cells=[lsp.NotebookCellLanguage("python")], notebook="*")
+        super().__init__("nnlint", __version__, notebook_document_sync=lsp.NotebookDocumentSyncOptions(
+            notebook_selector=[cells], save=True))
         self.documents: dict[str, _Document] = {}
         self.pool: WorkerPool | None = None  # started by the first save
         self.trace_lock = asyncio.Lock()
@@ -97,6 +101,29 @@ class NnlintServer(LanguageServer):
         document.static = found
         self.publish(uri)
 
+    def check_notebook(self, notebook_uri: str) -> None:
+        """Static check of an open notebook: its code cells joined in order (magics masked), findings
+        published on the cells that hold them."""
+        book = self.workspace.get_notebook_document(notebook_uri=notebook_uri)
+        if book is None:
+            return
+        cells = [cell.document for cell in book.cells if cell.kind == lsp.NotebookCellKind.Code]
+        sources = [self.workspace.get_text_document(uri).source for uri in cells]
+        path = to_fs_path(notebook_uri) or notebook_uri
+        if not path.endswith(notebook.SUFFIX):
+            path += notebook.SUFFIX  # an untitled notebook: checked, and configured, as one
+        with _collections_deferred():
+            try:
+                settings = ConfigFinder(list(registry())).for_path(Path(path))
+                enabled = RuleSelection(settings=settings).for_path(Path(path))
+                found = lint_file(FileTask(path, path, enabled, data=notebook.as_ipynb(sources))).diagnostics
+            except ConfigError as exc:
+                self.config_problem(str(exc))
+                found = []
+            for number, uri in enumerate(cells, 1):  # every cell, so fixed ones are cleared
+                self.document(uri).static = [d for d in found if d.cell == number]
+                self.publish(uri)
+
     def config_problem(self, message: str) -> None:
         """A broken [tool.nnlint] is said once, as a message, not as a finding in every file."""
         if message not in self.reported_problems:
@@ -104,7 +131,7 @@ class NnlintServer(LanguageServer):
             self.window_show_message(lsp.ShowMessageParams(lsp.MessageType.Error, f"nnlint: {message}"))
 
     async def check_saved(self, uri: str) -> None:
-        """Static check and tracing of the saved file in the warm worker; a newer save wins."""
+        """Tracing of the saved file (or notebook) in the warm worker; a newer save wins."""
         document = self.document(uri)
         document.save_generation += 1
         generation = document.save_generation
@@ -124,6 +151,16 @@ class NnlintServer(LanguageServer):
                 self.trace_started = None
         if generation != document.save_generation:
             return
+        book = self.workspace.get_notebook_document(notebook_uri=uri)
+        if book is None:
+            self._deliver_saved(uri, found)
+            return
+        for number, cell in enumerate(book.cells, 1):  # the file's cells are counted markdown included
+            if cell.kind == lsp.NotebookCellKind.Code:
+                self._deliver_saved(cell.document, [d for d in found if d.cell == number])
+
+    def _deliver_saved(self, uri: str, found: list[Diagnostic]) -> None:
+        document = self.document(uri)
         document.traced = [d for d in found if d.source != "static"]
         # Tracing can make a static finding's fix exact (NNL302's dim): kept for the buffer's same finding.
         document.saved_fixes = {(d.code, d.line, d.column, d.line_text): d.fix for d in found
@@ -226,6 +263,8 @@ class NnlintServer(LanguageServer):
         text = text_document.source
         if not any(d.fix and d.fix.applicability is Applicability.SAFE for d in self.document(uri).static):
             return None
+        if self.workspace.get_notebook_document(cell_uri=uri) is not None:
+            return None  # a cell is no file to re-check alone: its quick fixes still apply one by one
         path = to_fs_path(uri) or uri
         try:
             changes = check_paths([path], self.options_for(path, stdin=text.encode("utf-8"), stdin_filename=path,
@@ -297,6 +336,37 @@ def create_server() -> NnlintServer:
             ls.check_buffer(uri)
 
         document.debounce = asyncio.ensure_future(later())
+
+    @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def notebook_did_open(ls: NnlintServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
+        ls.check_notebook(params.notebook_document.uri)
+
+    @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def notebook_did_change(ls: NnlintServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
+        uri = params.notebook_document.uri
+        document = ls.document(uri)
+        if document.debounce is not None:
+            document.debounce.cancel()
+
+        async def later() -> None:
+            await asyncio.sleep(DEBOUNCE_S)
+            ls.check_notebook(uri)
+
+        document.debounce = asyncio.ensure_future(later())
+
+    @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
+    async def notebook_did_save(ls: NnlintServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
+        ls.check_notebook(params.notebook_document.uri)
+        await ls.check_saved(params.notebook_document.uri)
+
+    @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_did_close(ls: NnlintServer, params: lsp.DidCloseNotebookDocumentParams) -> None:
+        document = ls.documents.pop(params.notebook_document.uri, None)
+        if document is not None and document.debounce is not None:
+            document.debounce.cancel()
+        for cell in params.cell_text_documents:
+            ls.documents.pop(cell.uri, None)
+            ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=cell.uri, diagnostics=[]))
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE, lsp.SaveOptions(include_text=False))
     async def did_save(ls: NnlintServer, params: lsp.DidSaveTextDocumentParams) -> None:
