@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,6 +100,18 @@ class NnlintServer(LanguageServer):
             found = []
         document.static = found
         self.publish(uri)
+
+    def check_soon(self, uri: str, check: Callable[[str], None]) -> None:
+        """`check(uri)` after the debounce, unless another change of the same document comes first."""
+        document = self.document(uri)
+        if document.debounce is not None:
+            document.debounce.cancel()
+
+        async def later() -> None:
+            await asyncio.sleep(DEBOUNCE_S)
+            check(uri)
+
+        document.debounce = asyncio.ensure_future(later())
 
     def check_notebook(self, notebook_uri: str) -> None:
         """Static check of an open notebook: its code cells joined in order (magics masked), findings
@@ -326,16 +338,7 @@ def create_server() -> NnlintServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: NnlintServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        document = ls.document(uri)
-        if document.debounce is not None:
-            document.debounce.cancel()
-
-        async def later() -> None:
-            await asyncio.sleep(DEBOUNCE_S)
-            ls.check_buffer(uri)
-
-        document.debounce = asyncio.ensure_future(later())
+        ls.check_soon(params.text_document.uri, ls.check_buffer)
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_OPEN)
     def notebook_did_open(ls: NnlintServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
@@ -343,16 +346,7 @@ def create_server() -> NnlintServer:
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
     def notebook_did_change(ls: NnlintServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
-        uri = params.notebook_document.uri
-        document = ls.document(uri)
-        if document.debounce is not None:
-            document.debounce.cancel()
-
-        async def later() -> None:
-            await asyncio.sleep(DEBOUNCE_S)
-            ls.check_notebook(uri)
-
-        document.debounce = asyncio.ensure_future(later())
+        ls.check_soon(params.notebook_document.uri, ls.check_notebook)
 
     @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
     async def notebook_did_save(ls: NnlintServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
