@@ -81,6 +81,9 @@ def compile_ok(text: str) -> bool:
     "print(1)",  # no newline at the end
     "x = 1\n    \n",
     "",
+    "import a\n\x0c\ndef f():\n    return 1\n# page\x0cbreak\nx = '\u2028'\ny = 2\n",  # no line ends to Python
+    "a = 1\n\x0cb = 2\nc = '\x1c'\nd = 3",
+    "x = 1\ry = 2\r\nz = 3\n",  # lone CR: parsed whole
 ])
 def test_reparse_layouts(text):
     reparser = Reparser()

@@ -34,16 +34,20 @@ class Reparser:
     def parse(self, text: str) -> cst.Module:
         """The module libcst would parse from `text` (raises as `libcst.parse_module` does)."""
         self.statement_lines = None
-        starts = _statement_starts(text)
+        starts = _statement_starts(text) if "\r" not in text else []  # lines as Python counts them: "\n" only
         if len(starts) < 2:
             return cst.parse_module(text)
-        lines = text.splitlines(keepends=True)
-        bounds = [0, *(start - 1 for start in starts[1:]), len(lines)]
+        lines = text.split("\n")
+        lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])  # not splitlines():
+        bounds = [0, *(start - 1 for start in starts[1:]), len(lines)]  # a form feed is no line end
         pieces: dict[str, cst.Module] = {}
         for begin, end in zip(bounds, bounds[1:]):
             piece = "".join(lines[begin:end])
             if piece not in pieces:
-                pieces[piece] = self._pieces.get(piece) or cst.parse_module(piece)
+                try:
+                    pieces[piece] = self._pieces.get(piece) or cst.parse_module(piece)
+                except cst.ParserSyntaxError:  # a cut libcst does not take alone: the whole text decides
+                    return cst.parse_module(text)
         parsed = [pieces["".join(lines[begin:end])] for begin, end in zip(bounds, bounds[1:])]
         self._pieces = pieces
         joined = self._join(parsed, bounds)
