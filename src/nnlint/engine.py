@@ -290,10 +290,11 @@ def _unused_noqa(path: str, lines: list[str], result: FileResult, enabled: froze
 _project: ProjectIndex | None = None
 
 
-def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult:
+def lint_file(task: FileTask, project: ProjectIndex | None = None, reparser: Reparser | None = None) -> FileResult:
+    """Check one file (`reparser`: the parses of its earlier versions, for an editor's buffer)."""
     project = project or _project
     if task.path.endswith(notebook.SUFFIX):
-        return _lint_notebook(task, project)
+        return _lint_notebook(task, project, reparser)
     try:
         data = reject_binary(task.data) if task.data is not None else read_bytes(task.path, task.max_bytes)
         if task.max_bytes and len(data) > task.max_bytes:  # bytes read earlier (cache key, stdin)
@@ -307,7 +308,7 @@ def lint_file(task: FileTask, project: ProjectIndex | None = None) -> FileResult
     except DecodeError as exc:
         return _finish([_tool_diagnostic("NNL001", task.display, exc.message, exc.line, exc.column)], "", task.enabled)
     try:
-        return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path))
+        return lint_text(text, task.display, task.enabled, project, os.path.abspath(task.path), reparser)
     except Exception as exc:  # noqa: BLE001 - a bug on one file must not lose the others
         return _crashed(task, f"raised {type(exc).__name__}: {exc}")
 
@@ -317,7 +318,7 @@ def _crashed(task: FileTask, how: str) -> FileResult:
     return FileResult([_tool_diagnostic("NNL003", task.display, message[:200])])
 
 
-def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
+def _lint_notebook(task: FileTask, project: ProjectIndex | None, reparser: Reparser | None = None) -> FileResult:
     """The code cells checked as one module; positions mapped back to cells."""
     try:
         book = notebook.load(notebook.read(task.path, task.data))
@@ -330,7 +331,7 @@ def _lint_notebook(task: FileTask, project: ProjectIndex | None) -> FileResult:
     if task.max_bytes and size > task.max_bytes:
         return _finish([_tool_diagnostic("NNL005", task.display, too_large_message(size, task.max_bytes))], "",
                        task.enabled)
-    result = lint_text(book.source, task.display, task.enabled, project, os.path.abspath(task.path))
+    result = lint_text(book.source, task.display, task.enabled, project, os.path.abspath(task.path), reparser)
     broken = _finish([_tool_diagnostic("NNL001", task.display, b.message, b.line, b.column) for b in book.broken],
                      book.source, task.enabled)
     found = [book.to_cell(d) for d in result.diagnostics + broken.diagnostics]

@@ -128,7 +128,8 @@ class NnlintServer(LanguageServer):
             try:
                 settings = ConfigFinder(list(registry())).for_path(Path(path))
                 enabled = RuleSelection(settings=settings).for_path(Path(path))
-                found = lint_file(FileTask(path, path, enabled, data=notebook.as_ipynb(sources))).diagnostics
+                task = FileTask(path, path, enabled, data=notebook.as_ipynb(sources))
+                found = lint_file(task, reparser=self.document(notebook_uri).reparser).diagnostics
             except ConfigError as exc:
                 self.config_problem(str(exc))
                 found = []
