@@ -146,6 +146,8 @@ class IndependentShuffle(StaticRule):
         "for i, xb in enumerate(loader):\n    yb = y_train[i * 32:(i + 1) * 32]\n",
         "import random\nrandom.shuffle(records)\nlabels = [r['label'] for r in records]\n"
         "features = [r['pixels'] for r in records]\n",
+        # its would-be partner is made after the permutation (ignite's metric tests: a list of batch indices)
+        "import torch\ny = torch.rand(105, 1)\ny = y[torch.randperm(105)]\ndata = list(range(7))\nengine.run(data)\n",
     )
     INVALID = (
         "import numpy as np\nnp.random.shuffle(X_train)\nnp.random.shuffle(y_train)  # <-\n",
@@ -364,9 +366,10 @@ class IndependentShuffle(StaticRule):
                     continue
                 if len(reordered_by.get(partner, ())) > 0:
                     continue  # shuffled by another permutation: the independent-shuffle check says so
-                used_after = any(position[id(n)] > here and dotted_name(n) == partner
-                                 for n in order if isinstance(n, (cst.Name, cst.Attribute)))
-                if used_after:
+                mentions = [position[id(n)] for n in order
+                            if isinstance(n, (cst.Name, cst.Attribute)) and dotted_name(n) == partner]
+                # Only an array that exists when the permutation is applied can fall out of line with it.
+                if any(at < here for at in mentions) and any(at > here for at in mentions):
                     self.report(node, f"`{name}` is reordered by a random permutation but `{partner}`, which must stay "
                                       f"aligned with it, is not: index both with the same permutation")
                     break

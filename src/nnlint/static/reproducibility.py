@@ -389,6 +389,10 @@ class PartialSeed(_CountsLoops, StaticRule):
         # every torch draw takes the seeded generator
         "import torch\ng = torch.Generator().manual_seed(2147483647)\nW = torch.randn((27, 27), generator=g)\n"
         "ix = torch.multinomial(p, 1, generator=g)\n",
+        # ignite's manual_seed seeds Python's, numpy's and torch's RNGs, not only CUDA's
+        "import random\nimport torch\nfrom ignite.utils import manual_seed\nmanual_seed(0)\n"
+        "model = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "random.shuffle(xs)\nmodel(x).sum().backward()\nopt.step()\n",
     )
     INVALID = (
         Invalid("import random\nimport torch\ntorch.manual_seed(0)\nrandom.shuffle(files)  # <-\n"
@@ -663,6 +667,12 @@ class SeedAfterInit(_CountsLoops, StaticRule):
         # seeding each step so every rank draws the same inputs is not the run's setup
         "import torch\nmodel = torch.nn.Linear(10, 1)\nfor i in range(10):\n    torch.manual_seed(i)\n"
         "    model(torch.rand(20, 10)).sum().backward()\n",
+        # a notebook's demo model, then the one used, built again after the seed
+        "import torch\nmodel = torch.nn.Linear(50, 3)\nprint(model.weight)\ntorch.manual_seed(123)\n"
+        "model = torch.nn.Linear(50, 3)\n",
+        # pretrained weights replace the initial ones; the seed is for sampling
+        "import torch\ndef main(params):\n    gpt = torch.nn.Linear(2, 1)\n    load_weights_into_gpt(gpt, params)\n"
+        "    torch.manual_seed(123)\n    return gpt\n",
     )
     INVALID = (
         "import torch\nmodel = torch.nn.Linear(2, 1)\ntorch.manual_seed(0)  # <-\n",
@@ -677,6 +687,8 @@ class SeedAfterInit(_CountsLoops, StaticRule):
         self.built: list[dict[str, cst.Call] | None] = [{}]  # per scope: a model built so far (None in classes)
         self.seeded = False
         self.loops = 0
+        # (scope, seed call, model call): reported when the scope ends, unless a model is built after the seed
+        self.pending: tuple[dict, cst.Call, cst.Call] | None = None
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if any(self._is_module_class(base.value) for base in node.bases):
@@ -690,7 +702,18 @@ class SeedAfterInit(_CountsLoops, StaticRule):
         self.built.append({})
 
     def leave_FunctionDef(self, node) -> None:
-        self.built.pop()
+        self._report_pending(self.built.pop())
+
+    def leave_Module(self, node) -> None:
+        self._report_pending(self.built[0])
+
+    def _report_pending(self, scope: dict[str, cst.Call] | None) -> None:
+        if self.pending is not None and self.pending[0] is scope:
+            _, seed, built = self.pending
+            what = self.ctx.module.code_for_node(built.func)
+            self.report(seed, f"torch is first seeded after `{what}(...)` built the model, so its initial weights "
+                              "differ on every run: seed before building the model")
+            self.pending = None
 
     def _is_module_class(self, expr: cst.BaseExpression) -> bool:
         name = self.ctx.qualname(expr)
@@ -718,20 +741,25 @@ class SeedAfterInit(_CountsLoops, StaticRule):
         return self._checked_model(name)
 
     def visit_Call(self, node: cst.Call) -> None:
+        scope = self.built[-1]
+        if self.pending is not None:
+            if scope is self.pending[0] and self._builds_model(node):
+                self.pending = None  # built again after the seed (a notebook's demo model, then the real one)
+            return
         if self.seeded:
             return
-        scope = self.built[-1]
         seeds = seeded_rngs(node, self.ctx.qualname)
         if TORCH in seeds:
             self.seeded = True
             if scope and not self.loops:  # re-seeding each step (identical inputs across ranks) is no setup
-                built = next(iter(scope.values()))
-                what = self.ctx.module.code_for_node(built.func)
-                self.report(node, f"torch is first seeded after `{what}(...)` built the model, so its initial weights "
-                                  "differ on every run: seed before building the model")
+                self.pending = (scope, node, scope["model"])
             return
-        if scope is not None and not scope and self._builds_model(node):
+        if scope is None:
+            return
+        if not scope and self._builds_model(node):
             scope["model"] = node
+        elif scope and (final_name(node.func) or "").lower().startswith("load_"):
+            scope.clear()  # `load_state_dict`, `load_weights_into_gpt`: the initial weights are replaced
 
 
 # Layers without parameters to initialise: building them draws nothing from the RNG.

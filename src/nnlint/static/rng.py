@@ -80,8 +80,11 @@ def seeded_rngs(call: cst.Call, resolve) -> frozenset[str]:
     if "seed" not in lowered or last in _NOT_SEEDING or lowered.startswith("get_"):
         return NOTHING
     if lowered.startswith("manual_seed"):
-        # torch.cuda.manual_seed_all seeds torch's CUDA RNGs; `generator.manual_seed(0)` only that generator.
-        return CUDA_ONLY if qualname is not None else NOTHING
+        # `generator.manual_seed(0)` seeds only that generator, torch.cuda.manual_seed_all only torch's CUDA
+        # RNGs (other torch names returned above); another library's (ignite.utils.manual_seed) seeds them all.
+        if qualname is None:
+            return NOTHING
+        return CUDA_ONLY if qualname.startswith("torch.cuda.") else ALL_RNGS
     return ALL_RNGS
 
 
