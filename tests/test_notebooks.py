@@ -360,3 +360,10 @@ def test_max_file_size_counts_the_code_not_the_outputs(tmp_path):
     assert [d.code for d in lint_file(task).diagnostics] == ["NNL302"]
     path.write_text(notebook("x = 1\n" * (bound // 6 + 1)), encoding="utf-8")
     assert [d.code for d in lint_file(task).diagnostics] == ["NNL005"]
+
+
+def test_a_future_import_atop_a_later_cell_compiles_as_jupyter_compiles_it(tmp_path):
+    # Jupyter compiles each cell alone: `from __future__` may open any cell, not only the joined module.
+    path = tmp_path / "demo.ipynb"
+    path.write_text(notebook("import torch\n", "from __future__ import print_function\nprint(torch.ones(2))\n"))
+    assert found(path) == []

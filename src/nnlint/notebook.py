@@ -34,6 +34,8 @@ PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "p
 
 # `%magic`, `!shell`, `?name`, `name?`, `x = %magic`, `files = !ls`: never Python at the start of a line.
 _MAGIC_LINE = re.compile(r"\s*(?:%|!(?!=)|\?|[\w.\[\]]+\?{1,2}\s*$|[\w.,\s\[\]()]+=\s*(?:%|!(?!=)))")
+# Each cell is compiled on its own, so a later cell may start with one; the joined module may not.
+_FUTURE_LINE = re.compile(r"\s*from\s+__future__\s+import\s+[\w\s,]+$")
 _TOKEN = re.compile(r'[ \t\n\r]*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([{}\[\],:])|(-?[0-9][0-9.eE+-]*|true|false|null))',
                     re.S)
 _SKIPPED = frozenset({"outputs", "metadata", "attachments"})  # never needed, often large
@@ -252,13 +254,14 @@ def _cells(document, scanned) -> list[tuple[int, dict, dict]]:
 
 
 def _mask(lines: list[str]) -> list[str]:
-    """The cell's lines with IPython-only syntax replaced by `pass` (or blanked for non-Python cell magics)."""
+    """The cell's lines with IPython-only syntax and `from __future__` imports replaced by `pass` (or
+    blanked for non-Python cell magics)."""
     first = next((i for i, text in enumerate(lines) if text.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
         name = lines[first].strip()[2:].split(maxsplit=1)
         if not name or name[0] not in PYTHON_CELL_MAGICS:
             return [""] * len(lines)
-    masked = [_pass(text) if _MAGIC_LINE.match(text) else text for text in lines]
+    masked = [_pass(text) if _MAGIC_LINE.match(text) or _FUTURE_LINE.match(text) else text for text in lines]
     if masked == lines:
         return lines
     # A line that starts inside a bracket or a multi-line string is not a magic: restore it.
