@@ -389,6 +389,11 @@ class PartialSeed(_CountsLoops, StaticRule):
         # every torch draw takes the seeded generator
         "import torch\ng = torch.Generator().manual_seed(2147483647)\nW = torch.randn((27, 27), generator=g)\n"
         "ix = torch.multinomial(p, 1, generator=g)\n",
+        # makemore part 3: Python's RNG shuffles the words; torch draws only from a seeded generator, layers hand-made
+        "import random\nimport torch\nrandom.seed(42)\nrandom.shuffle(words)\ng = torch.Generator().manual_seed(1)\n"
+        "W = torch.randn((27, 27), generator=g, requires_grad=True)\nopt = torch.optim.SGD([W], lr=0.1)\n"
+        "for i in range(100):\n    ix = torch.randint(0, 27, (32,), generator=g)\n    loss = W[ix].sum()\n"
+        "    loss.backward()\n    opt.step()\n",
         # ignite's manual_seed seeds Python's, numpy's and torch's RNGs, not only CUDA's
         "import random\nimport torch\nfrom ignite.utils import manual_seed\nmanual_seed(0)\n"
         "model = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
@@ -444,6 +449,7 @@ class PartialSeed(_CountsLoops, StaticRule):
         self.trains = False
         self.training = TrainingCalls()
         self.seed_call: dict[str, cst.Call] = {}  # the first call seeding just that RNG, outside classes
+        self.builds_torch_layers = False  # `nn.Linear(...)`, `nn.Dropout(...)`: initial weights, dropout masks
 
     def visit_ClassDef(self, node) -> None:
         self.class_depth += 1
@@ -491,6 +497,8 @@ class PartialSeed(_CountsLoops, StaticRule):
                     return
         if not self.trains and self.training.is_training(node, self.ctx.qualname):
             self.trains = True
+        if not self.builds_torch_layers and (final_name(node.func) or "")[:1].isupper():
+            self.builds_torch_layers = (self.ctx.qualname(node.func) or "").startswith("torch.nn.")
 
     @property
     def in_tests(self) -> bool:
@@ -522,7 +530,7 @@ class PartialSeed(_CountsLoops, StaticRule):
                 if draw is not None and rng not in self.seeded:
                     self._report(draw, f"torch is seeded but {label} global RNG is not", how,
                                  self._fix(self.seed_call[TORCH], rng))
-        elif self.trains and TORCH not in self.seeded and self.setup_seeded:
+        elif self.trains and TORCH not in self.seeded and self.setup_seeded and not self._torch_rng_unused:
             self._report_torch_unseeded()
         elif self.setup_seeded and TORCH not in self.seeded and unseeded_torch_draw is not None and not self.trains:
             # When the file trains, NNL201 already says torch is unseeded.
@@ -531,6 +539,12 @@ class PartialSeed(_CountsLoops, StaticRule):
             seeding = next((self.seed_call[r] for r in (NUMPY, PYTHON) if r in self.seed_call), None)
             self._report(unseeded_torch_draw, f"{seeded} RNG is seeded but torch's global RNG is not",
                          "torch.manual_seed(seed)", self._fix(seeding, TORCH) if seeding else None)
+
+    @property
+    def _torch_rng_unused(self) -> bool:
+        """Every torch draw takes a seeded generator and no torch layer is built (makemore's hand-made
+        networks): torch's global RNG is never drawn from, so leaving it unseeded changes nothing."""
+        return self.routed and self.unrouted is None and not self.builds_torch_layers
 
     def _report_torch_unseeded(self) -> None:
         """The file trains and seeds, but the seed never reaches torch's CPU generator."""
