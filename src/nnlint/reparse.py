@@ -40,15 +40,15 @@ class Reparser:
         lines = text.split("\n")
         lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])  # not splitlines():
         bounds = [0, *(start - 1 for start in starts[1:]), len(lines)]  # a form feed is no line end
+        texts = ["".join(lines[begin:end]) for begin, end in zip(bounds, bounds[1:])]
         pieces: dict[str, cst.Module] = {}
-        for begin, end in zip(bounds, bounds[1:]):
-            piece = "".join(lines[begin:end])
+        for piece in texts:
             if piece not in pieces:
                 try:
                     pieces[piece] = self._pieces.get(piece) or cst.parse_module(piece)
                 except cst.ParserSyntaxError:  # a cut libcst does not take alone: the whole text decides
                     return cst.parse_module(text)
-        parsed = [pieces["".join(lines[begin:end])] for begin, end in zip(bounds, bounds[1:])]
+        parsed = [pieces[piece] for piece in texts]
         self._pieces = pieces
         joined = self._join(parsed, bounds)
         if joined is None:

@@ -27,7 +27,7 @@ from pygls.uris import to_fs_path
 
 from nnlint import __version__, notebook
 from nnlint.api import CheckOptions, Reparser, RuleSelection, check_paths, lint_source
-from nnlint.config import ConfigError, ConfigFinder
+from nnlint.config import ConfigError, ConfigFinder, Settings
 from nnlint.diagnostics import Applicability, Diagnostic, Fix, Severity
 from nnlint.docs import rule_url
 from nnlint.engine import FileTask, lint_file
@@ -73,9 +73,15 @@ class NnlintServer(LanguageServer):
 
     # Checking -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def settings_for(path: str) -> Settings | None:
+        """The config of the file's own project, found as `nnlint check` finds it (read again each time:
+        an edited pyproject.toml applies to the next check)."""
+        return ConfigFinder(list(registry())).for_path(Path(path))
+
     def options_for(self, path: str, **kwargs) -> CheckOptions:
         """The CLI's options for this file, with the config of the file's own project."""
-        settings = ConfigFinder(list(registry())).for_path(Path(path))
+        settings = self.settings_for(path)
         config = settings.source if settings and settings.source else None
         return CheckOptions(paths=[path], config=config, cache=False, jobs=1, **kwargs)
 
@@ -93,7 +99,7 @@ class NnlintServer(LanguageServer):
                 options = self.options_for(path, stdin=text.encode("utf-8"), stdin_filename=path, static_only=True)
                 found = check_paths([path], options).diagnostics
             else:  # the pieces of the last version that did not change are not parsed again
-                settings = ConfigFinder(list(registry())).for_path(Path(path))
+                settings = self.settings_for(path)
                 found = lint_source(text, path, settings, reparser=document.reparser)
         except ConfigError as exc:
             self.config_problem(str(exc))
@@ -126,7 +132,7 @@ class NnlintServer(LanguageServer):
             path += notebook.SUFFIX  # an untitled notebook: checked, and configured, as one
         with _collections_deferred():
             try:
-                settings = ConfigFinder(list(registry())).for_path(Path(path))
+                settings = self.settings_for(path)
                 enabled = RuleSelection(settings=settings).for_path(Path(path))
                 task = FileTask(path, path, enabled, data=notebook.as_ipynb(sources))
                 found = lint_file(task, reparser=self.document(notebook_uri).reparser).diagnostics
@@ -186,7 +192,7 @@ class NnlintServer(LanguageServer):
 
         options = self.options_for(path)  # a ConfigError goes back to the event loop's thread
         if self.pool is None:
-            settings = ConfigFinder(list(registry())).for_path(Path(path))
+            settings = self.settings_for(path)
             self.pool = WorkerPool(trace_options(settings, options))
         options.trace_pool = self.pool
         return check_paths([path], options).diagnostics
